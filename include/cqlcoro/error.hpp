@@ -1,0 +1,57 @@
+// Error codes of cqlcoro. Every code's message says what happened and what to do about it.
+#pragma once
+
+#include <boost/system/error_code.hpp>
+
+#include <type_traits>
+
+namespace cqlcoro {
+
+using boost::system::error_code;
+
+/// Errors from the protocol codec: bytes from the wire that do not form a valid frame or message,
+/// or a request that cannot be expressed in the negotiated protocol version.
+enum class protocol_errc {
+    truncated_frame = 1,       ///< a message body ended before a field it announced
+    frame_too_large,           ///< a frame's declared length exceeds the configured maximum
+    unsupported_version,       ///< the peer uses a protocol version the codec does not speak
+    not_a_response,            ///< a frame without the response direction bit arrived from a server
+    unknown_opcode,            ///< an opcode the protocol does not define
+    unexpected_opcode,         ///< a valid opcode in the wrong direction (a request opcode from a server)
+    bad_string,                ///< a negative or oversized length for a string
+    bad_value_length,          ///< a value length below -2, or -2 (unset) where it is not allowed
+    unknown_result_kind,       ///< a RESULT whose kind is not void, rows, set_keyspace, prepared or schema_change
+    unknown_type,              ///< a column type id the protocol does not define
+    type_nesting_too_deep,     ///< column types nested deeper than the codec accepts
+    bad_metadata,              ///< result metadata inconsistent with itself (column counts, pk indexes)
+    bad_rows,                  ///< rows content that does not match its metadata
+    unknown_event,             ///< an EVENT of a type the protocol does not define
+    bad_inet,                  ///< an address whose size is neither 4 nor 16
+    bad_schema_change,         ///< a schema change with an unknown target
+    decompression_failed,      ///< a compressed body that does not decompress
+    decompressed_too_large,    ///< a compressed body that would decompress beyond the maximum frame size
+    compression_not_negotiated,///< a compressed frame on a connection without compression
+    segment_header_crc,        ///< a v5 segment header whose CRC24 does not match
+    segment_payload_crc,       ///< a v5 segment payload whose CRC32 does not match
+    segment_too_large,         ///< a v5 segment longer than 128 KiB - 1
+    bad_envelope_in_segment,   ///< a v5 self-contained segment holding a partial envelope, or a multi-segment envelope that overruns
+    value_unset_not_supported, ///< an unset value in protocol v3 (unset needs v4 or later)
+    keyspace_not_supported,    ///< a per-request keyspace below protocol v5
+    now_in_seconds_not_supported, ///< now_in_seconds below protocol v5
+    too_many_values,           ///< more than 65535 bound values or batch statements
+    names_mismatch,            ///< named values whose name count differs from the value count
+    value_too_large,           ///< a value or query longer than the protocol's 2 GiB limit
+};
+
+const boost::system::error_category& protocol_category() noexcept;
+
+inline error_code make_error_code(protocol_errc e) noexcept {
+    return {static_cast<int>(e), protocol_category()};
+}
+
+}  // namespace cqlcoro
+
+template <>
+struct boost::system::is_error_code_enum<cqlcoro::protocol_errc> : std::true_type {};
+template <>
+struct std::is_error_code_enum<cqlcoro::protocol_errc> : std::true_type {};

@@ -1,0 +1,92 @@
+#include <cqlcoro/error.hpp>
+
+#include <string>
+
+namespace cqlcoro {
+namespace {
+
+class protocol_category_impl final : public boost::system::error_category {
+public:
+    const char* name() const noexcept override { return "cqlcoro.protocol"; }
+
+    std::string message(int ev) const override {
+        switch (static_cast<protocol_errc>(ev)) {
+        case protocol_errc::truncated_frame:
+            return "truncated message: the frame body ended before a field it announced (a corrupt frame or a "
+                   "server bug; the connection should be closed)";
+        case protocol_errc::frame_too_large:
+            return "frame larger than the configured maximum frame size (raise max_frame_size if results this "
+                   "large are expected, or reduce the page size)";
+        case protocol_errc::unsupported_version:
+            return "the peer uses a native protocol version cqlcoro does not speak (v3, v4 and v5 are supported; "
+                   "Cassandra 2.1 or later is needed)";
+        case protocol_errc::not_a_response:
+            return "received a request frame where a response was expected (is the peer a Cassandra node?)";
+        case protocol_errc::unknown_opcode:
+            return "unknown opcode in frame header (is the peer a Cassandra node speaking the CQL native protocol?)";
+        case protocol_errc::unexpected_opcode:
+            return "a request opcode arrived from the server (protocol violation)";
+        case protocol_errc::bad_string:
+            return "malformed string in message: negative or oversized length";
+        case protocol_errc::bad_value_length:
+            return "malformed value: length below -2, or an unset value where none is allowed";
+        case protocol_errc::unknown_result_kind:
+            return "RESULT message of unknown kind (the server may speak a newer protocol; pin the protocol version)";
+        case protocol_errc::unknown_type:
+            return "column of unknown type id in result metadata (the server may speak a newer protocol; pin the "
+                   "protocol version)";
+        case protocol_errc::type_nesting_too_deep:
+            return "column types nested too deeply in result metadata (limit is 64 levels)";
+        case protocol_errc::bad_metadata:
+            return "inconsistent result metadata (column count, or partition key index out of range)";
+        case protocol_errc::bad_rows:
+            return "rows content does not match its metadata (a cell overruns the frame, or bytes are left over)";
+        case protocol_errc::unknown_event:
+            return "EVENT of unknown type (register only for TOPOLOGY_CHANGE, STATUS_CHANGE and SCHEMA_CHANGE)";
+        case protocol_errc::bad_inet:
+            return "malformed inet address: its size must be 4 (IPv4) or 16 (IPv6)";
+        case protocol_errc::bad_schema_change:
+            return "schema change with an unknown target (expected KEYSPACE, TABLE, TYPE, FUNCTION or AGGREGATE)";
+        case protocol_errc::decompression_failed:
+            return "compressed frame body does not decompress (corrupt data, or client and server disagree on "
+                   "the compression algorithm)";
+        case protocol_errc::decompressed_too_large:
+            return "compressed frame body declares a size beyond the maximum frame size (raise max_frame_size if "
+                   "expected)";
+        case protocol_errc::compression_not_negotiated:
+            return "received a compressed frame on a connection that did not negotiate compression";
+        case protocol_errc::segment_header_crc:
+            return "v5 segment header CRC24 mismatch: the stream is corrupt (the connection must be closed)";
+        case protocol_errc::segment_payload_crc:
+            return "v5 segment payload CRC32 mismatch: the data was corrupted in transit (the connection must be "
+                   "closed)";
+        case protocol_errc::segment_too_large:
+            return "v5 segment payload larger than 128 KiB - 1";
+        case protocol_errc::bad_envelope_in_segment:
+            return "v5 segment does not hold whole envelopes as its self-contained flag says, or a multi-segment "
+                   "envelope overruns its declared length";
+        case protocol_errc::value_unset_not_supported:
+            return "unset values need protocol v4 or later: bind null instead, or use a newer server";
+        case protocol_errc::keyspace_not_supported:
+            return "a per-request keyspace needs protocol v5: qualify table names with their keyspace instead";
+        case protocol_errc::now_in_seconds_not_supported:
+            return "now_in_seconds needs protocol v5";
+        case protocol_errc::too_many_values:
+            return "more than 65535 bound values (or batch statements): split the request";
+        case protocol_errc::names_mismatch:
+            return "named values: the number of names differs from the number of values";
+        case protocol_errc::value_too_large:
+            return "a value or query string exceeds the protocol limit of 2 GiB";
+        }
+        return "unknown cqlcoro protocol error";
+    }
+};
+
+}  // namespace
+
+const boost::system::error_category& protocol_category() noexcept {
+    static const protocol_category_impl instance;
+    return instance;
+}
+
+}  // namespace cqlcoro

@@ -1,0 +1,232 @@
+// Response messages and their decoding.
+//
+// Everything but the rows content is decoded into owning values. Rows content stays a view over the
+// frame body (zero copy): the decoder has already walked every cell, so later row views over it can
+// trust the lengths they read.
+#pragma once
+
+#include "protocol/compression.hpp"
+#include "protocol/frame.hpp"
+#include "protocol/wire.hpp"
+
+#include <cqlcoro/consistency.hpp>
+#include <cqlcoro/cql_type.hpp>
+
+#include <boost/system/result.hpp>
+
+#include <array>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace cqlcoro::protocol {
+
+/// Error codes of the ERROR message.
+enum class server_error : std::int32_t {
+    server_error = 0x0000,
+    protocol_error = 0x000A,
+    bad_credentials = 0x0100,
+    unavailable = 0x1000,
+    overloaded = 0x1001,
+    is_bootstrapping = 0x1002,
+    truncate_error = 0x1003,
+    write_timeout = 0x1100,
+    read_timeout = 0x1200,
+    read_failure = 0x1300,       ///< v4+
+    function_failure = 0x1400,   ///< v4+
+    write_failure = 0x1500,      ///< v4+
+    cdc_write_failure = 0x1600,  ///< v5
+    cas_write_unknown = 0x1700,  ///< v5
+    syntax_error = 0x2000,
+    unauthorized = 0x2100,
+    invalid = 0x2200,
+    config_error = 0x2300,
+    already_exists = 0x2400,
+    unprepared = 0x2500,
+};
+
+/// An [inet] or [inetaddr]: 4 or 16 address bytes (and a port for [inet]).
+struct inet {
+    std::array<std::uint8_t, 16> bytes{};
+    std::uint8_t size = 0;
+    std::int32_t port = 0;
+
+    std::string address_string() const;
+    friend bool operator==(const inet&, const inet&) = default;
+};
+
+struct failure_reason {
+    inet endpoint;
+    std::uint16_t code = 0;  ///< RequestFailureReason (0 unknown, 1 too many tombstones, ...)
+};
+
+struct unavailable_error {
+    consistency cl{};
+    std::int32_t required = 0;
+    std::int32_t alive = 0;
+};
+struct write_timeout_error {
+    consistency cl{};
+    std::int32_t received = 0;
+    std::int32_t block_for = 0;
+    std::string write_type;                  ///< SIMPLE, BATCH, BATCH_LOG, UNLOGGED_BATCH, COUNTER, CAS, VIEW, CDC
+    std::optional<std::int16_t> contentions; ///< v5, CAS only
+};
+struct read_timeout_error {
+    consistency cl{};
+    std::int32_t received = 0;
+    std::int32_t block_for = 0;
+    bool data_present = false;
+};
+struct read_failure_error {
+    consistency cl{};
+    std::int32_t received = 0;
+    std::int32_t block_for = 0;
+    std::int32_t num_failures = 0;
+    std::vector<failure_reason> reasons;  ///< v5 (v4 sends only the count)
+    bool data_present = false;
+};
+struct write_failure_error {
+    consistency cl{};
+    std::int32_t received = 0;
+    std::int32_t block_for = 0;
+    std::int32_t num_failures = 0;
+    std::vector<failure_reason> reasons;  ///< v5
+    std::string write_type;
+};
+struct function_failure_error {
+    std::string keyspace;
+    std::string function;
+    std::vector<std::string> arg_types;
+};
+struct already_exists_error {
+    std::string keyspace;
+    std::string table;  ///< empty when a keyspace already exists
+};
+struct unprepared_error {
+    byte_buffer id;
+};
+struct cas_write_unknown_error {
+    consistency cl{};
+    std::int32_t received = 0;
+    std::int32_t block_for = 0;
+};
+
+struct error_response {
+    std::int32_t code = 0;  ///< a server_error value, or a code this codec does not know
+    std::string message;
+    std::variant<std::monostate, unavailable_error, write_timeout_error, read_timeout_error, read_failure_error,
+                 write_failure_error, function_failure_error, already_exists_error, unprepared_error,
+                 cas_write_unknown_error>
+        detail;
+};
+
+struct ready_response {};
+struct authenticate_response {
+    std::string authenticator;
+};
+struct supported_response {
+    std::vector<std::pair<std::string, std::vector<std::string>>> options;
+};
+struct auth_challenge_response {
+    std::optional<byte_buffer> token;
+};
+struct auth_success_response {
+    std::optional<byte_buffer> token;
+};
+
+/// Rows-metadata flags.
+namespace metadata_flag {
+inline constexpr std::uint32_t global_tables_spec = 0x01;
+inline constexpr std::uint32_t has_more_pages = 0x02;
+inline constexpr std::uint32_t no_metadata = 0x04;
+inline constexpr std::uint32_t metadata_changed = 0x08;  ///< v5
+}  // namespace metadata_flag
+
+struct column_spec {
+    std::string keyspace;
+    std::string table;
+    std::string name;
+    cql_type type;
+};
+
+struct rows_metadata {
+    std::uint32_t flags = 0;
+    std::int32_t column_count = 0;
+    std::optional<byte_buffer> paging_state;     ///< present when more pages follow
+    std::optional<byte_buffer> new_metadata_id;  ///< v5: the result metadata changed since PREPARE
+    std::vector<column_spec> columns;            ///< empty with no_metadata
+};
+
+struct prepared_metadata {
+    std::uint32_t flags = 0;
+    std::vector<std::uint16_t> pk_indexes;  ///< v4+: bind-marker index of each partition key component
+    std::vector<column_spec> columns;       ///< one per bind marker
+};
+
+struct void_result {};
+struct rows_result {
+    rows_metadata metadata;
+    std::int32_t row_count = 0;
+    bytes_view content;  ///< row_count * column_count [bytes] cells, validated; a view over the frame body
+};
+struct set_keyspace_result {
+    std::string keyspace;
+};
+struct prepared_result {
+    byte_buffer id;
+    byte_buffer result_metadata_id;  ///< v5
+    prepared_metadata variables;
+    rows_metadata result;
+};
+struct schema_change {
+    std::string change_type;  ///< CREATED, UPDATED, DROPPED
+    std::string target;       ///< KEYSPACE, TABLE, TYPE, FUNCTION, AGGREGATE
+    std::string keyspace;
+    std::string name;                    ///< table, type, function or aggregate name
+    std::vector<std::string> arg_types;  ///< FUNCTION and AGGREGATE
+};
+struct schema_change_result {
+    schema_change change;
+};
+struct result_response {
+    std::variant<void_result, rows_result, set_keyspace_result, prepared_result, schema_change_result> body;
+};
+
+struct topology_change_event {
+    std::string change;  ///< NEW_NODE, REMOVED_NODE, MOVED_NODE
+    inet address;
+};
+struct status_change_event {
+    std::string change;  ///< UP, DOWN
+    inet address;
+};
+struct schema_change_event {
+    schema_change change;
+};
+struct event_response {
+    std::variant<topology_change_event, status_change_event, schema_change_event> event;
+};
+
+struct response {
+    std::optional<std::array<std::uint8_t, 16>> tracing_id;
+    std::vector<std::string> warnings;
+    std::vector<std::pair<std::string, std::optional<byte_buffer>>> custom_payload;
+    std::variant<error_response, ready_response, authenticate_response, supported_response, result_response,
+                 event_response, auth_challenge_response, auth_success_response>
+        body;
+};
+
+/// The body of a frame as the message decoder wants it: decompressed into `scratch` when the frame has
+/// the compression flag (v3/v4), otherwise `body` itself.
+boost::system::result<bytes_view> frame_body(const frame_header& h, bytes_view body, compression c,
+                                             std::size_t max_size, byte_buffer& scratch);
+
+/// Decodes a response body (already decompressed). Views in the result point into `body`.
+boost::system::result<response> decode_response(const frame_header& h, bytes_view body);
+
+/// Decodes one [option] type specification (exposed for the type layer and the fuzzers).
+error_code read_type(reader& r, cql_type& out, int depth = 0);
+
+}  // namespace cqlcoro::protocol
