@@ -15,6 +15,9 @@ enum class compression : std::uint8_t {
     snappy,  ///< v3/v4 only: a raw Snappy block
 };
 
+// Note: a server may already compress its answer to the STARTUP that negotiates compression (Cassandra
+// 2.1 does), so a connection must be ready to decompress before it reads that answer.
+
 /// The STARTUP "COMPRESSION" option value ("lz4", "snappy"), empty for none.
 std::string_view startup_name(compression c) noexcept;
 

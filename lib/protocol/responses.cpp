@@ -347,6 +347,14 @@ error_code read_type(reader& r, cql_type& out, int depth) {
     return r.error();
 }
 
+bool rejects_protocol_version(const frame_header& h, const error_response& e, std::uint8_t requested) {
+    const auto code = static_cast<server_error>(e.code);
+    if (code != server_error::protocol_error && code != server_error::server_error) return false;
+    if (h.version < requested) return true;  // the server answered in the highest version it has
+    return e.message.find("protocol version") != std::string::npos ||
+           e.message.find("Beta version of the protocol") != std::string::npos;
+}
+
 boost::system::result<bytes_view> frame_body(const frame_header& h, bytes_view body, compression c,
                                              std::size_t max_size, byte_buffer& scratch) {
     if (h.version >= 5 || !(h.flags & frame_flag::compression)) return body;

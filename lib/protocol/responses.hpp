@@ -226,6 +226,13 @@ boost::system::result<bytes_view> frame_body(const frame_header& h, bytes_view b
 /// Decodes a response body (already decompressed). Views in the result point into `body`.
 boost::system::result<response> decode_response(const frame_header& h, bytes_view body);
 
+/// True when `e`, the answer to a STARTUP or OPTIONS sent in protocol version `requested` and received
+/// in a frame with header `h`, means the server does not speak that version (so the client should
+/// retry with a lower one). Servers differ: newer ones send a protocol error (0x000A); Cassandra 2.1
+/// sends a server error (0x0000) in a v3 frame whose message names the version; a v5-beta server
+/// refuses a client that did not set the beta flag.
+bool rejects_protocol_version(const frame_header& h, const error_response& e, std::uint8_t requested);
+
 /// Decodes one [option] type specification (exposed for the type layer and the fuzzers).
 error_code read_type(reader& r, cql_type& out, int depth = 0);
 

@@ -308,3 +308,17 @@ TEST_CASE("responses: frame_body decompresses flagged v3/v4 bodies and leaves ot
     h.flags = 0;
     CHECK(frame_body(h, plain, compression::lz4, 1 << 20, scratch)->data() == plain.data());
 }
+
+TEST_CASE("responses: version rejections are recognised in each server's dialect") {
+    auto err = [](std::int32_t code, std::string msg) { return error_response{code, std::move(msg), {}}; };
+    // Cassandra 2.1: a server error in a v3 frame.
+    CHECK(rejects_protocol_version(header(3, opcode::error),
+                                   err(0x0000, "java.lang.ProtocolException: Invalid or unsupported protocol version: 4"), 4));
+    // Newer servers: a protocol error in the requested version's frame.
+    CHECK(rejects_protocol_version(header(5, opcode::error), err(0x000A, "Invalid or unsupported protocol version (5)"), 5));
+    CHECK(rejects_protocol_version(header(5, opcode::error),
+                                   err(0x000A, "Beta version of the protocol used (5/v5-beta), but USE_BETA flag is unset"), 5));
+    // Other errors are not version rejections.
+    CHECK_FALSE(rejects_protocol_version(header(4, opcode::error), err(0x000A, "Unknown opcode 7"), 4));
+    CHECK_FALSE(rejects_protocol_version(header(3, opcode::error), err(0x0100, "bad credentials"), 4));
+}

@@ -1,0 +1,71 @@
+// A blocking, one-request-at-a-time CQL connection over a plain socket: just enough to drive the codec
+// against a real server before the connection actor exists.
+#pragma once
+
+#include "protocol/requests.hpp"
+#include "protocol/responses.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+namespace cqlcoro::test {
+
+/// The first host of the cluster the test command started (CQLCORO_TEST_HOSTS), or 127.0.0.1.
+inline std::string test_host() {
+    const char* env = std::getenv("CQLCORO_TEST_HOSTS");
+    std::string hosts = env && *env ? env : "127.0.0.1";
+    return hosts.substr(0, hosts.find(','));
+}
+
+struct received_frame {
+    protocol::frame_header header;
+    protocol::byte_buffer body;      // as received (maybe compressed)
+    protocol::byte_buffer scratch;   // decompressed body, when compressed
+    protocol::response message;
+};
+
+class raw_connection {
+public:
+    explicit raw_connection(const std::string& host, unsigned short port = 9042) : socket_(io_) {
+        boost::asio::ip::tcp::resolver resolver(io_);
+        boost::asio::connect(socket_, resolver.resolve(host, std::to_string(port)));
+    }
+
+    protocol::compression compression = protocol::compression::none;
+
+    /// Sends one request and returns the decoded response; throws on transport or decode errors.
+    received_frame roundtrip(std::uint8_t version, const protocol::request& req, protocol::frame_options opts = {}) {
+        opts.compression = compression;
+        protocol::byte_buffer out;
+        if (auto ec = protocol::encode_request(version, req, opts, out)) throw std::runtime_error(ec.message());
+        boost::asio::write(socket_, boost::asio::buffer(out));
+
+        received_frame f;
+        std::uint8_t head[protocol::header_size];
+        boost::asio::read(socket_, boost::asio::buffer(head));
+        auto h = protocol::decode_header(head);
+        if (!h) throw std::runtime_error(h.error().message());
+        f.header = *h;
+        f.body.resize(h->length);
+        boost::asio::read(socket_, boost::asio::buffer(f.body));
+        auto body = protocol::frame_body(f.header, f.body, compression, protocol::protocol_max_body, f.scratch);
+        if (!body) throw std::runtime_error(body.error().message());
+        auto msg = protocol::decode_response(f.header, *body);
+        if (!msg) throw std::runtime_error(msg.error().message());
+        f.message = std::move(*msg);
+        return f;
+    }
+
+private:
+    boost::asio::io_context io_;
+    boost::asio::ip::tcp::socket socket_;
+};
+
+}  // namespace cqlcoro::test
