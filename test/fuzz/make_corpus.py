@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of the fuzz targets (valid messages, frames and v5 segments) into corpus/.
+
+The messages mirror the byte-exact vectors of test/unit/protocol; run again after adding one.
+"""
+import os
+import struct
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def s(x):  # [string]
+    b = x.encode()
+    return struct.pack(">H", len(b)) + b
+
+
+def i(n):
+    return struct.pack(">i", n)
+
+
+def h(n):
+    return struct.pack(">H", n)
+
+
+ROWS = (i(2) + i(3) + i(2) + i(2) + b"\x01\x02" + s("ks") + s("t") + s("k") + h(9) + s("v") + h(0x0D)
+        + i(2) + i(4) + i(1) + i(1) + b"a" + i(4) + i(2) + i(-1))
+TYPES = (i(2) + i(1) + i(4) + s("ks") + s("t") + s("a") + h(0x21) + h(0x0D) + h(0x20) + h(9)
+         + s("b") + h(0x31) + h(2) + h(0x13) + h(0x14)
+         + s("c") + h(0x30) + s("ks") + s("addr") + h(2) + s("city") + h(0x0D) + s("zip") + h(9)
+         + s("d") + h(0) + s("org.apache.cassandra.db.marshal.DateType") + i(0))
+PREPARED_V4 = (i(4) + h(1) + b"\x0a" + i(1) + i(2) + i(1) + h(1) + s("ks") + s("t") + s("a") + h(9) + s("k") + h(9)
+               + i(4) + i(0))
+PREPARED_V5 = (i(4) + h(1) + b"\x0a" + h(2) + b"\xcc\xcc" + i(0) + i(0) + i(0) + i(1) + i(1) + s("ks") + s("t")
+               + s("v") + h(0x0D))
+
+# (version, opcode, flags, body)
+MESSAGES = {
+    "ready": (4, 0x02, 0, b""),
+    "authenticate": (3, 0x03, 0, s("org.apache.cassandra.auth.PasswordAuthenticator")),
+    "supported": (3, 0x06, 0, h(1) + s("COMPRESSION") + h(2) + s("snappy") + s("lz4")),
+    "error_syntax": (3, 0x00, 0, i(0x2000) + s("oops")),
+    "error_unavailable": (4, 0x00, 0, i(0x1000) + s("") + h(6) + i(2) + i(1)),
+    "error_write_timeout_cas": (5, 0x00, 0, i(0x1100) + s("") + h(9) + i(0) + i(1) + s("CAS") + h(3)),
+    "error_read_failure_v5": (5, 0x00, 0, i(0x1300) + s("") + h(1) + i(0) + i(1) + i(1) + b"\x04\x7f\x00\x00\x02" + h(1) + b"\x01"),
+    "error_write_failure_v4": (4, 0x00, 0, i(0x1500) + s("") + h(4) + i(1) + i(2) + i(1) + s("COUNTER")),
+    "error_function_failure": (4, 0x00, 0, i(0x1400) + s("") + s("ks") + s("f") + h(1) + s("int")),
+    "error_unprepared": (3, 0x00, 0, i(0x2500) + s("") + h(3) + b"\x01\x02\x03"),
+    "result_void": (3, 0x08, 0, i(1)),
+    "result_rows": (4, 0x08, 0, ROWS),
+    "result_types": (4, 0x08, 0, TYPES),
+    "result_prepared_v4": (4, 0x08, 0, PREPARED_V4),
+    "result_prepared_v5": (5, 0x08, 0, PREPARED_V5),
+    "result_set_keyspace": (3, 0x08, 0, i(3) + s("ks")),
+    "result_schema_change": (4, 0x08, 0, i(5) + s("DROPPED") + s("FUNCTION") + s("ks") + s("f") + h(1) + s("int")),
+    "event_topology": (3, 0x0C, 0, s("TOPOLOGY_CHANGE") + s("NEW_NODE") + b"\x04\x7f\x00\x00\x03" + i(9042)),
+    "event_status_v6": (4, 0x0C, 0, s("STATUS_CHANGE") + s("DOWN") + b"\x10" + bytes(15) + b"\x01" + i(9042)),
+    "event_schema": (3, 0x0C, 0, s("SCHEMA_CHANGE") + s("UPDATED") + s("TABLE") + s("ks") + s("t")),
+    "auth_challenge": (4, 0x0E, 0, i(2) + b"\xab\xcd"),
+    "with_tracing_warnings_payload": (4, 0x08, 0x0E, bytes(range(16)) + h(1) + s("warn") + h(1) + s("k") + i(1) + b"\xff" + i(1)),
+}
+
+
+def frame(version, op, flags, body, stream=0):
+    return struct.pack(">BBhBi", 0x80 | version, flags, stream, op, len(body)) + body
+
+
+def crc24(bs):
+    crc = 0x875060
+    for b in bs:
+        crc ^= b << 16
+        for _ in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= 0x1974F0B
+    return crc & 0xFFFFFF
+
+
+def le(v, n):
+    return bytes((v >> (8 * k)) & 0xFF for k in range(n))
+
+
+def segment(payload, self_contained=True):
+    head = le(len(payload) | ((1 if self_contained else 0) << 17), 3)
+    return head + le(crc24(head), 3) + payload + le(zlib.crc32(b"\xfa\x2d\x55\xca" + payload), 4)
+
+
+def stored_lz4_segment(payload):
+    head = le(len(payload) | (1 << 34), 5)  # uncompressed length 0: stored as is
+    return head + le(crc24(head), 3) + payload + le(zlib.crc32(b"\xfa\x2d\x55\xca" + payload), 4)
+
+
+def write(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+for name, (v, op, flags, body) in MESSAGES.items():
+    write("fuzz_response", name, bytes([v, op, flags]) + body)
+    if v < 5:
+        write("fuzz_frame", name, b"\x00" + frame(v, op, flags, body, stream=3))
+    else:
+        write("fuzz_segment", name, b"\x00" + segment(frame(v, op, flags, body)))
+        write("fuzz_segment", name + "_lz4stored", b"\x01" + stored_lz4_segment(frame(v, op, flags, body)))
+
+# Several frames back to back, and a multi-segment envelope.
+write("fuzz_frame", "stream_of_three",
+      b"\x00" + b"".join(frame(4, op, f, b) for (_, op, f, b) in list(MESSAGES.values())[:3]))
+big = frame(5, 0x08, 0, ROWS)
+write("fuzz_segment", "split_envelope", b"\x00" + segment(big[:20], False) + segment(big[20:], False))
