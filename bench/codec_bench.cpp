@@ -2,6 +2,7 @@
 // Figures are reported per message (time) and as bytes per second of frame.
 #include "protocol/requests.hpp"
 #include "protocol/responses.hpp"
+#include "protocol/server_side.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -98,9 +99,56 @@ void BM_decode_rows_100(benchmark::State& state) {
     state.counters["frame_bytes"] = static_cast<double>(body.size() + header_size);
 }
 
+void BM_decode_query(benchmark::State& state) {
+    byte_buffer frame;
+    query_request q{"SELECT id, name, n FROM ks.users WHERE id = 42", {.cl = consistency::local_quorum, .page_size = 5000}};
+    (void)encode_request(4, q, {.stream = 17}, frame);
+    auto h = *decode_header(frame);
+    bytes_view body = bytes_view(frame).subspan(header_size);
+    for (auto _ : state) {
+        auto r = decode_request(h, body);
+        benchmark::DoNotOptimize(r);
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * frame.size()));
+}
+
+void BM_decode_execute_10_values(benchmark::State& state) {
+    byte_buffer frame;
+    std::array<std::uint8_t, 16> id{};
+    std::array<std::uint8_t, 8> bigint{};
+    std::array<value_view, 10> values;
+    for (std::size_t i = 0; i < values.size(); ++i) values[i] = i % 2 ? value_view{bigint} : value_view{as_bytes("text value")};
+    (void)encode_request(4, execute_request{id, {}, {.cl = consistency::local_quorum, .values = values}}, {.stream = 17}, frame);
+    auto h = *decode_header(frame);
+    bytes_view body = bytes_view(frame).subspan(header_size);
+    for (auto _ : state) {
+        auto r = decode_request(h, body);
+        benchmark::DoNotOptimize(r);
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * frame.size()));
+}
+
+void BM_encode_rows_100(benchmark::State& state) {
+    auto body = rows_body(100);
+    frame_header h{4, true, 0, 17, opcode::result, static_cast<std::uint32_t>(body.size())};
+    auto decoded = *decode_response(h, body);
+    byte_buffer out;
+    out.reserve(body.size() + 64);
+    for (auto _ : state) {
+        out.clear();
+        auto ec = encode_response(4, 17, decoded, out);
+        benchmark::DoNotOptimize(ec);
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * out.size()));
+}
+
 }  // namespace
 
 BENCHMARK(BM_encode_query);
+BENCHMARK(BM_decode_query);
+BENCHMARK(BM_decode_execute_10_values);
+BENCHMARK(BM_encode_rows_100);
 BENCHMARK(BM_encode_execute_10_values)->Arg(4)->Arg(5);
 BENCHMARK(BM_decode_rows_100);
 BENCHMARK_MAIN();

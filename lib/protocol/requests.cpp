@@ -114,7 +114,6 @@ struct body_encoder {
     error_code operator()(const batch_request& r) const {
         w.u8(static_cast<std::uint8_t>(r.type));
         w.u16(static_cast<std::uint16_t>(r.statements.size()));
-        bool named = false;
         for (const auto& s : r.statements) {
             if (auto q = std::get_if<std::string_view>(&s.query_or_id)) {
                 w.u8(0);
@@ -123,13 +122,11 @@ struct body_encoder {
                 w.u8(1);
                 w.short_bytes(std::get<bytes_view>(s.query_or_id));
             }
-            write_values(w, s.values, s.names);
-            named |= !s.names.empty();
+            write_values(w, s.values, {});
         }
         std::uint32_t flags = 0;
         if (r.serial_consistency) flags |= query_flag::serial_consistency;
         if (r.default_timestamp) flags |= query_flag::default_timestamp;
-        if (named) flags |= query_flag::names_for_values;
         if (!r.keyspace.empty()) flags |= query_flag::keyspace;
         if (r.now_in_seconds) flags |= query_flag::now_in_seconds;
         w.u16(static_cast<std::uint16_t>(r.cl));
@@ -177,16 +174,12 @@ struct request_checker {
         if (!r.keyspace.empty() && version < 5) return protocol_errc::keyspace_not_supported;
         if (r.keyspace.size() > max_short) return protocol_errc::bad_string;
         if (r.now_in_seconds && version < 5) return protocol_errc::now_in_seconds_not_supported;
-        bool any_named = false;
-        for (const auto& s : r.statements) any_named |= !s.names.empty();
         for (const auto& s : r.statements) {
-            // The names flag covers the whole batch: every statement with values must then name them.
-            if (any_named && s.names.empty() && !s.values.empty()) return protocol_errc::names_mismatch;
             if (auto q = std::get_if<std::string_view>(&s.query_or_id); q && q->size() > max_int)
                 return protocol_errc::value_too_large;
             if (auto id = std::get_if<bytes_view>(&s.query_or_id); id && id->size() > max_short)
                 return protocol_errc::bad_string;
-            if (auto ec = check_values(version, s.values, s.names)) return ec;
+            if (auto ec = check_values(version, s.values, {})) return ec;
         }
         return {};
     }

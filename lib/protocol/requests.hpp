@@ -76,10 +76,12 @@ struct execute_request {
     query_params params;
 };
 enum class batch_type : std::uint8_t { logged = 0, unlogged = 1, counter = 2 };
+/// A BATCH entry. Values are positional only: BATCH puts its flags after the statements, so a server
+/// cannot know while reading them whether names precede the values, and Cassandra refuses named values
+/// in batches.
 struct batch_statement {
     std::variant<std::string_view, bytes_view> query_or_id;  ///< a query string, or a prepared id
     std::span<const value_view> values;
-    std::span<const std::string_view> names;  ///< named values (rarely supported by servers)
 };
 struct batch_request {
     batch_type type = batch_type::logged;

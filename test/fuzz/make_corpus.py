@@ -105,6 +105,20 @@ for name, (v, op, flags, body) in MESSAGES.items():
         write("fuzz_segment", name, b"\x00" + segment(frame(v, op, flags, body)))
         write("fuzz_segment", name + "_lz4stored", b"\x01" + stored_lz4_segment(frame(v, op, flags, body)))
 
+# Requests, for the request decoder (the server side of the codec).
+REQUESTS = {
+    "req_options": (4, 0x05, b""),
+    "req_startup": (3, 0x01, h(1) + s("CQL_VERSION") + s("3.0.0")),
+    "req_query_all_flags": (4, 0x07, i(1) + b"Q" + h(6) + b"\x7f" + h(2) + s("a") + i(4) + i(1) + s("b") + i(-2)
+                            + i(100) + i(2) + b"\xab\xcd" + h(9) + struct.pack(">q", 5)),
+    "req_execute": (4, 0x0A, h(2) + b"\xca\xfe" + h(4) + b"\x01" + h(1) + i(4) + i(1)),
+    "req_batch": (3, 0x0D, b"\x01" + h(2) + b"\x00" + i(6) + b"INSERT" + h(0) + b"\x01" + h(2) + b"\x0a\x0b" + h(1)
+                  + i(4) + i(1) + h(2) + b"\x30" + h(8) + struct.pack(">q", 5)),
+    "req_register": (4, 0x0B, h(1) + s("STATUS_CHANGE")),
+}
+for name, (v, op, body) in REQUESTS.items():
+    write("fuzz_frame", name, b"\x00" + struct.pack(">BBhBi", v, 0, 1, op, len(body)) + body)
+
 # Several frames back to back, and a multi-segment envelope.
 write("fuzz_frame", "stream_of_three",
       b"\x00" + b"".join(frame(4, op, f, b) for (_, op, f, b) in list(MESSAGES.values())[:3]))

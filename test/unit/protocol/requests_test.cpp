@@ -128,8 +128,8 @@ TEST_CASE("requests: EXECUTE carries the id, (v5) the result metadata id, then t
 TEST_CASE("requests: BATCH lists statements by kind, then consistency, flags and options") {
     auto id = hex("0a0b");
     std::array<value_view, 1> values{value_view{one_bytes}};
-    std::array<batch_statement, 2> stmts{batch_statement{std::string_view("INSERT"), {}, {}},
-                                         batch_statement{bytes_view(id), values, {}}};
+    std::array<batch_statement, 2> stmts{batch_statement{std::string_view("INSERT"), {}},
+                                         batch_statement{bytes_view(id), values}};
     batch_request b{batch_type::unlogged, stmts, consistency::two, consistency::serial, 5};
     CHECK(encode(3, b) == hex("03 00 0000 0d 0000002c | 01 0002"
                               "| 00 00000006 'INSERT' 0000"
