@@ -234,12 +234,15 @@ error_code encode_request(std::uint8_t version, const request& req, const frame_
     }
     std::visit(body_encoder{version, w}, req);
 
-    const bool compress = version < 5 && opts.compression != compression::none && op != opcode::startup &&
-                          op != opcode::options;
-    if (compress) {
+    const bool compress = version < 5 && op != opcode::startup && op != opcode::options;
+    return seal_frame(h, start, compress ? opts.compression : compression::none, out);
+}
+
+error_code seal_frame(frame_header h, std::size_t start, compression c, byte_buffer& out) {
+    if (c != compression::none) {
         byte_buffer body(out.begin() + static_cast<std::ptrdiff_t>(start + header_size), out.end());
         out.resize(start + header_size);
-        compress_body(opts.compression, body, out);
+        compress_body(c, body, out);
         h.flags |= frame_flag::compression;
     }
     const std::size_t body_len = out.size() - start - header_size;

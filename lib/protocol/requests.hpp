@@ -114,4 +114,9 @@ using request = std::variant<startup_request, auth_response_request, options_req
 /// which feature the protocol version lacks, or which limit the request breaks.
 error_code encode_request(std::uint8_t version, const request& req, const frame_options& opts, byte_buffer& out);
 
+/// Finishes a frame whose body was written after a header_size gap at `start` of `out`: compresses
+/// the body with `c` (none for no compression), checks the size limit and writes the header with the
+/// final length. On error `out` is cut back to `start`. Shared by the request and response encoders.
+error_code seal_frame(frame_header h, std::size_t start, compression c, byte_buffer& out);
+
 }  // namespace cqlcoro::protocol

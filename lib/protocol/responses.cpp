@@ -40,6 +40,25 @@ std::vector<failure_reason> read_reason_map(reader& r) {
     return out;
 }
 
+// The fields that open the timeout and failure bodies: consistency, replicas that answered, replicas needed.
+template <class E>
+void read_acks(reader& r, E& d) {
+    d.cl = read_consistency(r);
+    d.received = r.i32();
+    d.block_for = r.i32();
+}
+
+// v4 sends a count of failed replicas; v5 a map of replica to reason.
+template <class E>
+void read_failures(reader& r, std::uint8_t version, E& d) {
+    if (version >= 5) {
+        d.reasons = read_reason_map(r);
+        d.num_failures = static_cast<std::int32_t>(d.reasons.size());
+    } else {
+        d.num_failures = r.i32();
+    }
+}
+
 error_code read_columns(reader& r, std::uint32_t flags, std::int32_t count, std::vector<column_spec>& out) {
     std::string ks, table;
     const bool global = flags & metadata_flag::global_tables_spec;
@@ -148,9 +167,7 @@ error_code read_error(reader& r, std::uint8_t version, error_response& e) {
     }
     case server_error::write_timeout: {
         write_timeout_error d;
-        d.cl = read_consistency(r);
-        d.received = r.i32();
-        d.block_for = r.i32();
+        read_acks(r, d);
         d.write_type = r.string();
         if (version >= 5 && d.write_type == "CAS" && r.remaining() >= 2) d.contentions = r.i16();
         e.detail = std::move(d);
@@ -158,39 +175,23 @@ error_code read_error(reader& r, std::uint8_t version, error_response& e) {
     }
     case server_error::read_timeout: {
         read_timeout_error d;
-        d.cl = read_consistency(r);
-        d.received = r.i32();
-        d.block_for = r.i32();
+        read_acks(r, d);
         d.data_present = r.u8() != 0;
         e.detail = d;
         break;
     }
     case server_error::read_failure: {
         read_failure_error d;
-        d.cl = read_consistency(r);
-        d.received = r.i32();
-        d.block_for = r.i32();
-        if (version >= 5) {
-            d.reasons = read_reason_map(r);
-            d.num_failures = static_cast<std::int32_t>(d.reasons.size());
-        } else {
-            d.num_failures = r.i32();
-        }
+        read_acks(r, d);
+        read_failures(r, version, d);
         d.data_present = r.u8() != 0;
         e.detail = std::move(d);
         break;
     }
     case server_error::write_failure: {
         write_failure_error d;
-        d.cl = read_consistency(r);
-        d.received = r.i32();
-        d.block_for = r.i32();
-        if (version >= 5) {
-            d.reasons = read_reason_map(r);
-            d.num_failures = static_cast<std::int32_t>(d.reasons.size());
-        } else {
-            d.num_failures = r.i32();
-        }
+        read_acks(r, d);
+        read_failures(r, version, d);
         d.write_type = r.string();
         e.detail = std::move(d);
         break;
@@ -213,9 +214,7 @@ error_code read_error(reader& r, std::uint8_t version, error_response& e) {
     case server_error::unprepared: e.detail = unprepared_error{own(r.short_bytes())}; break;
     case server_error::cas_write_unknown: {
         cas_write_unknown_error d;
-        d.cl = read_consistency(r);
-        d.received = r.i32();
-        d.block_for = r.i32();
+        read_acks(r, d);
         e.detail = d;
         break;
     }

@@ -239,6 +239,13 @@ void write_reasons(writer& w, std::uint8_t version, std::int32_t num_failures, c
     }
 }
 
+template <class E>
+void write_acks(writer& w, const E& d) {
+    w.u16(static_cast<std::uint16_t>(d.cl));
+    w.i32(d.received);
+    w.i32(d.block_for);
+}
+
 struct body_writer {
     std::uint8_t version;
     writer& w;
@@ -256,29 +263,21 @@ struct body_writer {
         w.i32(d.alive);
     }
     void detail(const write_timeout_error& d) const {
-        w.u16(static_cast<std::uint16_t>(d.cl));
-        w.i32(d.received);
-        w.i32(d.block_for);
+        write_acks(w, d);
         w.string(d.write_type);
         if (version >= 5 && d.write_type == "CAS") w.i16(d.contentions.value_or(0));
     }
     void detail(const read_timeout_error& d) const {
-        w.u16(static_cast<std::uint16_t>(d.cl));
-        w.i32(d.received);
-        w.i32(d.block_for);
+        write_acks(w, d);
         w.u8(d.data_present ? 1 : 0);
     }
     void detail(const read_failure_error& d) const {
-        w.u16(static_cast<std::uint16_t>(d.cl));
-        w.i32(d.received);
-        w.i32(d.block_for);
+        write_acks(w, d);
         write_reasons(w, version, d.num_failures, d.reasons);
         w.u8(d.data_present ? 1 : 0);
     }
     void detail(const write_failure_error& d) const {
-        w.u16(static_cast<std::uint16_t>(d.cl));
-        w.i32(d.received);
-        w.i32(d.block_for);
+        write_acks(w, d);
         write_reasons(w, version, d.num_failures, d.reasons);
         w.string(d.write_type);
     }
@@ -294,9 +293,7 @@ struct body_writer {
     }
     void detail(const unprepared_error& d) const { w.short_bytes(d.id); }
     void detail(const cas_write_unknown_error& d) const {
-        w.u16(static_cast<std::uint16_t>(d.cl));
-        w.i32(d.received);
-        w.i32(d.block_for);
+        write_acks(w, d);
     }
 
     opcode operator()(const ready_response&) const { return opcode::ready; }
@@ -418,20 +415,7 @@ error_code encode_response(std::uint8_t version, std::int16_t stream, const resp
         }
     }
     h.op = std::visit(body_writer{version, w}, r.body);
-    if (c != compression::none && version < 5) {
-        byte_buffer body(out.begin() + static_cast<std::ptrdiff_t>(start + header_size), out.end());
-        out.resize(start + header_size);
-        compress_body(c, body, out);
-        h.flags |= frame_flag::compression;
-    }
-    const std::size_t len = out.size() - start - header_size;
-    if (len > protocol_max_body) {
-        out.resize(start);
-        return protocol_errc::frame_too_large;
-    }
-    h.length = static_cast<std::uint32_t>(len);
-    encode_header(h, out.data() + start);
-    return {};
+    return seal_frame(h, start, version < 5 ? c : compression::none, out);
 }
 
 }  // namespace cqlcoro::protocol
