@@ -1,6 +1,8 @@
 // The CQL type tree, as it arrives in result metadata.
 #pragma once
 
+#include <boost/system/result.hpp>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -36,6 +38,9 @@ enum class type_kind : std::uint16_t {
     set = 0x0022,        ///< params: [element]
     udt = 0x0030,        ///< params: field types; field_names; keyspace and name
     tuple = 0x0031,      ///< params: element types
+    /// Cassandra 5 vector<element, dimension>. Not a protocol id: it travels as the custom class
+    /// org.apache.cassandra.db.marshal.VectorType, which the codec turns into this kind.
+    vector = 0xF000,
 };
 
 /// A CQL type. Collections, tuples and UDTs hold their component types in `params`.
@@ -46,11 +51,31 @@ struct cql_type {
     std::string keyspace;                  ///< for udt: its keyspace
     std::string name;                      ///< for udt: its name
     std::vector<std::string> field_names;  ///< for udt: one per entry of params
+    std::int32_t dimension = 0;            ///< for vector: the number of elements
+    bool frozen = false;                   ///< frozen<...> in a type string (not visible in result metadata)
 
     friend bool operator==(const cql_type&, const cql_type&) = default;
+
+    static cql_type of(type_kind k) { return cql_type{k}; }
+    static cql_type list_of(cql_type e) { return {type_kind::list, {std::move(e)}}; }
+    static cql_type set_of(cql_type e) { return {type_kind::set, {std::move(e)}}; }
+    static cql_type map_of(cql_type k, cql_type v) { return {type_kind::map, {std::move(k), std::move(v)}}; }
+    static cql_type tuple_of(std::vector<cql_type> elems) { return {type_kind::tuple, std::move(elems)}; }
+    static cql_type vector_of(cql_type e, std::int32_t dimension) {
+        cql_type t{type_kind::vector, {std::move(e)}};
+        t.dimension = dimension;
+        return t;
+    }
 };
 
+/// Parses a type as CQL writes it ("map<text, frozen<list<int>>>", "vector<float, 3>", "ks.udt_name",
+/// "'custom.Class'") or as a Cassandra marshal class name, as the 2.1 schema tables and custom types
+/// carry it ("org.apache.cassandra.db.marshal.ListType(org.apache.cassandra.db.marshal.Int32Type)",
+/// including UserType with hex-encoded names and VectorType). A UDT named in CQL syntax has no fields.
+boost::system::result<cql_type> parse_cql_type(std::string_view text);
+
 /// The CQL spelling of a type: "map<text, frozen<list<int>>>" (UDTs by name, custom types quoted).
+/// Parsing it back with parse_cql_type gives the same type (UDT fields aside).
 std::string to_cql_string(const cql_type& t);
 
 }  // namespace cqlcoro

@@ -3,6 +3,8 @@
 
 #include <boost/system/error_code.hpp>
 
+#include <string>
+#include <system_error>
 #include <type_traits>
 
 namespace cqlcoro {
@@ -43,14 +45,51 @@ enum class protocol_errc {
     value_too_large,           ///< a value or query longer than the protocol's 2 GiB limit
 };
 
+/// Errors of the CQL type layer: values that do not fit their column, malformed cells, bad type strings.
+enum class type_errc {
+    type_mismatch = 1,      ///< a C++ type that cannot represent the column's CQL type
+    unexpected_null,        ///< a null cell read into a type that cannot hold null (use std::optional)
+    bad_cell_size,          ///< a cell whose size is wrong for its fixed-size type (int is 4 bytes, ...)
+    bad_collection,         ///< a collection, tuple or UDT cell that is truncated or has a negative size
+    invalid_utf8,           ///< text that is not valid UTF-8 (with validation on)
+    invalid_ascii,          ///< ascii text with a byte above 0x7F
+    value_out_of_range,     ///< a value the column's type cannot hold (300 into a tinyint)
+    wrong_value_count,      ///< more or fewer bound values than the statement has markers
+    unknown_name,           ///< a column or bind-marker name the metadata does not have
+    bad_type_string,        ///< a type string that does not parse
+    type_nesting_too_deep,  ///< a type nested deeper than 64 levels
+    row_out_of_range,       ///< a row or column index past the end
+};
+
 const boost::system::error_category& protocol_category() noexcept;
+const boost::system::error_category& type_category() noexcept;
 
 inline error_code make_error_code(protocol_errc e) noexcept {
     return {static_cast<int>(e), protocol_category()};
 }
 
+inline error_code make_error_code(type_errc e) noexcept { return {static_cast<int>(e), type_category()}; }
+
+/// The exception cqlcoro throws: an error code plus a message that names what failed (the column, the
+/// CQL type, the C++ type, the host) and what to do about it.
+class error : public std::system_error {
+public:
+    error(error_code ec, const std::string& what) : std::system_error(ec, what), code_(ec) {}
+    explicit error(error_code ec) : std::system_error(ec), code_(ec) {}
+
+    /// The code as Boost.System sees it (std::system_error::code() gives the std:: view of it).
+    const error_code& boost_code() const noexcept { return code_; }
+
+private:
+    error_code code_;
+};
+
 }  // namespace cqlcoro
 
+template <>
+struct boost::system::is_error_code_enum<cqlcoro::type_errc> : std::true_type {};
+template <>
+struct std::is_error_code_enum<cqlcoro::type_errc> : std::true_type {};
 template <>
 struct boost::system::is_error_code_enum<cqlcoro::protocol_errc> : std::true_type {};
 template <>

@@ -293,7 +293,14 @@ error_code read_type(reader& r, cql_type& out, int depth) {
     if (!r.ok()) return r.error();
     out.kind = static_cast<type_kind>(id);
     switch (out.kind) {
-    case type_kind::custom: out.custom_class = r.string(); break;
+    case type_kind::custom: {
+        out.custom_class = r.string();
+        // Cassandra 5 vectors travel as a custom class: give them their own kind.
+        if (out.custom_class.starts_with("org.apache.cassandra.db.marshal.VectorType(")) {
+            if (auto v = parse_cql_type(out.custom_class); v && v->kind == type_kind::vector) out = std::move(*v);
+        }
+        break;
+    }
     case type_kind::ascii:
     case type_kind::bigint:
     case type_kind::blob:

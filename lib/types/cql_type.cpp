@@ -31,7 +31,19 @@ std::string_view simple_name(type_kind k) noexcept {
     }
 }
 
+void append_unfrozen(std::string& out, const cql_type& t);
+
 void append(std::string& out, const cql_type& t) {
+    if (t.frozen) {
+        out += "frozen<";
+        append_unfrozen(out, t);
+        out += '>';
+    } else {
+        append_unfrozen(out, t);
+    }
+}
+
+void append_unfrozen(std::string& out, const cql_type& t) {
     auto params = [&](std::string_view open) {
         out += open;
         for (std::size_t i = 0; i < t.params.size(); ++i) {
@@ -47,6 +59,11 @@ void append(std::string& out, const cql_type& t) {
     case type_kind::map: params("map<"); return;
     case type_kind::tuple: params("tuple<"); return;
     case type_kind::udt: out += t.keyspace.empty() ? t.name : fmt::format("{}.{}", t.keyspace, t.name); return;
+    case type_kind::vector:
+        out += "vector<";
+        if (!t.params.empty()) append(out, t.params[0]);
+        out += fmt::format(", {}>", t.dimension);
+        return;
     default: {
         auto n = simple_name(t.kind);
         out += n.empty() ? fmt::format("unknown(0x{:04x})", static_cast<unsigned>(t.kind)) : std::string(n);

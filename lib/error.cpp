@@ -82,7 +82,35 @@ public:
     }
 };
 
+class type_category_impl final : public boost::system::error_category {
+public:
+    const char* name() const noexcept override { return "cqlcoro.type"; }
+
+    std::string message(int ev) const override {
+        switch (static_cast<type_errc>(ev)) {
+        case type_errc::type_mismatch: return "the C++ type cannot represent the column's CQL type";
+        case type_errc::unexpected_null: return "null value read into a type that cannot hold null: read it as std::optional<T>";
+        case type_errc::bad_cell_size: return "malformed cell: wrong size for a fixed-size type";
+        case type_errc::bad_collection: return "malformed collection, tuple or UDT value: truncated, or a negative size";
+        case type_errc::invalid_utf8: return "text value is not valid UTF-8";
+        case type_errc::invalid_ascii: return "ascii value has a byte above 0x7F: use text for non-ASCII strings";
+        case type_errc::value_out_of_range: return "value out of range for the column's CQL type";
+        case type_errc::wrong_value_count: return "wrong number of bound values for the statement's bind markers";
+        case type_errc::unknown_name: return "no column or bind marker of that name";
+        case type_errc::bad_type_string: return "malformed CQL type string";
+        case type_errc::type_nesting_too_deep: return "CQL type nested too deeply (limit is 64 levels)";
+        case type_errc::row_out_of_range: return "row or column index out of range";
+        }
+        return "unknown cqlcoro type error";
+    }
+};
+
 }  // namespace
+
+const boost::system::error_category& type_category() noexcept {
+    static const type_category_impl instance;
+    return instance;
+}
 
 const boost::system::error_category& protocol_category() noexcept {
     static const protocol_category_impl instance;
