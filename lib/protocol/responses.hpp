@@ -9,6 +9,7 @@
 #include "protocol/frame.hpp"
 #include "protocol/wire.hpp"
 
+#include <cqlcoro/column_spec.hpp>
 #include <cqlcoro/consistency.hpp>
 #include <cqlcoro/cql_type.hpp>
 
@@ -144,12 +145,7 @@ inline constexpr std::uint32_t no_metadata = 0x04;
 inline constexpr std::uint32_t metadata_changed = 0x08;  ///< v5
 }  // namespace metadata_flag
 
-struct column_spec {
-    std::string keyspace;
-    std::string table;
-    std::string name;
-    cql_type type;
-};
+using cqlcoro::column_spec;
 
 struct rows_metadata {
     std::uint32_t flags = 0;
