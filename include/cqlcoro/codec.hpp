@@ -71,6 +71,10 @@ struct is_optional : std::false_type {};
 template <class T>
 struct is_optional<std::optional<T>> : std::true_type {};
 
+/// Types that can hold a null: std::optional, and cqlcoro::value (which specializes this).
+template <class T>
+struct nullable : is_optional<T> {};
+
 template <class T>
 concept named_fields = requires { field_names<T>::names; };
 
@@ -135,8 +139,8 @@ inline std::optional<bytes_view> read_element(reader& r) noexcept { return r.byt
 template <class T>
 error_code decode_cell(std::optional<bytes_view> cell, const cql_type& t, const decode_options& o, T& out) {
     if (!cell || (cell->empty() && detail::fixed_size(t.kind) != 0)) {
-        if constexpr (detail::is_optional<T>::value) {
-            out.reset();
+        if constexpr (detail::nullable<T>::value) {
+            out = T{};
             return {};
         } else {
             return type_errc::unexpected_null;
@@ -926,8 +930,8 @@ namespace detail {
 
 template <class T>
 error_code encode_value(const T& v, const cql_type& t, byte_buffer& out) {
-    if constexpr (is_optional<T>::value) {
-        if (!v) {
+    if constexpr (nullable<T>::value) {
+        if (!v) {  // an empty optional, a null value
             writer(out).null_bytes();
             return {};
         }
