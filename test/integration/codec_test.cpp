@@ -30,21 +30,6 @@ const T& result_as(const received_frame& f) {
     return std::get<T>(r.body);
 }
 
-/// STARTUP in v3 (logging in as cassandra/cassandra if the node asks), with optional compression.
-void startup(raw_connection& c, compression comp = compression::none) {
-    std::array<std::pair<std::string_view, std::string_view>, 2> opts{{{"CQL_VERSION", "3.0.0"}, {"COMPRESSION", startup_name(comp)}}};
-    // The server may compress its answer to STARTUP already: decompression must be on before reading it.
-    c.compression = comp;
-    auto f = c.roundtrip(3, startup_request{std::span(opts).first(comp == compression::none ? 1 : 2)});
-    if (std::holds_alternative<authenticate_response>(f.message.body)) {
-        std::string_view token("\0cassandra\0cassandra", 20);
-        f = c.roundtrip(3, auth_response_request{as_bytes(token)});
-        body_as<auth_success_response>(f);
-        return;
-    }
-    body_as<ready_response>(f);
-}
-
 /// The cells of a rows result, row by row, as text (null as "<null>").
 std::vector<std::vector<std::string>> cells(const rows_result& rows) {
     std::vector<std::vector<std::string>> out;
@@ -97,7 +82,7 @@ TEST_CASE("real node: a v4 or v5 STARTUP is refused in a v3 frame with a server 
 
 TEST_CASE("real node: a v3 STARTUP is accepted and a QUERY returns decodable rows") {
     raw_connection c(test_host());
-    startup(c);
+    c.startup();
     auto f = c.roundtrip(3, query_request{"SELECT key, release_version FROM system.local", {.cl = consistency::one}});
     const auto& rows = result_as<rows_result>(f);
     REQUIRE(rows.metadata.columns.size() == 2);
@@ -110,7 +95,7 @@ TEST_CASE("real node: a v3 STARTUP is accepted and a QUERY returns decodable row
 TEST_CASE("real node: lz4 and snappy compression negotiated in STARTUP round-trip compressed frames") {
     for (auto comp : {compression::lz4, compression::snappy}) {
         raw_connection c(test_host());
-        startup(c, comp);
+        c.startup(comp);
         // Enough columns that the server compresses the answer.
         auto f = c.roundtrip(3, query_request{"SELECT * FROM system.local", {.cl = consistency::one}});
         CHECK((f.header.flags & frame_flag::compression) != 0);
@@ -122,7 +107,7 @@ TEST_CASE("real node: lz4 and snappy compression negotiated in STARTUP round-tri
 
 TEST_CASE("real node: PREPARE then EXECUTE with a bound value, and paging with a paging state") {
     raw_connection c(test_host());
-    startup(c);
+    c.startup();
     auto p = c.roundtrip(3, prepare_request{"SELECT keyspace_name FROM system.schema_keyspaces WHERE keyspace_name = ?"});
     const auto& prepared = result_as<prepared_result>(p);
     REQUIRE(prepared.variables.columns.size() == 1);
@@ -150,7 +135,7 @@ TEST_CASE("real node: PREPARE then EXECUTE with a bound value, and paging with a
 
 TEST_CASE("real node: a bad query comes back as a structured error, and REGISTER is accepted") {
     raw_connection c(test_host());
-    startup(c);
+    c.startup();
     auto f = c.roundtrip(3, query_request{"SELEC nonsense", {}});
     CHECK(body_as<error_response>(f).code == static_cast<std::int32_t>(server_error::syntax_error));
     auto missing = c.roundtrip(3, query_request{"SELECT * FROM no_such_ks.t", {}});
@@ -161,7 +146,7 @@ TEST_CASE("real node: a bad query comes back as a structured error, and REGISTER
 
 TEST_CASE("real node: schema changes come back as RESULT schema_change") {
     raw_connection c(test_host());
-    startup(c);
+    c.startup();
     c.roundtrip(3, query_request{"DROP KEYSPACE IF EXISTS cqlcoro_codec_test", {}});
     auto f = c.roundtrip(3, query_request{"CREATE KEYSPACE cqlcoro_codec_test WITH replication = "
                                           "{'class': 'SimpleStrategy', 'replication_factor': 1}", {}});

@@ -11,6 +11,7 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
+#include <array>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -61,6 +62,23 @@ public:
         if (!msg) throw std::runtime_error(msg.error().message());
         f.message = std::move(*msg);
         return f;
+    }
+
+    /// STARTUP in v3 (logging in as cassandra/cassandra if the node asks), with optional compression.
+    /// Throws unless the node ends up ready.
+    void startup(protocol::compression comp = protocol::compression::none) {
+        using namespace protocol;
+        std::array<std::pair<std::string_view, std::string_view>, 2> opts{{{"CQL_VERSION", "3.0.0"}, {"COMPRESSION", startup_name(comp)}}};
+        // The server may compress its answer to STARTUP already: decompression must be on before reading it.
+        compression = comp;
+        auto f = roundtrip(3, startup_request{std::span(opts).first(comp == compression::none ? 1 : 2)});
+        if (std::holds_alternative<authenticate_response>(f.message.body)) {
+            std::string_view token("\0cassandra\0cassandra", 20);
+            f = roundtrip(3, auth_response_request{as_bytes(token)});
+            if (!std::holds_alternative<auth_success_response>(f.message.body)) throw std::runtime_error("login failed");
+            return;
+        }
+        if (!std::holds_alternative<ready_response>(f.message.body)) throw std::runtime_error("STARTUP not answered with READY");
     }
 
 private:
