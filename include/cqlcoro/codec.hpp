@@ -384,6 +384,12 @@ struct codec<std::chrono::time_point<std::chrono::system_clock, Duration>,
     static error_code decode(bytes_view b, const cql_type&, const decode_options&, time_point& out) noexcept {
         if (b.size() != 8) return type_errc::bad_cell_size;
         std::chrono::milliseconds ms(static_cast<std::int64_t>(detail::load_be<std::uint64_t>(b.data())));
+        // A finer Duration (system_clock's nanoseconds) holds +-292 years: refuse what would overflow it.
+        using per_ms = std::ratio_divide<std::milli, typename Duration::period>;
+        if constexpr (per_ms::den == 1 && per_ms::num > 1) {
+            constexpr auto limit = std::numeric_limits<typename Duration::rep>::max() / per_ms::num;
+            if (ms.count() > limit || ms.count() < -limit) return type_errc::value_out_of_range;
+        }
         out = time_point(std::chrono::duration_cast<Duration>(ms));
         return {};
     }

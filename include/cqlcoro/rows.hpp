@@ -61,6 +61,17 @@ std::size_t column_position(const page_data& p, std::string_view name);
 }  // namespace detail
 
 class row_view {
+    // Defined first: later members use their deduced return types.
+    const detail::page_data* page_ = nullptr;
+    std::size_t row_ = 0;
+
+    auto name_at() const {
+        return [p = page_](std::size_t j) -> std::string_view { return p->columns[j].name; };
+    }
+    auto type_at() const {
+        return [p = page_](std::size_t j) -> const cql_type& { return p->columns[j].type; };
+    }
+
 public:
     row_view() = default;
 
@@ -161,15 +172,6 @@ private:
             return "a struct of " + std::to_string(boost::pfr::tuple_size_v<T>) + " fields";
     }
 
-    auto name_at() const {
-        return [p = page_](std::size_t j) -> std::string_view { return p->columns[j].name; };
-    }
-    auto type_at() const {
-        return [p = page_](std::size_t j) -> const cql_type& { return p->columns[j].type; };
-    }
-
-    const detail::page_data* page_ = nullptr;
-    std::size_t row_ = 0;
 };
 
 class rows_view {

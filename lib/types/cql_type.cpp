@@ -33,6 +33,28 @@ std::string_view simple_name(type_kind k) noexcept {
 
 void append_unfrozen(std::string& out, const cql_type& t);
 
+// CQL identifiers print bare when they are lower-case words, and in double quotes ("" for ") otherwise.
+void append_identifier(std::string& out, std::string_view id) {
+    // Type keywords are quoted too: a UDT called "list" must not read back as list<...>.
+    static constexpr std::string_view keywords[] = {
+        "ascii", "bigint", "blob", "boolean", "counter", "decimal", "double", "float", "int", "timestamp", "uuid",
+        "text", "varchar", "varint", "timeuuid", "inet", "date", "time", "smallint", "tinyint", "duration",
+        "list", "set", "map", "tuple", "frozen", "vector"};
+    bool bare = !id.empty() && id[0] >= 'a' && id[0] <= 'z';
+    for (char c : id) bare = bare && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
+    for (auto k : keywords) bare = bare && id != k;
+    if (bare) {
+        out += id;
+        return;
+    }
+    out += '"';
+    for (char c : id) {
+        if (c == '"') out += '"';
+        out += c;
+    }
+    out += '"';
+}
+
 void append(std::string& out, const cql_type& t) {
     if (t.frozen) {
         out += "frozen<";
@@ -53,12 +75,25 @@ void append_unfrozen(std::string& out, const cql_type& t) {
         out += '>';
     };
     switch (t.kind) {
-    case type_kind::custom: out += fmt::format("'{}'", t.custom_class); return;
+    case type_kind::custom:  // a string literal: ' doubled
+        out += '\'';
+        for (char c : t.custom_class) {
+            if (c == '\'') out += '\'';
+            out += c;
+        }
+        out += '\'';
+        return;
     case type_kind::list: params("list<"); return;
     case type_kind::set: params("set<"); return;
     case type_kind::map: params("map<"); return;
     case type_kind::tuple: params("tuple<"); return;
-    case type_kind::udt: out += t.keyspace.empty() ? t.name : fmt::format("{}.{}", t.keyspace, t.name); return;
+    case type_kind::udt:
+        if (!t.keyspace.empty()) {
+            append_identifier(out, t.keyspace);
+            out += '.';
+        }
+        append_identifier(out, t.name);
+        return;
     case type_kind::vector:
         out += "vector<";
         if (!t.params.empty()) append(out, t.params[0]);

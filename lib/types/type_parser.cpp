@@ -90,16 +90,28 @@ private:
     error_code parse(cql_type& out, int depth) {
         if (depth > max_depth) return type_errc::type_nesting_too_deep;
         skip_space();
-        if (pos_ < s_.size() && s_[pos_] == '\'') {  // 'custom.Class'
-            auto end = s_.find('\'', pos_ + 1);
-            if (end == std::string_view::npos) return type_errc::bad_type_string;
-            return parse_custom_class(s_.substr(pos_ + 1, end - pos_ - 1), out, depth, [&] { pos_ = end + 1; });
+        if (pos_ < s_.size() && s_[pos_] == '\'') {  // 'custom.Class', with '' for a quote inside
+            std::string cls;
+            ++pos_;
+            while (true) {
+                if (pos_ >= s_.size()) return type_errc::bad_type_string;
+                char c = s_[pos_++];
+                if (c != '\'') {
+                    cls += c;
+                } else if (pos_ < s_.size() && s_[pos_] == '\'') {
+                    cls += '\'';
+                    ++pos_;
+                } else {
+                    break;
+                }
+            }
+            return parse_custom_class(cls, out, depth, [] {});
         }
+        if (pos_ < s_.size() && s_[pos_] == '"') return parse_udt_name(out);
         auto name = ident();
         if (name.empty()) return type_errc::bad_type_string;
-        if (name.find('.') != std::string_view::npos && name.starts_with("org.")) return parse_marshal(name, out, depth);
-        if (name.find('.') == std::string_view::npos && std::isupper(static_cast<unsigned char>(name[0])) && name.ends_with("Type"))
-            return parse_marshal(name, out, depth);  // a short marshal name, e.g. "Int32Type"
+        // A Java class name has a package (two dots or more); a qualified UDT name has exactly one dot.
+        if (std::count(name.begin(), name.end(), '.') >= 2) return parse_marshal(name, out, depth);
         return parse_cql(lower(name), name, out, depth);
     }
 
@@ -171,16 +183,58 @@ private:
             if (auto ec = parse_int(out.dimension)) return ec;
             return eat('>') ? error_code{} : error_code(type_errc::bad_type_string);
         }
-        // Anything else names a user-defined type, optionally keyspace-qualified.
+        // Anything else names a user-defined type, optionally keyspace-qualified; bare identifiers are
+        // case-insensitive in CQL, so they are lower-cased.
         out = cql_type::of(type_kind::udt);
         auto dot = original.find('.');
         if (dot == std::string_view::npos) {
-            out.name = std::string(original);
-        } else {
-            out.keyspace = std::string(original.substr(0, dot));
-            out.name = std::string(original.substr(dot + 1));
-            if (out.name.empty() || out.name.find('.') != std::string_view::npos) return type_errc::bad_type_string;
+            out.name = lower(original);
+            return {};
         }
+        out.keyspace = lower(original.substr(0, dot));
+        auto rest = original.substr(dot + 1);
+        if (rest.find('.') != std::string_view::npos || out.keyspace.empty()) return type_errc::bad_type_string;
+        if (rest.empty()) {  // ks."Quoted Name"
+            if (pos_ >= s_.size() || s_[pos_] != '"') return type_errc::bad_type_string;
+            return quoted(out.name);
+        }
+        out.name = lower(rest);
+        return {};
+    }
+
+    // "quoted identifier" ("" stands for one "), at pos_.
+    error_code quoted(std::string& out) {
+        out.clear();
+        ++pos_;
+        while (pos_ < s_.size()) {
+            char c = s_[pos_++];
+            if (c != '"') {
+                out += c;
+            } else if (pos_ < s_.size() && s_[pos_] == '"') {
+                out += '"';
+                ++pos_;
+            } else {
+                return out.empty() ? error_code(type_errc::bad_type_string) : error_code{};
+            }
+        }
+        return type_errc::bad_type_string;
+    }
+
+    // A UDT name starting with a quoted identifier: "ks"."name", "ks".name or "name".
+    error_code parse_udt_name(cql_type& out) {
+        out = cql_type::of(type_kind::udt);
+        std::string first;
+        if (auto ec = quoted(first)) return ec;
+        if (pos_ < s_.size() && s_[pos_] == '.') {
+            ++pos_;
+            out.keyspace = std::move(first);
+            if (pos_ < s_.size() && s_[pos_] == '"') return quoted(out.name);
+            auto n = ident();
+            if (n.empty() || n.find('.') != std::string_view::npos) return type_errc::bad_type_string;
+            out.name = lower(n);
+            return {};
+        }
+        out.name = std::move(first);
         return {};
     }
 
@@ -239,10 +293,10 @@ private:
             out.keyspace = std::string(ident());
             bool ok = eat(',');
             out.name = unhex(ident(), ok);
-            if (!ok) return type_errc::bad_type_string;
+            if (!ok || out.keyspace.empty() || out.name.empty()) return type_errc::bad_type_string;
             while (eat(',')) {
                 auto field = unhex(ident(), ok);
-                if (!ok || !eat(':')) return type_errc::bad_type_string;
+                if (!ok || field.empty() || !eat(':')) return type_errc::bad_type_string;
                 out.field_names.push_back(std::move(field));
                 if (auto ec = parse(out.params.emplace_back(), depth + 1)) return ec;
             }

@@ -1,6 +1,5 @@
 #include <cqlcoro/value.hpp>
 
-#include <fmt/chrono.h>
 
 namespace cqlcoro {
 namespace {
@@ -28,6 +27,10 @@ error_code decode_elements(detail::reader& r, std::size_t n, const cql_type& et,
     }
     return {};
 }
+
+// Years 0000 to 9999, the range an ISO date prints in.
+constexpr std::int64_t min_ms = -62'167'219'200'000;
+constexpr std::int64_t max_ms = 253'402'300'799'999;
 
 void quote(std::string& out, std::string_view s) {
     out += '\'';
@@ -75,10 +78,26 @@ void append(std::string& out, const value& v) {
             } else if constexpr (std::is_same_v<D, boost::asio::ip::address>) {
                 quote(out, d.to_string());
             } else if constexpr (std::is_same_v<D, timestamp>) {
-                const auto secs = std::chrono::floor<std::chrono::seconds>(d);
-                out += fmt::format("'{:%Y-%m-%dT%H:%M:%S}.{:03}Z'", secs, (d - secs).count());
+                // Outside years 0..9999 there is no ISO date to print: show the milliseconds.
+                if (d.time_since_epoch().count() < min_ms || d.time_since_epoch().count() > max_ms) {
+                    out += fmt::format("{}", d.time_since_epoch().count());
+                    return;
+                }
+                // Civil-date arithmetic, not fmt's chrono formatting (which goes through nanoseconds).
+                const auto day = std::chrono::floor<std::chrono::days>(d);
+                const std::chrono::year_month_day ymd(day);
+                const auto ms = (d - day).count();
+                out += fmt::format("'{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z'", static_cast<int>(ymd.year()),
+                                   static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), ms / 3'600'000,
+                                   ms / 60'000 % 60, ms / 1000 % 60, ms % 1000);
             } else if constexpr (std::is_same_v<D, date>) {
-                out += fmt::format("'{:%Y-%m-%d}'", d);
+                if (d.time_since_epoch().count() < min_ms / 86'400'000 || d.time_since_epoch().count() > max_ms / 86'400'000) {
+                    out += fmt::format("{}", d.time_since_epoch().count() + (std::int64_t{1} << 31));  // CQL's raw date
+                    return;
+                }
+                const std::chrono::year_month_day ymd(d);
+                out += fmt::format("'{:04}-{:02}-{:02}'", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                                   static_cast<unsigned>(ymd.day()));
             } else if constexpr (std::is_same_v<D, time_of_day>) {
                 const auto ns = d.count();
                 out += fmt::format("'{:02}:{:02}:{:02}.{:09}'", ns / 3'600'000'000'000, ns / 60'000'000'000 % 60,
@@ -163,9 +182,10 @@ error_code codec<value>::decode(bytes_view b, const cql_type& t, const decode_op
             auto kc = r.bytes();
             auto vc = r.bytes();
             if (!r.ok()) return type_errc::bad_collection;
-            auto& kv = m.emplace_back();
-            if (auto ec = decode_cell(kc, t.params.at(0), o, kv.first)) return ec;
-            if (auto ec = decode_cell(vc, t.params.at(1), o, kv.second)) return ec;
+            value k, e;
+            if (auto ec = decode_cell(kc, t.params.at(0), o, k)) return ec;
+            if (auto ec = decode_cell(vc, t.params.at(1), o, e)) return ec;
+            m.emplace_back(std::move(k), std::move(e));
         }
         if (r.remaining() != 0) return type_errc::bad_collection;
         out = value(t.kind, std::move(m));
@@ -258,10 +278,18 @@ error_code codec<value>::encode(const value& v, const cql_type& t, byte_buffer& 
     case type_kind::udt: {
         const auto* f = v.as<value::fields>();
         if (!f) return type_errc::type_mismatch;
+        // Fields in the type's order (as decoded) go by position; otherwise each is found by name.
+        bool in_order = f->size() == t.params.size() && t.field_names.size() == t.params.size();
+        for (std::size_t i = 0; in_order && i < f->size(); ++i) in_order = (*f)[i].first == t.field_names[i];
+        if (in_order) {
+            for (std::size_t i = 0; i < f->size(); ++i)
+                if (auto ec = detail::encode_value((*f)[i].second, t.params[i], out)) return ec;
+            return {};
+        }
         for (std::size_t i = 0; i < t.params.size(); ++i) {
             const value* field = nullptr;
             for (const auto& [name, e] : *f)
-                if (i < t.field_names.size() && name == t.field_names[i]) field = &e;
+                if (!field && i < t.field_names.size() && name == t.field_names[i]) field = &e;
             if (field) {
                 if (auto ec = detail::encode_value(*field, t.params[i], out)) return ec;
             } else {

@@ -37,16 +37,22 @@ uuid assemble(std::int64_t ticks, std::uint16_t clock_seq, std::uint64_t node) n
 }  // namespace
 
 std::string decimal::to_string() const {
-    std::string digits = (unscaled < 0 ? varint(-unscaled) : unscaled).str();
-    std::string sign = unscaled < 0 ? "-" : "";
-    if (scale <= 0) {
-        if (scale == 0 || unscaled == 0) return sign + digits;
-        return sign + digits + "E+" + std::to_string(-static_cast<std::int64_t>(scale));
+    // As Java's BigDecimal.toString: plain notation unless the exponent is positive or the adjusted
+    // exponent is below -6; then d.dddE+n. The output stays proportional to the digits, whatever the scale.
+    const std::string digits = (unscaled < 0 ? varint(-unscaled) : unscaled).str();
+    const std::string sign = unscaled < 0 ? "-" : "";
+    const std::int64_t adjusted = -static_cast<std::int64_t>(scale) + static_cast<std::int64_t>(digits.size()) - 1;
+    if (scale >= 0 && adjusted >= -6) {
+        if (scale == 0) return sign + digits;
+        const auto s = static_cast<std::size_t>(scale);
+        std::string d = digits;
+        if (d.size() <= s) d.insert(0, s - d.size() + 1, '0');
+        d.insert(d.size() - s, 1, '.');
+        return sign + d;
     }
-    const auto s = static_cast<std::size_t>(scale);
-    if (digits.size() <= s) digits.insert(0, s - digits.size() + 1, '0');
-    digits.insert(digits.size() - s, 1, '.');
-    return sign + digits;
+    std::string mantissa = digits.substr(0, 1);
+    if (digits.size() > 1) mantissa += "." + digits.substr(1);
+    return sign + mantissa + "E" + (adjusted >= 0 ? "+" : "") + std::to_string(adjusted);
 }
 
 std::chrono::system_clock::time_point timeuuid_time(const uuid& u) noexcept {

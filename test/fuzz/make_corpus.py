@@ -124,3 +124,35 @@ write("fuzz_frame", "stream_of_three",
       b"\x00" + b"".join(frame(4, op, f, b) for (_, op, f, b) in list(MESSAGES.values())[:3]))
 big = frame(5, 0x08, 0, ROWS)
 write("fuzz_segment", "split_envelope", b"\x00" + segment(big[:20], False) + segment(big[20:], False))
+
+# Type strings for the type parser.
+for n, text in enumerate([
+    "int", "map<text, frozen<list<int>>>", "set<frozen<tuple<int, text, uuid>>>", "vector<float, 3>", "ks.address",
+    "'com.example.Custom(a,b)'",
+    "org.apache.cassandra.db.marshal.MapType(org.apache.cassandra.db.marshal.UTF8Type,"
+    "org.apache.cassandra.db.marshal.ListType(org.apache.cassandra.db.marshal.TimeUUIDType))",
+    "org.apache.cassandra.db.marshal.UserType(ks,61646472657373,63697479:org.apache.cassandra.db.marshal.UTF8Type,"
+    "7a6970:org.apache.cassandra.db.marshal.Int32Type)",
+    "org.apache.cassandra.db.marshal.VectorType(org.apache.cassandra.db.marshal.FloatType, 3)",
+    "org.apache.cassandra.db.marshal.ReversedType(org.apache.cassandra.db.marshal.TimestampType)",
+]):
+    write("fuzz_type_parser", f"type_{n}", text.encode())
+
+# A type ([option]) then a cell, for the value decoder.
+VALUES = {
+    "int": h(9) + i(7),
+    "text": h(0x0D) + b"h\xc3\xa9",
+    "decimal": h(6) + i(2) + b"\x30\x39",
+    "varint": h(0x0E) + b"\xff\x7f",
+    "duration": h(0x15) + b"\x02\x04\x06",
+    "list_int": h(0x20) + h(9) + i(2) + i(4) + i(1) + i(4) + i(2),
+    "map_text_list": h(0x21) + h(0x0D) + h(0x20) + h(9) + i(1) + i(1) + b"a" + i(12) + i(1) + i(4) + i(9),
+    "tuple": h(0x31) + h(2) + h(9) + h(0x0D) + i(4) + i(1) + i(-1),
+    "udt": h(0x30) + s("ks") + s("a") + h(2) + s("city") + h(0x0D) + s("zip") + h(9) + i(1) + b"X" + i(4) + i(5),
+    "vector": h(0) + s("org.apache.cassandra.db.marshal.VectorType(org.apache.cassandra.db.marshal.FloatType, 2)")
+              + b"\x3f\x80\x00\x00\x40\x00\x00\x00",
+    "timestamp": h(0x0B) + struct.pack(">q", -1500),
+    "inet6": h(0x10) + bytes(15) + b"\x01",
+}
+for name, data in VALUES.items():
+    write("fuzz_value", name, data)

@@ -169,6 +169,10 @@ TEST_CASE("codec: timestamps, dates and times, before 1970 and at the end of the
     auto precise = std::chrono::system_clock::time_point(std::chrono::microseconds(1'234'567));
     CHECK(enc(precise, ts) == enc(timestamp(1234ms), ts));  // floored to milliseconds
     round_trip(timestamp(-62'135'596'800'000ms), ts);      // year 1
+    // Beyond system_clock's +-292 years, a nanosecond time_point cannot hold it: an error, not overflow.
+    std::chrono::system_clock::time_point far;
+    CHECK(decode_cell(std::optional<bytes_view>(hex("000affffffffffff")), ts, {}, far) == type_errc::value_out_of_range);
+    CHECK(dec<timestamp>("000affffffffffff", ts).time_since_epoch().count() == 0x000affffffffffff);
 
     const auto td = cql_type::of(type_kind::date);
     CHECK(enc(date(std::chrono::days(0)), td) == "80000000");
@@ -225,6 +229,9 @@ TEST_CASE("codec: decimal is an exact scale and unscaled varint") {
     CHECK(dec<decimal>("000000023039", t).to_string() == "123.45");
     CHECK(dec<decimal>("00000005ff", t).to_string() == "-0.00001");
     CHECK(dec<decimal>("fffffffd01", t).to_string() == "1E+3");
+    CHECK(dec<decimal>("0000000701", t).to_string() == "1E-7");          // adjusted exponent below -6
+    CHECK(dec<decimal>("000000080c", t).to_string() == "1.2E-7");
+    CHECK(dec<decimal>("2d2d2d0001", t).to_string() == "1E-757935360");  // no 700 MB of zeros
     decimal precise{varint("123456789012345678901234567890123456789"), 38};
     round_trip(precise, t);
     CHECK(precise.to_string() == "1.23456789012345678901234567890123456789");

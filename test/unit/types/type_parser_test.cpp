@@ -43,6 +43,22 @@ TEST_CASE("type strings: user-defined types by name, with or without keyspace") 
     CHECK(parse_cql_type("address")->name == "address");
 }
 
+TEST_CASE("type strings: bare identifiers fold to lower case; quoted ones keep case and print quoted") {
+    auto t = parse_cql_type("frozen<KS.Address>");
+    CHECK(t->keyspace == "ks");
+    CHECK(t->name == "address");
+    auto q = parse_cql_type("\"My KS\".\"Odd \"\"Name\"\"\"");
+    REQUIRE(q.has_value());
+    CHECK(q->keyspace == "My KS");
+    CHECK(q->name == "Odd \"Name\"");
+    CHECK(round(to_cql_string(*q)) == to_cql_string(*q));
+    CHECK(to_cql_string(*q) == "\"My KS\".\"Odd \"\"Name\"\"\"");
+    CHECK(round("ks.\"MixedCase\"") == "ks.\"MixedCase\"");
+    CHECK(round("\"list\"") == "\"list\"");  // a UDT named like a keyword stays quoted
+    CHECK_FALSE(parse_cql_type("\"unterminated").has_value());
+    CHECK_FALSE(parse_cql_type("\"\"").has_value());
+}
+
 TEST_CASE("type strings: Cassandra 2.1 marshal class names") {
     CHECK(round("org.apache.cassandra.db.marshal.Int32Type") == "int");
     CHECK(round("org.apache.cassandra.db.marshal.MapType(org.apache.cassandra.db.marshal.UTF8Type,"
@@ -77,6 +93,10 @@ TEST_CASE("type strings: VectorType and unknown classes") {
     CHECK(c->kind == type_kind::custom);
     CHECK(c->custom_class == "com.example.MyType(a,b)");
     CHECK(to_cql_string(*c) == "'com.example.MyType(a,b)'");
+    auto q = parse_cql_type("'a.B(''x'')'");
+    REQUIRE(q.has_value());
+    CHECK(q->custom_class == "a.B('x')");
+    CHECK(to_cql_string(*q) == "'a.B(''x'')'");
 }
 
 TEST_CASE("type strings: malformed strings and nesting bombs are errors") {

@@ -67,3 +67,9 @@ TEST_CASE("value: null is a value; typed access; writing a value to the wrong ty
     CHECK(codec<value>::encode(i, cql_type::of(type_kind::varchar), out) == type_errc::type_mismatch);
     CHECK(codec<value>::encode(i, cql_type::of(type_kind::tinyint), out) == type_errc::value_out_of_range);
 }
+
+TEST_CASE("value: timestamps and dates outside years 0-9999 print as numbers") {
+    CHECK(show("ffffdffffff8fa24", "timestamp") == "'0855-01-19T11:10:50.916Z'");  // fmt's chrono would overflow here
+    CHECK(show("000affffffffffff", "timestamp") == "3096224743817215");
+    CHECK(show("ffffffff", "date") == "4294967295");
+}
