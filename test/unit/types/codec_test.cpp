@@ -325,3 +325,20 @@ TEST_CASE("codec: Cassandra 5 vectors pack fixed-size elements back to back") {
     CHECK(enc(std::vector<std::string>{"a", "bc"}, vt) == "0161" "026263");
     round_trip(std::vector<std::string>{"", "xyz"}, vt);
 }
+
+TEST_CASE("codec: list_view reads a list without allocating, element by element") {
+    const auto li = cql_type::list_of(t_int);
+    auto b = hex("00000003 0000000400000001 ffffffff 0000000400000003");
+    list_view<std::optional<int>> v;
+    REQUIRE_FALSE(codec<list_view<std::optional<int>>>::decode(b, li, {}, v));
+    CHECK(v.size() == 3);
+    std::vector<std::optional<int>> got(v.begin(), v.end());
+    CHECK(got == std::vector<std::optional<int>>{1, std::nullopt, 3});
+    list_view<int> strict;
+    REQUIRE_FALSE(codec<list_view<int>>::decode(b, li, {}, strict));
+    auto it = strict.begin();
+    CHECK(*it == 1);
+    CHECK_THROWS_AS(*++it, cqlcoro::error);  // the null element cannot be an int
+    CHECK(dec_error<list_view<int>>("00000001 0000000300000001", li) == type_errc::bad_cell_size);
+    CHECK(dec_error<list_view<int>>("00000002 0000000400000001", li) == type_errc::bad_collection);
+}
