@@ -92,19 +92,7 @@ private:
         skip_space();
         if (pos_ < s_.size() && s_[pos_] == '\'') {  // 'custom.Class', with '' for a quote inside
             std::string cls;
-            ++pos_;
-            while (true) {
-                if (pos_ >= s_.size()) return type_errc::bad_type_string;
-                char c = s_[pos_++];
-                if (c != '\'') {
-                    cls += c;
-                } else if (pos_ < s_.size() && s_[pos_] == '\'') {
-                    cls += '\'';
-                    ++pos_;
-                } else {
-                    break;
-                }
-            }
+            if (auto ec = quoted(cls, '\'')) return ec;
             return parse_custom_class(cls, out, depth, [] {});
         }
         if (pos_ < s_.size() && s_[pos_] == '"') return parse_udt_name(out);
@@ -202,16 +190,16 @@ private:
         return {};
     }
 
-    // "quoted identifier" ("" stands for one "), at pos_.
-    error_code quoted(std::string& out) {
+    // A quoted, non-empty text at pos_: "identifier" or 'string', the quote doubled inside it.
+    error_code quoted(std::string& out, char q = '"') {
         out.clear();
         ++pos_;
         while (pos_ < s_.size()) {
             char c = s_[pos_++];
-            if (c != '"') {
+            if (c != q) {
                 out += c;
-            } else if (pos_ < s_.size() && s_[pos_] == '"') {
-                out += '"';
+            } else if (pos_ < s_.size() && s_[pos_] == q) {
+                out += q;
                 ++pos_;
             } else {
                 return out.empty() ? error_code(type_errc::bad_type_string) : error_code{};

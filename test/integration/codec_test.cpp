@@ -9,26 +9,14 @@
 using namespace cqlcoro;
 using namespace cqlcoro::protocol;
 using cqlcoro::test::raw_connection;
+using cqlcoro::test::body_as;
 using cqlcoro::test::received_frame;
+using cqlcoro::test::result_as;
 using cqlcoro::test::test_host;
 
 namespace {
 
-template <class T>
-const T& body_as(const received_frame& f) {
-    if constexpr (!std::is_same_v<T, error_response>) {
-        if (auto e = std::get_if<error_response>(&f.message.body)) FAIL("server error " << e->code << ": " << e->message);
-    }
-    REQUIRE(std::holds_alternative<T>(f.message.body));
-    return std::get<T>(f.message.body);
-}
 
-template <class T>
-const T& result_as(const received_frame& f) {
-    const auto& r = body_as<result_response>(f);
-    REQUIRE(std::holds_alternative<T>(r.body));
-    return std::get<T>(r.body);
-}
 
 /// The cells of a rows result, row by row, as text (null as "<null>").
 std::vector<std::vector<std::string>> cells(const rows_result& rows) {

@@ -5,6 +5,8 @@
 #include "protocol/requests.hpp"
 #include "protocol/responses.hpp"
 
+#include <catch2/catch_test_macros.hpp>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -31,6 +33,25 @@ struct received_frame {
     protocol::byte_buffer scratch;   // decompressed body, when compressed
     protocol::response message;
 };
+
+/// The message of a frame as T; fails the test with the server's error when there is one instead.
+template <class T>
+const T& body_as(const received_frame& f) {
+    if constexpr (!std::is_same_v<T, protocol::error_response>) {
+        if (auto e = std::get_if<protocol::error_response>(&f.message.body))
+            FAIL("server error " << e->code << ": " << e->message);
+    }
+    REQUIRE(std::holds_alternative<T>(f.message.body));
+    return std::get<T>(f.message.body);
+}
+
+/// The RESULT of a frame as the kind T (rows_result, prepared_result, ...).
+template <class T>
+const T& result_as(const received_frame& f) {
+    const auto& r = body_as<protocol::result_response>(f);
+    REQUIRE(std::holds_alternative<T>(r.body));
+    return std::get<T>(r.body);
+}
 
 class raw_connection {
 public:

@@ -16,18 +16,13 @@ using namespace cqlcoro;
 using namespace cqlcoro::protocol;
 using namespace std::chrono_literals;
 using cqlcoro::test::raw_connection;
+using cqlcoro::test::body_as;
 using cqlcoro::test::received_frame;
+using cqlcoro::test::result_as;
 using cqlcoro::test::test_host;
 
 namespace {
 
-template <class T>
-const T& result_as(const received_frame& f) {
-    if (auto e = std::get_if<error_response>(&f.message.body)) FAIL("server error " << e->code << ": " << e->message);
-    const auto& r = std::get<result_response>(f.message.body);
-    REQUIRE(std::holds_alternative<T>(r.body));
-    return std::get<T>(r.body);
-}
 
 void run(raw_connection& c, std::string_view cql) {
     auto f = c.roundtrip(3, query_request{cql, {.cl = consistency::one}});
