@@ -162,6 +162,8 @@ public:
     /// Forget prepared statements: EXECUTE of an unknown id gets UNPREPARED.
     void forget_prepared(std::size_t node);
     std::size_t connection_count(std::size_t node) const;
+    /// CPU time the sim's thread has used so far (to measure its cost per request).
+    std::chrono::nanoseconds cpu_time() const;
 
     /// Events to every connection that REGISTERed for them (on every running node, or on `via` only).
     void push_status_change(std::size_t about, std::string change, std::optional<std::size_t> via = {});

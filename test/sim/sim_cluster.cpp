@@ -9,6 +9,8 @@
 
 #include <stdexcept>
 
+#include <time.h>
+
 namespace cqlcoro::sim {
 
 const compiled_prime* cluster::impl::find_prime(std::size_t node, std::string_view query, std::optional<consistency> cl) const {
@@ -146,6 +148,14 @@ void cluster::forget_prepared(std::size_t n) {
 }
 std::size_t cluster::connection_count(std::size_t n) const {
     return impl_->sync([&] { return impl_->at(n).connections.size(); });
+}
+
+std::chrono::nanoseconds cluster::cpu_time() const {
+    return impl_->sync([] {
+        timespec ts{};
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+    });
 }
 
 namespace {
