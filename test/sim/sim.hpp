@@ -39,6 +39,8 @@ struct cluster_config {
     std::size_t nodes = 1;
     /// Nodes per datacenter (dc1, dc2, ...); empty: all `nodes` in dc1.
     std::vector<std::size_t> datacenters;
+    /// Racks per datacenter: a datacenter's nodes go to rack1, rack2, ... in turn.
+    std::size_t racks = 1;
     /// Nodes on 127.0.0.1, .2, ... all on `port`; or, with distinct_ports, all on 127.0.0.1, ports port, port+1, ...
     std::uint16_t port = 9042;
     bool distinct_ports = false;

@@ -53,7 +53,7 @@ cluster::cluster(cluster_config config) : impl_(std::make_unique<impl>()) {
             const auto port = static_cast<std::uint16_t>(s.config.port + (s.config.distinct_ports ? i : 0));
             n->endpoint = tcp::endpoint(addr, port);
             n->datacenter = fmt::format("dc{}", dc + 1);
-            n->rack = "rack1";
+            n->rack = fmt::format("rack{}", k % std::max<std::size_t>(1, s.config.racks) + 1);
             n->host_id = names(fmt::format("{}/host/{}", s.config.cluster_name, i + 1));
             for (std::size_t j = 0; j < per; ++j) {
                 const std::uint64_t pos = static_cast<std::uint64_t>(j * total + i) * step;

@@ -276,8 +276,13 @@ void request_handler::handle_statement(const frame_header& h, std::string_view q
         ks.erase(std::remove(ks.begin(), ks.end(), '"'), ks.end());
         r.body = result_response{set_keyspace_result{ks}};
     } else if (q.starts_with("select ")) {
-        if (q.find("from system.peers_v2") != std::string::npos || q.find("from system_virtual_schema.") != std::string::npos)
-            return error(h, server_error::invalid, "unconfigured table " + q.substr(q.find("from ") + 5));
+        // Tables this node's release does not have are refused as a real node refuses them.
+        const bool v2 = sim.config.release_version.starts_with("2.");
+        const bool missing = q.find("from system.peers_v2") != std::string::npos ||
+                             q.find("from system_virtual_schema.") != std::string::npos ||
+                             (v2 && q.find("from system_schema.") != std::string::npos) ||
+                             (!v2 && q.find("from system.schema_") != std::string::npos);
+        if (missing) return error(h, server_error::invalid, "unconfigured table " + q.substr(q.find("from ") + 5));
         r.body = rows_result(rows_answer{}, p, h.version);  // unprimed: no rows
     } else {
         r.body = result_response{void_result{}};

@@ -227,3 +227,40 @@ TEST_CASE("sim: prepared ids are stable across re-prepares; a forgetful node ans
     CHECK(exec->values.at(0) == byte_buffer(k.begin(), k.end()));
     CHECK(exec->node == 1);
 }
+
+TEST_CASE("sim: schema tables follow the release: 2.x layout for 2.1, system_schema for 3.0+") {
+    {
+        sim::cluster c({.nodes = 1, .port = port, .release_version = "2.1.0"});
+        raw_client client("127.0.0.1", port, 3);
+        client.startup();
+        auto ks = page(query(client, "SELECT * FROM system.schema_keyspaces"));
+        CHECK(ks.size() >= 1);
+        CHECK(ks.rows()[0].get<std::string_view>("strategy_class") == "org.apache.cassandra.locator.LocalStrategy");
+        CHECK(page(query(client, "SELECT * FROM system.schema_columnfamilies")).size() == 0);
+        CHECK(as<error_response>(query(client, "SELECT * FROM system_schema.keyspaces")).code == 0x2200);
+    }
+    {
+        sim::cluster c({.nodes = 1, .port = port});
+        raw_client client("127.0.0.1", port, 4);
+        client.startup();
+        auto ks = page(query(client, "SELECT * FROM system_schema.keyspaces"));
+        CHECK(ks.rows()[0].get<std::map<std::string, std::string>>("replication").at("class") == "org.apache.cassandra.locator.LocalStrategy");
+        CHECK(as<error_response>(query(client, "SELECT * FROM system.schema_keyspaces")).code == 0x2200);
+    }
+}
+
+TEST_CASE("sim: 200 nodes in two datacenters with racks, on 127.0.0.1..200") {
+    sim::cluster c({.datacenters = {120, 80}, .racks = 3, .port = port, .tokens_per_node = 1});
+    REQUIRE(c.size() == 200);
+    CHECK(c.address(200) == "127.0.0.200");
+    raw_client client("127.0.0.200", port, 4);
+    client.startup();
+    auto local = page(query(client, "SELECT * FROM system.local"));
+    CHECK(local.rows()[0].get<std::string_view>("data_center") == "dc2");
+    CHECK(local.rows()[0].get<std::string_view>("rack") == "rack2");  // 80th node of dc2: (79 % 3) + 1
+    auto peers = page(query(client, "SELECT * FROM system.peers"));
+    CHECK(peers.size() == 199);
+    std::set<std::string> racks;
+    for (auto row : peers.rows()) racks.insert(row.get<std::string>("rack"));
+    CHECK(racks == std::set<std::string>{"rack1", "rack2", "rack3"});
+}
