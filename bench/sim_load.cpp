@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
     const int conns = argc > 1 ? std::atoi(argv[1]) : 4;
     const int pipeline = argc > 2 ? std::atoi(argv[2]) : 128;
     const long total = argc > 3 ? std::atol(argv[3]) : 400'000;
-    sim::cluster c({.nodes = 1, .port = 19242});
+    sim::cluster c({.nodes = 1, .port = 19242, .record_requests = false});
     c.prime({.query = "SELECT v FROM sim.kv WHERE k = 1"},
             sim::rows({sim::column("v", cql_type::of(type_kind::varchar))}).row("a value of twenty-four"));
 

@@ -2,14 +2,14 @@
 //
 //   cqlsim --nodes 3 --port 19142 [--datacenters 2,1] [--distinct-ports] [--max-version 5]
 //          [--cassandra21-refusals] [--credentials user:password] [--tls cert.pem key.pem [client-ca.pem]]
-//          [--release 3.11.16] [--rows "QUERY" N]...
+//          [--release 3.11.16] [--rows "QUERY" N]... [--no-record]
 //
 // --rows primes QUERY with N rows of (id int, name text) ("name-<id>"). It also primes
 // "SELECT v FROM sim.t WHERE k = ?" (marker k int, pk index 0) with one row ('v'). When the cluster
 // listens it prints "ready" and then obeys commands on standard input, one per line:
 //   status N UP|DOWN | topology N NEW_NODE|REMOVED_NODE|MOVED_NODE | stop N | start N | pause N | resume N
 //   drop N | forget N | requests | quit
-// End of input quits too.
+// End of input quits too. --no-record stops keeping requests (for long load runs).
 #include "sim.hpp"
 
 #include <fmt/format.h>
@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
             else if (a == "--distinct-ports") cfg.distinct_ports = true;
             else if (a == "--max-version") cfg.max_version = static_cast<std::uint8_t>(std::stoul(next()));
             else if (a == "--cassandra21-refusals") cfg.cassandra21_refusals = true;
+            else if (a == "--no-record") cfg.record_requests = false;
             else if (a == "--release") cfg.release_version = next();
             else if (a == "--datacenters") {
                 std::stringstream ss(next());

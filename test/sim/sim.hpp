@@ -55,6 +55,8 @@ struct cluster_config {
     std::string cluster_name = "cqlcoro-sim";
     std::string release_version = "3.11.16";
     std::size_t tokens_per_node = 4;
+    /// Keep every request for requests()/wait_for_requests(); load benchmarks turn it off.
+    bool record_requests = true;
 };
 
 /// Which requests a prime applies to.

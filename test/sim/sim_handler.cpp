@@ -73,22 +73,9 @@ void request_handler::refuse_version(std::uint8_t requested, std::int16_t stream
     conn.send(std::move(out));
 }
 
-void request_handler::handle(const frame_header& h, bytes_view body) {
+void request_handler::record(const frame_header& h, const request& req) {
     auto& n = conn.owner();
     auto& sim = n.sim;
-    const auto& cfg = sim.config;
-
-    if (h.version > cfg.max_version || (conn.version_ != 0 && h.version != conn.version_)) {
-        refuse_version(h.version, h.stream);
-        return;
-    }
-    auto decoded = decode_request(h, body);
-    if (!decoded) {
-        error(h, server_error::protocol_error, "cannot decode request: " + decoded.error().message());
-        return;
-    }
-    const request& req = decoded->message;
-
     recorded_request rec;
     rec.node = n.index;
     rec.connection = conn.id();
@@ -115,6 +102,25 @@ void request_handler::handle(const frame_header& h, bytes_view body) {
         sim.log.push_back(std::move(rec));
     }
     sim.log_changed.notify_all();
+}
+
+void request_handler::handle(const frame_header& h, bytes_view body) {
+    auto& n = conn.owner();
+    auto& sim = n.sim;
+    const auto& cfg = sim.config;
+
+    if (h.version > cfg.max_version || (conn.version_ != 0 && h.version != conn.version_)) {
+        refuse_version(h.version, h.stream);
+        return;
+    }
+    auto decoded = decode_request(h, body);
+    if (!decoded) {
+        error(h, server_error::protocol_error, "cannot decode request: " + decoded.error().message());
+        return;
+    }
+    const request& req = decoded->message;
+
+    if (cfg.record_requests) record(h, req);
 
     if (auto s = std::get_if<startup_request>(&req)) return handle_startup(h, *s);
     if (std::holds_alternative<options_request>(req)) {

@@ -130,6 +130,7 @@ struct request_handler {
     void refuse_version(std::uint8_t requested, std::int16_t stream);
 
 private:
+    void record(const protocol::frame_header& h, const protocol::request& req);
     void handle_startup(const protocol::frame_header& h, const protocol::startup_request& r);
     void handle_statement(const protocol::frame_header& h, std::string_view query, const protocol::query_params& p,
                           const prepared_entry* prepared);
