@@ -76,7 +76,13 @@ private:
             auto [ec, n] = co_await stream_.async_read_some(asio::buffer(chunk), use_tuple);
             if (ec || closed_) break;
             in_.insert(in_.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
-            if (!process()) break;
+            // A read already pending when the node was paused completes anyway: hold what it brought,
+            // unprocessed, until resume.
+            while (node_.paused && !closed_) {
+                resume_.expires_at(asio::steady_timer::time_point::max());
+                co_await resume_.async_wait(use_tuple);
+            }
+            if (closed_ || !process()) break;
         }
         close();
     }
