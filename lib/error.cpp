@@ -105,7 +105,52 @@ public:
     }
 };
 
+class client_category_impl final : public boost::system::error_category {
+public:
+    const char* name() const noexcept override { return "cqlcoro.client"; }
+
+    std::string message(int ev) const override {
+        switch (static_cast<client_errc>(ev)) {
+        case client_errc::connection_closed_unsent:
+            return "the connection closed before the request was written: it was not executed and is safe to retry";
+        case client_errc::connection_closed_sent:
+            return "the connection closed after the request was written: it may or may not have been executed "
+                   "(retry only if it is idempotent)";
+        case client_errc::connection_draining:
+            return "the connection is closing or draining and takes no new requests: use another connection";
+        case client_errc::too_many_requests:
+            return "every stream id of the connection is in use: wait for responses or open more connections";
+        case client_errc::connect_timeout:
+            return "no connection within the connect timeout: check the address and port, and whether the server "
+                   "expects TLS";
+        case client_errc::heartbeat_timeout:
+            return "the server did not answer a heartbeat within the heartbeat timeout: the connection is defunct";
+        case client_errc::orphan_budget_exceeded:
+            return "too many abandoned requests are still awaiting late responses: the connection is drained and "
+                   "replaced (raise the request timeout or the orphan budget if this recurs)";
+        case client_errc::close_timeout:
+            return "the graceful close timed out with requests still in flight";
+        case client_errc::authentication_failed:
+            return "authentication failed: check the user name and password";
+        case client_errc::authentication_required:
+            return "the server requires authentication: configure credentials or an authenticator";
+        case client_errc::handshake_failed:
+            return "the server refused the connection handshake";
+        case client_errc::tls_failed:
+            return "the TLS handshake failed: check the CA certificate, the server name, and the client certificate";
+        case client_errc::invalid_configuration:
+            return "invalid configuration";
+        }
+        return "unknown cqlcoro client error";
+    }
+};
+
 }  // namespace
+
+const boost::system::error_category& client_category() noexcept {
+    static const client_category_impl instance;
+    return instance;
+}
 
 const boost::system::error_category& type_category() noexcept {
     static const type_category_impl instance;

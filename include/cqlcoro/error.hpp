@@ -61,7 +61,26 @@ enum class type_errc {
     row_out_of_range,       ///< a row or column index past the end
 };
 
+/// Errors of the driver itself: connections, timeouts, configuration. The connection-loss codes say
+/// whether the request had been written, which decides whether it is safe to retry.
+enum class client_errc {
+    connection_closed_unsent = 1, ///< the connection closed before the request was written: it was not executed
+    connection_closed_sent,       ///< the connection closed after the request was written: it may have been executed
+    connection_draining,          ///< the connection is closing or draining and takes no new requests
+    too_many_requests,            ///< every stream id of the connection is in use
+    connect_timeout,              ///< connecting (TCP, TLS and the CQL handshake) took longer than the connect timeout
+    heartbeat_timeout,            ///< the server did not answer a heartbeat in time: the connection is defunct
+    orphan_budget_exceeded,       ///< too many abandoned requests await late responses: the connection is replaced
+    close_timeout,                ///< a graceful close gave up waiting for requests in flight
+    authentication_failed,        ///< the server refused the credentials
+    authentication_required,      ///< the server requires authentication and no credentials were configured
+    handshake_failed,             ///< the server answered the connection handshake with an error
+    tls_failed,                   ///< the TLS handshake failed (certificate not trusted, name mismatch, ...)
+    invalid_configuration,        ///< a setting that cannot work (a missing certificate file, ...)
+};
+
 const boost::system::error_category& protocol_category() noexcept;
+const boost::system::error_category& client_category() noexcept;
 const boost::system::error_category& type_category() noexcept;
 
 inline error_code make_error_code(protocol_errc e) noexcept {
@@ -69,6 +88,7 @@ inline error_code make_error_code(protocol_errc e) noexcept {
 }
 
 inline error_code make_error_code(type_errc e) noexcept { return {static_cast<int>(e), type_category()}; }
+inline error_code make_error_code(client_errc e) noexcept { return {static_cast<int>(e), client_category()}; }
 
 /// The exception cqlcoro throws: an error code plus a message that names what failed (the column, the
 /// CQL type, the C++ type, the host) and what to do about it.
@@ -94,3 +114,7 @@ template <>
 struct boost::system::is_error_code_enum<cqlcoro::protocol_errc> : std::true_type {};
 template <>
 struct std::is_error_code_enum<cqlcoro::protocol_errc> : std::true_type {};
+template <>
+struct boost::system::is_error_code_enum<cqlcoro::client_errc> : std::true_type {};
+template <>
+struct std::is_error_code_enum<cqlcoro::client_errc> : std::true_type {};

@@ -1,22 +1,25 @@
 #include "connection/connection.hpp"
 
-#include <cqlcoro/error.hpp>
-
-#include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include <fmt/format.h>
 
+#include <cstring>
+
 namespace cqlcoro::connection {
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t min_read_space = 16 * 1024;
 
 // Requests are encoded before they reach the strand, with stream 0; the strand writes the real id in.
 void patch_stream(protocol::byte_buffer& frame, std::int16_t id) noexcept {
@@ -24,87 +27,185 @@ void patch_stream(protocol::byte_buffer& frame, std::int16_t id) noexcept {
     frame[3] = static_cast<std::uint8_t>(id);
 }
 
-}  // namespace
-
-connection::connection(asio::any_io_executor ex)
-    : strand_(asio::make_strand(ex)), socket_(strand_), in_flight_(stream_ids::max_capacity) {}
-
-asio::awaitable<std::shared_ptr<connection>> connection::connect(asio::any_io_executor ex, connection_params params,
-                                                                 event_handler on_event) {
-    std::string refusals;
-    for (std::uint8_t v = params.max_version; v >= 3; --v) {
-        auto c = std::make_shared<connection>(ex);
-        c->on_event_ = on_event;
-        auto ec = co_await asio::co_spawn(c->strand_, c->open(params, v), asio::use_awaitable);
-        if (!ec) {
-            asio::co_spawn(c->strand_, [c] { return c->read_loop(); }, asio::detached);
-            if (!params.events.empty()) {
-                std::vector<std::string_view> ev(params.events.begin(), params.events.end());
-                auto r = co_await c->execute(protocol::register_request{ev}, asio::use_awaitable);
-                if (auto e = std::get_if<protocol::error_response>(&r.message.body))
-                    throw error(protocol_errc::unexpected_opcode, fmt::format("{}:{} refused REGISTER: {}", params.host, params.port, e->message));
-            }
-            co_return c;
-        }
-        if (ec != protocol_errc::unsupported_version) throw error(ec, fmt::format("{}:{}: {}", params.host, params.port, c->last_error_.empty() ? ec.message() : c->last_error_));
-        refusals += fmt::format("{}v{} refused", refusals.empty() ? "" : ", ", v);
-    }
-    throw error(protocol_errc::unsupported_version,
-                fmt::format("{}:{} speaks none of protocol v{}..v3 ({})", params.host, params.port, params.max_version, refusals));
+bool is_ip_address(const std::string& host) {
+    error_code ec;
+    asio::ip::make_address(host, ec);
+    return !ec;
 }
 
-// TCP connect, then STARTUP (and login) in `version`. unsupported_version when the server refuses it.
+std::string quote_identifier(std::string_view name) {
+    std::string out = "\"";
+    for (char c : name) {
+        if (c == '"') out += '"';
+        out += c;
+    }
+    return out + "\"";
+}
+
+}  // namespace
+
+connection::connection(asio::any_io_executor ex, const connection_params& p)
+    : strand_(asio::make_strand(ex)),
+      socket_(strand_),
+      host_(p.host),
+      max_frame_(p.max_frame_size),
+      orphan_budget_(p.orphan_budget),
+      heartbeat_interval_(p.heartbeat_interval),
+      heartbeat_timeout_(p.heartbeat_timeout),
+      drain_timeout_(p.drain_timeout),
+      ids_(p.max_requests),
+      in_flight_(ids_.capacity()),
+      heartbeat_timer_(strand_),
+      closed_signal_(strand_, asio::steady_timer::time_point::max()),
+      assembler_(p.max_frame_size) {}
+
+connection::~connection() = default;
+
+std::pair<error_code, std::string> connection::failure() const {
+    std::lock_guard lock(failure_mutex_);
+    return {failure_, failure_text_};
+}
+
+void connection::set_failure(error_code cause, std::string why) {
+    std::lock_guard lock(failure_mutex_);
+    if (failure_) return;  // the first cause is the one that matters
+    failure_ = cause;
+    failure_text_ = std::move(why);
+}
+
+asio::awaitable<std::shared_ptr<connection>> connection::connect(asio::any_io_executor ex, connection_params params,
+                                                                 event_handler on_event, state_handler on_state) {
+    const std::string where = fmt::format("{}:{}", params.host, params.port);
+    std::shared_ptr<asio::ssl::context> tls_context;
+    if (params.tls) tls_context = make_tls_context(*params.tls);
+    if (params.max_version < 3 || params.max_version > 5)
+        throw error(client_errc::invalid_configuration, fmt::format("max_version {}: cqlcoro speaks protocol v3, v4 and v5", params.max_version));
+    const auto deadline = std::chrono::steady_clock::now() + params.connect_timeout;
+    std::string refusals;
+    for (std::uint8_t v = params.max_version; v >= 3; --v) {
+        auto c = std::make_shared<connection>(ex, params);
+        c->tls_context_ = tls_context;
+        c->on_event_ = on_event;
+        c->on_state_ = on_state;
+        auto ec = co_await asio::co_spawn(c->strand_, c->open_until(params, v, deadline), asio::use_awaitable);
+        if (c->timed_out_)
+            throw error(client_errc::connect_timeout,
+                        fmt::format("{}: no answer within the connect timeout of {} ms (while waiting for the {}){}", where,
+                                    params.connect_timeout.count(), c->stage_,
+                                    params.tls ? "" : "; if the server expects TLS, configure tls"));
+        if (!ec) {
+            c->last_read_ = std::chrono::steady_clock::now();
+            asio::co_spawn(c->strand_, [c] { return c->read_loop(); }, asio::detached);
+            if (c->heartbeat_interval_.count() > 0) asio::co_spawn(c->strand_, [c] { return c->heartbeat_loop(); }, asio::detached);
+            co_return c;
+        }
+        if (ec == protocol_errc::unsupported_version) {
+            refusals += fmt::format("{}v{} refused", refusals.empty() ? "" : ", ", v);
+            continue;
+        }
+        auto [fec, text] = c->failure();
+        if (ec.category() == asio::error::get_ssl_category() || ec == asio::ssl::error::stream_truncated)
+            throw error(client_errc::tls_failed, fmt::format("{}: TLS handshake failed: {} (check the CA certificate, the server name "
+                                                             "and, if the server requires one, the client certificate)", where, ec.message()));
+        if (ec == asio::error::eof || ec == asio::error::connection_reset)
+            throw error(ec, fmt::format("{}: the server closed the connection during the {}{}", where, c->stage_,
+                                        params.tls ? " (with TLS: the server may have refused the client certificate, or not speak TLS)"
+                                                   : "; if the server expects TLS, configure tls"));
+        throw error(ec, fmt::format("{}: {}", where, text.empty() ? fmt::format("{} failed: {}", c->stage_, ec.message()) : text));
+    }
+    throw error(protocol_errc::unsupported_version,
+                fmt::format("{} speaks none of protocol v{}..v3 ({})", where, params.max_version, refusals));
+}
+
+// open() bounded by the deadline: when it passes, the socket is closed, which ends whatever step open() waits in.
+asio::awaitable<error_code> connection::open_until(const connection_params& p, std::uint8_t version,
+                                                   std::chrono::steady_clock::time_point deadline) {
+    asio::steady_timer timer(strand_, deadline);
+    timer.async_wait([self = shared_from_this()](error_code ec) {
+        if (ec) return;
+        self->timed_out_ = true;
+        error_code ignored;
+        self->lowest().close(ignored);
+    });
+    auto ec = co_await open(p, version);
+    timer.cancel();
+    co_return ec;
+}
+
+// TCP connect, TLS, then the CQL handshake in `version`. unsupported_version when the server refuses it.
 asio::awaitable<error_code> connection::open(const connection_params& p, std::uint8_t version) {
+    stage_ = "address resolution";
     asio::ip::tcp::resolver resolver(strand_);
     auto [rec, endpoints] = co_await resolver.async_resolve(p.host, std::to_string(p.port), use_tuple);
     if (rec) co_return rec;
+    stage_ = "TCP connect";
     auto [cec, ep] = co_await asio::async_connect(socket_, endpoints, use_tuple);
     if (cec) co_return cec;
     socket_.set_option(asio::ip::tcp::no_delay(true));
+    if (tls_context_) {
+        stage_ = "TLS handshake";
+        tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket>>(std::move(socket_), *tls_context_);
+        const std::string& name = p.tls->server_name.empty() ? p.host : p.tls->server_name;
+        if (!is_ip_address(name)) SSL_set_tlsext_host_name(tls_->native_handle(), name.c_str());  // SNI takes names only
+        if (p.tls->verify_peer && p.tls->verify_hostname) tls_->set_verify_callback(asio::ssl::host_name_verification(name));
+        auto [hec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, use_tuple);
+        if (hec) co_return hec;
+    }
     version_ = version;
-    max_frame_ = p.max_frame_size;
     co_return co_await handshake(p);
 }
 
+// One request and its answer, before the read loop runs.
+asio::awaitable<std::optional<response_frame>> connection::exchange(const protocol::request& req) {
+    protocol::byte_buffer frame;
+    if (auto ec = protocol::encode_request(version_, req, {.compression = framing_ ? protocol::compression::none : compression_}, frame)) {
+        set_failure(ec, fmt::format("{} failed: cannot encode the request: {}", stage_, ec.message()));
+        co_return std::nullopt;
+    }
+    protocol::byte_buffer out;
+    if (framing_) {
+        std::vector<protocol::bytes_view> one{frame};
+        protocol::encode_envelopes(one, compression_ == protocol::compression::lz4, out);
+    } else {
+        out = std::move(frame);
+    }
+    auto [wec, wn] = tls_ ? co_await asio::async_write(*tls_, asio::buffer(out), use_tuple)
+                          : co_await asio::async_write(socket_, asio::buffer(out), use_tuple);
+    if (wec) {
+        set_failure(wec, "");
+        co_return std::nullopt;
+    }
+    std::optional<response_frame> got;
+    on_handshake_frame_ = [&got](response_frame f) { got = std::move(f); };
+    while (!got) {
+        if (in_.size() - in_used_ < min_read_space) in_.resize(std::max<std::size_t>(in_used_ + min_read_space, 64 * 1024));
+        auto buf = asio::buffer(in_.data() + in_used_, in_.size() - in_used_);
+        auto [rec, n] = tls_ ? co_await tls_->async_read_some(buf, use_tuple) : co_await socket_.async_read_some(buf, use_tuple);
+        if (rec) {
+            set_failure(rec, "");
+            break;
+        }
+        in_used_ += n;
+        if (auto ec = parse_frames()) {
+            set_failure(ec, fmt::format("{} failed: malformed answer from the server: {}", stage_, ec.message()));
+            break;
+        }
+    }
+    on_handshake_frame_ = nullptr;
+    co_return got;
+}
+
 asio::awaitable<error_code> connection::handshake(const connection_params& p) {
-    // One request and its answer, before the read loop runs.
-    auto exchange = [this](const protocol::request& req) -> asio::awaitable<std::optional<response_frame>> {
-        protocol::byte_buffer frame;
-        if (auto ec = protocol::encode_request(version_, req, {.compression = framing_ ? protocol::compression::none : compression_}, frame)) {
-            failure_ = ec;
-            co_return std::nullopt;
-        }
-        protocol::byte_buffer out;
-        if (framing_) {
-            std::vector<protocol::bytes_view> one{frame};
-            protocol::encode_envelopes(one, compression_ == protocol::compression::lz4, out);
-        } else {
-            out = std::move(frame);
-        }
-        auto [wec, wn] = co_await asio::async_write(socket_, asio::buffer(out), use_tuple);
-        if (wec) {
-            failure_ = wec;
-            co_return std::nullopt;
-        }
-        std::optional<response_frame> got;
-        on_handshake_frame_ = [&got](response_frame f) { got = std::move(f); };
-        while (!got) {
-            std::array<std::uint8_t, 16384> chunk;
-            auto [rec, n] = co_await socket_.async_read_some(asio::buffer(chunk), use_tuple);
-            if (rec) {
-                failure_ = rec;
-                break;
-            }
-            in_.insert(in_.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
-            if (auto ec = parse_frames()) {
-                failure_ = ec;
-                break;
-            }
-        }
-        on_handshake_frame_ = nullptr;
-        co_return got;
+    auto server_error = [&](const protocol::error_response& e, client_errc code, std::string_view advice) {
+        set_failure(code, fmt::format("{} refused: {} (server error 0x{:04x}){}", stage_, e.message, static_cast<int>(e.code), advice));
+        return error_code(code);
+    };
+    auto failed = [&]() {
+        auto [ec, text] = failure();
+        return ec ? ec : error_code(client_errc::handshake_failed);
     };
 
+    stage_ = "answer to STARTUP";
     std::vector<std::pair<std::string_view, std::string_view>> opts{{"CQL_VERSION", "3.0.0"}, {"DRIVER_NAME", "cqlcoro"}};
     auto comp = p.compression;
     if (version_ >= 5 && comp == protocol::compression::snappy) comp = protocol::compression::none;  // v5 has LZ4 only
@@ -112,36 +213,74 @@ asio::awaitable<error_code> connection::handshake(const connection_params& p) {
     // A server may compress its answer to STARTUP already (Cassandra 2.1 does).
     compression_ = comp;
     auto r = co_await exchange(protocol::startup_request{opts});
-    if (!r) co_return failure_;
+    if (!r) co_return failed();
     if (auto e = std::get_if<protocol::error_response>(&r->message.body)) {
         if (protocol::rejects_protocol_version(r->header, *e, version_)) co_return error_code(protocol_errc::unsupported_version);
-        last_error_ = fmt::format("STARTUP refused: {}", e->message);
-        co_return error_code(protocol_errc::unexpected_opcode);
+        co_return server_error(*e, client_errc::handshake_failed, "");
     }
     if (version_ >= 5) {  // v5 segments begin after the answer to STARTUP
         framing_ = true;
         segments_.emplace(compression_ == protocol::compression::lz4);
     }
     if (auto a = std::get_if<protocol::authenticate_response>(&r->message.body)) {
-        if (!p.credentials) {
-            last_error_ = fmt::format("the server requires authentication ({}): set credentials", a->authenticator);
-            co_return error_code(protocol_errc::unexpected_opcode);
+        stage_ = "answer to AUTH_RESPONSE";
+        if (!p.auth) {
+            set_failure(client_errc::authentication_required,
+                        fmt::format("the server requires authentication ({}): configure credentials (plain_text(user, password)) "
+                                    "or an auth_provider", a->authenticator));
+            co_return error_code(client_errc::authentication_required);
         }
-        std::string token = std::string(1, '\0') + p.credentials->first + std::string(1, '\0') + p.credentials->second;
-        auto ar = co_await exchange(protocol::auth_response_request{protocol::as_bytes(token)});
-        if (!ar) co_return failure_;
-        if (auto e = std::get_if<protocol::error_response>(&ar->message.body)) {
-            last_error_ = fmt::format("authentication failed: {} (check the user name and password)", e->message);
-            co_return error_code(protocol_errc::unexpected_opcode);
+        std::unique_ptr<authenticator> auth;
+        std::vector<std::uint8_t> token;
+        try {
+            auth = p.auth->new_authenticator(p.host, a->authenticator);
+            token = auth->initial_response();
+        } catch (const std::exception& ex) {
+            set_failure(client_errc::authentication_failed, fmt::format("the authenticator failed: {}", ex.what()));
+            co_return error_code(client_errc::authentication_failed);
         }
-        if (!std::holds_alternative<protocol::auth_success_response>(ar->message.body)) {
-            last_error_ = "unexpected answer to AUTH_RESPONSE (SASL challenges beyond PLAIN are not supported yet)";
-            co_return error_code(protocol_errc::unexpected_opcode);
+        for (;;) {
+            protocol::auth_response_request answer{protocol::bytes_view(token)};
+            auto ar = co_await exchange(answer);
+            if (!ar) co_return failed();
+            if (auto e = std::get_if<protocol::error_response>(&ar->message.body))
+                co_return server_error(*e, client_errc::authentication_failed, " (check the user name and password)");
+            if (auto s = std::get_if<protocol::auth_success_response>(&ar->message.body)) {
+                auth->on_success(s->token ? protocol::bytes_view(*s->token) : protocol::bytes_view{});
+                break;
+            }
+            auto c = std::get_if<protocol::auth_challenge_response>(&ar->message.body);
+            if (!c) {
+                set_failure(client_errc::handshake_failed, "unexpected answer to AUTH_RESPONSE");
+                co_return error_code(client_errc::handshake_failed);
+            }
+            try {
+                token = auth->evaluate_challenge(c->token ? protocol::bytes_view(*c->token) : protocol::bytes_view{});
+            } catch (const std::exception& ex) {
+                set_failure(client_errc::authentication_failed, fmt::format("the authenticator failed: {}", ex.what()));
+                co_return error_code(client_errc::authentication_failed);
+            }
         }
     } else if (!std::holds_alternative<protocol::ready_response>(r->message.body)) {
-        last_error_ = "unexpected answer to STARTUP";
-        co_return error_code(protocol_errc::unexpected_opcode);
+        set_failure(client_errc::handshake_failed, "unexpected answer to STARTUP");
+        co_return error_code(client_errc::handshake_failed);
     }
+    if (!p.keyspace.empty()) {
+        stage_ = "answer to USE";
+        const std::string use = "USE " + quote_identifier(p.keyspace);
+        auto ur = co_await exchange(protocol::query_request{use, {.cl = consistency::one}});
+        if (!ur) co_return failed();
+        if (auto e = std::get_if<protocol::error_response>(&ur->message.body))
+            co_return server_error(*e, client_errc::handshake_failed, " (the keyspace name is case-sensitive, without quotes)");
+    }
+    if (!p.events.empty()) {
+        stage_ = "answer to REGISTER";
+        std::vector<std::string_view> ev(p.events.begin(), p.events.end());
+        auto rr = co_await exchange(protocol::register_request{ev});
+        if (!rr) co_return failed();
+        if (auto e = std::get_if<protocol::error_response>(&rr->message.body)) co_return server_error(*e, client_errc::handshake_failed, "");
+    }
+    stage_ = "connection to close";
     co_return error_code{};
 }
 
@@ -149,72 +288,180 @@ void connection::start_request(protocol::request req, handler_t handler) {
     protocol::byte_buffer frame;
     const auto c = version_ < 5 ? compression_ : protocol::compression::none;
     auto ec = protocol::encode_request(version_, req, {.stream = 0, .compression = c}, frame);
-    asio::post(strand_, [self = shared_from_this(), ec, frame = std::move(frame), handler = std::move(handler)]() mutable {
-        if (!ec && self->closed_) ec = self->failure_ ? self->failure_ : error_code(asio::error::not_connected);
-        std::optional<std::int16_t> id;
-        if (!ec) {
-            id = self->ids_.acquire();
-            if (!id) ec = asio::error::no_buffer_space;  // every stream id is in flight
-        }
-        if (ec) {
-            asio::post(self->strand_, asio::append(std::move(handler), ec, response_frame{}));
-            return;
-        }
-        patch_stream(frame, *id);
-        self->in_flight_[static_cast<std::size_t>(*id)].emplace(std::move(handler));
-        self->queue_.push_back(std::move(frame));
-        if (!self->writing_) {
-            self->writing_ = true;
-            asio::co_spawn(self->strand_, [self] { return self->write_loop(); }, asio::detached);
-        }
+    load_.fetch_add(1, std::memory_order_relaxed);
+    if (ec) {
+        finish(std::move(handler), ec);
+        return;
+    }
+    const auto seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+    bool cancellable = false;
+    auto slot = asio::get_associated_cancellation_slot(handler);
+    if (slot.is_connected()) {
+        cancellable = true;
+        slot.assign([w = weak_from_this(), seq](asio::cancellation_type) {
+            if (auto self = w.lock()) asio::post(self->strand_, [self, seq] { self->cancel(seq); });
+        });
+    }
+    asio::post(strand_, [self = shared_from_this(), frame = std::move(frame), handler = std::move(handler), seq, cancellable]() mutable {
+        self->enqueue(std::move(frame), std::move(handler), seq, cancellable);
     });
+}
+
+void connection::enqueue(protocol::byte_buffer frame, handler_t handler, std::uint64_t seq, bool cancellable) {
+    if (closed_) {
+        finish(std::move(handler), client_errc::connection_closed_unsent);
+        return;
+    }
+    if (state_.load(std::memory_order_relaxed) != connection_state::ready) {
+        finish(std::move(handler), client_errc::connection_draining);
+        return;
+    }
+    auto id = ids_.acquire();
+    if (!id) {
+        finish(std::move(handler), client_errc::too_many_requests);
+        return;
+    }
+    patch_stream(frame, *id);
+    in_flight_[static_cast<std::size_t>(*id)].emplace(pending{std::move(handler), seq, false});
+    if (cancellable) cancellable_.emplace(seq, *id);
+    queue_.push_back({std::move(frame), *id, seq});
+    if (!writing_) {
+        writing_ = true;
+        asio::co_spawn(strand_, [self = shared_from_this()] { return self->write_loop(); }, asio::detached);
+    }
+}
+
+// Posted to the handler's own executor, never run inline on the strand's stack. The cancellation slot is
+// cleared there, just before the handler runs, as Asio requires.
+void connection::finish(handler_t h, error_code ec, response_frame f) {
+    load_.fetch_sub(1, std::memory_order_relaxed);
+    auto ex = asio::prefer(asio::get_associated_executor(h, strand_), asio::execution::blocking.never);
+    ex.execute([h = std::move(h), ec, f = std::move(f)]() mutable {
+        asio::get_associated_cancellation_slot(h).clear();
+        std::move(h)(ec, std::move(f));
+    });
+}
+
+void connection::cancel(std::uint64_t seq) {
+    auto it = cancellable_.find(seq);
+    if (it == cancellable_.end()) return;  // already completed
+    const auto id = it->second;
+    cancellable_.erase(it);
+    auto& slot = in_flight_[static_cast<std::size_t>(id)];
+    if (!slot || slot->seq != seq) return;
+    auto h = std::move(slot->handler);
+    const bool written = slot->written;
+    slot.reset();
+    if (written) {
+        ids_.orphan(id);  // its late response must find the id still taken
+        orphans_.store(ids_.orphans(), std::memory_order_relaxed);
+    } else {
+        ids_.release(id);  // the queued frame is skipped: its seq no longer matches
+    }
+    finish(std::move(h), asio::error::operation_aborted);
+    if (written && ids_.orphans() > orphan_budget_)
+        drain(client_errc::orphan_budget_exceeded,
+              fmt::format("{} abandoned requests await late responses, more than the orphan budget of {}", ids_.orphans(), orphan_budget_));
+    finish_drain_if_idle();
+}
+
+void connection::complete(std::int16_t stream, error_code ec, response_frame f) {
+    auto& slot = in_flight_[static_cast<std::size_t>(stream)];
+    if (!slot) return;
+    auto h = std::move(slot->handler);
+    if (!cancellable_.empty()) cancellable_.erase(slot->seq);
+    slot.reset();
+    finish(std::move(h), ec, std::move(f));
 }
 
 // Everything queued while a write is in flight goes out in the next single (gather) write.
 asio::awaitable<void> connection::write_loop() {
     auto self = shared_from_this();
-    std::vector<protocol::byte_buffer> batch;
     while (!queue_.empty() && !closed_) {
-        batch.clear();
-        batch.swap(queue_);
-        error_code ec;
-        if (framing_) {
-            std::vector<protocol::bytes_view> views(batch.begin(), batch.end());
-            protocol::byte_buffer out;
-            protocol::encode_envelopes(views, compression_ == protocol::compression::lz4, out);
-            std::tie(ec, std::ignore) = co_await asio::async_write(socket_, asio::buffer(out), use_tuple);
-        } else {
-            std::vector<asio::const_buffer> buffers;
-            buffers.reserve(batch.size());
-            for (const auto& f : batch) buffers.emplace_back(asio::buffer(f));
-            std::tie(ec, std::ignore) = co_await asio::async_write(socket_, buffers, use_tuple);
+        batch_.clear();
+        batch_.swap(queue_);
+        buffers_.clear();
+        for (const auto& q : batch_) {
+            auto& slot = in_flight_[static_cast<std::size_t>(q.id)];
+            if (!slot || slot->seq != q.seq) continue;  // cancelled before it was written
+            slot->written = true;
+            buffers_.emplace_back(asio::buffer(q.frame));
         }
+        if (buffers_.empty()) continue;
+        if (framing_) {
+            std::vector<protocol::bytes_view> views;
+            views.reserve(buffers_.size());
+            for (const auto& b : buffers_) views.emplace_back(static_cast<const std::uint8_t*>(b.data()), b.size());
+            segments_out_.clear();
+            protocol::encode_envelopes(views, compression_ == protocol::compression::lz4, segments_out_);
+            buffers_.assign(1, asio::buffer(segments_out_));
+        }
+        ++stats_.writes;
+        auto [ec, n] = tls_ ? co_await asio::async_write(*tls_, buffers_, use_tuple) : co_await asio::async_write(socket_, buffers_, use_tuple);
         if (ec) {
-            fail_all(ec);
+            fail_all(ec, fmt::format("writing to {} failed: {}", host_, ec.message()));
             break;
         }
     }
+    batch_.clear();
     writing_ = false;
 }
 
 asio::awaitable<void> connection::read_loop() {
     auto self = shared_from_this();
-    std::array<std::uint8_t, 64 * 1024> chunk;
     while (!closed_) {
-        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(chunk), use_tuple);
+        if (in_.size() - in_used_ < min_read_space) in_.resize(std::max<std::size_t>({in_used_ + min_read_space, in_.size() * 2, 64 * 1024}));
+        auto buf = asio::buffer(in_.data() + in_used_, in_.size() - in_used_);
+        auto [ec, n] = tls_ ? co_await tls_->async_read_some(buf, use_tuple) : co_await socket_.async_read_some(buf, use_tuple);
+        if (closed_) break;
         if (ec) {
-            fail_all(ec);
+            fail_all(ec, ec == asio::error::eof ? fmt::format("{} closed the connection", host_)
+                                                : fmt::format("reading from {} failed: {}", host_, ec.message()));
             break;
         }
-        in_.insert(in_.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
+        ++stats_.reads;
+        last_read_ = std::chrono::steady_clock::now();
+        in_used_ += n;
         if (auto perr = parse_frames()) {
-            fail_all(perr);
+            fail_all(perr, fmt::format("{} sent a malformed frame: {}", host_, perr.message()));
             break;
         }
     }
 }
 
-// Dispatches every whole frame (or v5 segment) in in_.
+// After an idle interval without reads, an OPTIONS; no answer within the timeout: defunct.
+asio::awaitable<void> connection::heartbeat_loop() {
+    auto self = shared_from_this();
+    while (!closed_) {
+        const auto due = last_read_ + heartbeat_interval_;
+        if (std::chrono::steady_clock::now() < due || ids_.available() == 0) {
+            heartbeat_timer_.expires_at(std::max(due, std::chrono::steady_clock::now() + 1ms));
+            co_await heartbeat_timer_.async_wait(use_tuple);
+            continue;
+        }
+        protocol::byte_buffer frame;
+        const auto c = version_ < 5 ? compression_ : protocol::compression::none;
+        if (protocol::encode_request(version_, protocol::options_request{}, {.stream = 0, .compression = c}, frame)) co_return;
+        heartbeat_pending_ = true;
+        ++stats_.heartbeats;
+        load_.fetch_add(1, std::memory_order_relaxed);
+        enqueue(std::move(frame), handler_t(asio::bind_executor(strand_, [this, self](error_code, response_frame) {
+                    heartbeat_pending_ = false;
+                    heartbeat_timer_.cancel();
+                })),
+                next_seq_.fetch_add(1, std::memory_order_relaxed), false);
+        heartbeat_timer_.expires_after(heartbeat_timeout_);
+        co_await heartbeat_timer_.async_wait(use_tuple);
+        if (closed_) break;
+        if (heartbeat_pending_) {
+            fail_all(client_errc::heartbeat_timeout,
+                     fmt::format("{} did not answer a heartbeat within {} ms: the connection is defunct", host_, heartbeat_timeout_.count()));
+            break;
+        }
+    }
+}
+
+// Dispatches every whole frame (or v5 segment) in in_[0, in_used_).
 error_code connection::parse_frames() {
     std::size_t used = 0;
     error_code ec;
@@ -242,11 +489,17 @@ error_code connection::parse_frames() {
             if (on_event_) on_event_(f);
             return;
         }
-        if (ids_.on_response(h.stream) == stream_ids::arrival::active) complete(h.stream, {}, std::move(f));
-        // An orphan's late response, or a stray one, is dropped: it must never complete another request.
+        switch (ids_.on_response(h.stream)) {
+        case stream_ids::arrival::active: complete(h.stream, {}, std::move(f)); break;
+        case stream_ids::arrival::orphan:  // a late response to an abandoned request: dropped
+            orphans_.store(ids_.orphans(), std::memory_order_relaxed);
+            break;
+        case stream_ids::arrival::unexpected: break;  // nothing was in flight on it: dropped
+        }
+        finish_drain_if_idle();
     };
-    while (!ec) {
-        protocol::bytes_view rest = protocol::bytes_view(in_).subspan(used);
+    while (!ec && !closed_) {
+        protocol::bytes_view rest = protocol::bytes_view(in_.data(), in_used_).subspan(used);
         if (framing_) {
             auto s = segments_->decode(rest);
             if (!s) return s.error();
@@ -262,33 +515,73 @@ error_code connection::parse_frames() {
         deliver(*h, rest.subspan(protocol::header_size, h->length));
         used += protocol::header_size + h->length;
     }
-    in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(used));
+    if (used > 0) {
+        std::memmove(in_.data(), in_.data() + used, in_used_ - used);
+        in_used_ -= used;
+    }
     return ec;
 }
 
-void connection::complete(std::int16_t stream, error_code ec, response_frame f) {
-    auto& slot = in_flight_[static_cast<std::size_t>(stream)];
-    if (!slot) return;
-    auto h = std::move(*slot);
-    slot.reset();
-    // Posted, never run inline: the handler runs on its own executor, outside this strand's stack.
-    asio::post(strand_, asio::append(std::move(h), ec, std::move(f)));
+void connection::drain(error_code cause, std::string why) {
+    if (closed_ || state_.load(std::memory_order_relaxed) != connection_state::ready) return;
+    set_failure(cause, std::move(why));
+    state_.store(connection_state::draining, std::memory_order_release);
+    if (on_state_) on_state_(connection_state::draining, cause);
+    drain_timer_.emplace(strand_, drain_timeout_);
+    drain_timer_->async_wait([self = shared_from_this()](error_code ec) {
+        if (!ec && !self->closed_)
+            self->fail_all(client_errc::close_timeout,
+                           fmt::format("requests still in flight after the drain timeout of {} ms", self->drain_timeout_.count()));
+    });
+    finish_drain_if_idle();
 }
 
-void connection::fail_all(error_code ec) {
-    if (!failure_) failure_ = ec;
+void connection::finish_drain_if_idle() {
+    if (closed_ || state_.load(std::memory_order_relaxed) != connection_state::draining || ids_.in_flight() != 0) return;
+    auto [cause, why] = failure();
+    fail_all(cause, why);
+}
+
+void connection::fail_all(error_code cause, std::string why) {
+    if (closed_) return;
     closed_ = true;
+    set_failure(cause, std::move(why));
+    state_.store(connection_state::closed, std::memory_order_release);
     error_code ignored;
-    socket_.close(ignored);
-    for (std::size_t i = 0; i < in_flight_.size(); ++i) {
-        if (!in_flight_[i]) continue;
-        ids_.on_response(static_cast<std::int16_t>(i));
-        complete(static_cast<std::int16_t>(i), ec, {});
+    lowest().close(ignored);
+    heartbeat_timer_.cancel();
+    if (drain_timer_) drain_timer_->cancel();
+    closed_signal_.cancel();
+    for (auto& slot : in_flight_) {
+        if (!slot) continue;
+        auto h = std::move(slot->handler);
+        const bool written = slot->written;
+        slot.reset();
+        finish(std::move(h), written ? client_errc::connection_closed_sent : client_errc::connection_closed_unsent);
     }
+    queue_.clear();
+    cancellable_.clear();
+    if (on_state_) on_state_(connection_state::closed, failure().first);
+}
+
+asio::awaitable<void> connection::close(std::chrono::milliseconds timeout) {
+    // A member coroutine rather than a lambda: GCC 12 destroys a capturing lambda temporary inside a
+    // co_await expression twice.
+    co_await asio::co_spawn(strand_, close_on_strand(timeout), asio::use_awaitable);
+}
+
+asio::awaitable<void> connection::close_on_strand(std::chrono::milliseconds timeout) {
+    auto self = shared_from_this();
+    if (closed_) co_return;
+    if (state_.load(std::memory_order_relaxed) == connection_state::ready) {
+        drain_timeout_ = timeout;
+        drain(client_errc::connection_draining, "closed by the application");
+    }
+    if (!closed_) co_await closed_signal_.async_wait(use_tuple);
 }
 
 void connection::abort() {
-    asio::post(strand_, [self = shared_from_this()] { self->fail_all(asio::error::operation_aborted); });
+    asio::post(strand_, [self = shared_from_this()] { self->fail_all(asio::error::operation_aborted, "aborted by the application"); });
 }
 
 }  // namespace cqlcoro::connection

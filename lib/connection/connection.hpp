@@ -1,9 +1,23 @@
 // The connection actor: one CQL connection confined to one strand. It alone owns the socket, the stream
-// ids, the in-flight table and the write queue; requests from any thread are posted to it.
+// ids, the in-flight table and the write queue; requests from any thread are posted to it, so nothing on
+// the request path takes a mutex, whatever number of threads run the io_context.
 //
-// First cut: plain TCP, protocol negotiation (v5 -> v4 -> v3, recognising Cassandra 2.1's refusal),
-// STARTUP with compression, PasswordAuthenticator login, multiplexed requests with coalesced writes, and
-// events on stream -1. TLS, heartbeats, orphan budgets and graceful close are still to come (issue 5).
+// Life of a connection: connect() opens TCP (and TLS), negotiates the protocol version (v5 -> v4 -> v3,
+// recognising Cassandra 2.1's refusal), sends STARTUP (with compression), authenticates, sends USE and
+// REGISTER, then serves requests until it closes. It closes when:
+//   - the transport fails or the server sends what cannot be parsed,
+//   - a heartbeat (OPTIONS after an idle interval) goes unanswered: the connection is defunct,
+//   - abort() is called,
+//   - it drains: close() was called, or more abandoned requests await late responses than the orphan
+//     budget allows. A draining connection takes no new requests, lets those in flight finish (bounded by
+//     drain_timeout), then closes; its owner replaces it.
+// Requests still in flight when it closes complete with connection_closed_sent (written: it may have been
+// executed) or connection_closed_unsent (never written: safe to retry); failure() says why it closed.
+//
+// Cancellation (Asio per-operation cancellation slots): a request cancelled before its frame is written is
+// dropped and never sent; one cancelled after completes with operation_aborted at once and its stream id
+// becomes an orphan, reused only after the late response arrives, which is then dropped. A late response
+// can never complete another request.
 #pragma once
 
 #include "connection/stream_ids.hpp"
@@ -11,23 +25,34 @@
 #include "protocol/responses.hpp"
 #include "protocol/segment.hpp"
 
+#include <cqlcoro/auth.hpp>
+#include <cqlcoro/error.hpp>
+#include <cqlcoro/tls.hpp>
+
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
-#include <array>
+#include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace cqlcoro::connection {
 
 namespace asio = boost::asio;
+using namespace std::chrono_literals;
 
 struct connection_params {
     std::string host = "127.0.0.1";
@@ -35,11 +60,27 @@ struct connection_params {
     /// The highest protocol version to try; lower ones are tried in turn when the server refuses.
     std::uint8_t max_version = 5;
     protocol::compression compression = protocol::compression::none;
-    /// PasswordAuthenticator credentials, used when the server asks.
-    std::optional<std::pair<std::string, std::string>> credentials;
+    /// Asked for an authenticator when the server requires authentication (plain_text(user, password)).
+    std::shared_ptr<auth_provider> auth;
+    /// TLS; none: plain TCP.
+    std::optional<tls_options> tls;
+    /// Keyspace to USE once connected (the name as stored: case-sensitive, no quotes); empty: none.
+    std::string keyspace;
     /// Events to REGISTER for ("STATUS_CHANGE", ...); none: no REGISTER.
     std::vector<std::string> events;
     std::uint32_t max_frame_size = protocol::protocol_max_body;
+    /// Stream ids: at most this many requests in flight (the protocol allows 32768).
+    std::size_t max_requests = stream_ids::max_capacity;
+    /// TCP connect, TLS handshake and the CQL handshake together, all version attempts included.
+    std::chrono::milliseconds connect_timeout = 5s;
+    /// An OPTIONS request after this long without reading anything; zero: no heartbeat.
+    std::chrono::milliseconds heartbeat_interval = 30s;
+    /// A heartbeat unanswered for this long makes the connection defunct.
+    std::chrono::milliseconds heartbeat_timeout = 5s;
+    /// Abandoned requests awaiting late responses beyond this make the connection drain (to be replaced).
+    std::size_t orphan_budget = 256;
+    /// How long a drain waits for requests in flight before closing anyway.
+    std::chrono::milliseconds drain_timeout = 10s;
 };
 
 /// A response with the bytes its views point into.
@@ -49,62 +90,137 @@ struct response_frame {
     protocol::response message;
 };
 
+enum class connection_state { ready, draining, closed };
+
 class connection : public std::enable_shared_from_this<connection> {
 public:
+    /// Called on the connection's strand for each event pushed on stream -1.
     using event_handler = std::function<void(const response_frame&)>;
+    /// Called on the connection's strand when it starts draining and when it closes, with the cause.
+    using state_handler = std::function<void(connection_state, error_code)>;
 
-    /// Connects and completes the handshake. Completion: void(error_code, std::shared_ptr<connection>).
+    /// Connects and completes the handshake; throws cqlcoro::error saying what failed and what to do.
     static asio::awaitable<std::shared_ptr<connection>> connect(asio::any_io_executor ex, connection_params params,
-                                                                event_handler on_event = {});
+                                                                event_handler on_event = {}, state_handler on_state = {});
 
-    /// Sends one request and completes with its response (an ERROR response is a response, not an
-    /// error_code; error_codes are transport and protocol failures). Safe to call from any thread.
+    /// Sends one request and completes with its response, void(error_code, response_frame). An ERROR
+    /// response is a response, not an error_code; error_codes are transport failures, cancellation and
+    /// client_errc. Safe to call from any thread. Honours the token's cancellation slot.
     template <class Token>
     auto execute(protocol::request req, Token&& token) {
         return asio::async_initiate<Token, void(error_code, response_frame)>(
             [self = shared_from_this()](auto handler, protocol::request r) {
-                self->start_request(std::move(r), asio::any_completion_handler<void(error_code, response_frame)>(std::move(handler)));
+                self->start_request(std::move(r), handler_t(std::move(handler)));
             },
             token, std::move(req));
     }
 
-    std::uint8_t version() const noexcept { return version_; }
-    /// Closes the socket: requests in flight complete with operation_aborted.
+    /// Stops taking requests, waits (at most `timeout`) for those in flight, then closes. Completes when
+    /// the connection is closed.
+    asio::awaitable<void> close(std::chrono::milliseconds timeout = 10s);
+    /// Closes at once: requests in flight complete with connection_closed_sent / _unsent.
     void abort();
-    std::size_t in_flight() const noexcept { return ids_.in_flight(); }
 
-    explicit connection(asio::any_io_executor ex);
+    std::uint8_t version() const noexcept { return version_; }
+    const std::string& host() const noexcept { return host_; }
+    /// Requests accepted and not yet completed (approximate from other threads; exact on the strand).
+    std::size_t in_flight() const noexcept { return load_.load(std::memory_order_relaxed); }
+    /// Stream ids held by abandoned requests whose late responses have not arrived.
+    std::size_t orphans() const noexcept { return orphans_.load(std::memory_order_relaxed); }
+    connection_state state() const noexcept { return state_.load(std::memory_order_acquire); }
+    /// Why the connection drained or closed (empty while ready), with a description.
+    std::pair<error_code, std::string> failure() const;
+
+    struct counters {
+        std::uint64_t reads = 0;   ///< read calls that returned data
+        std::uint64_t writes = 0;  ///< gather writes issued
+        std::uint64_t heartbeats = 0;
+    };
+    /// Socket operation counts (read on the strand, or after the io_context stopped).
+    counters stats() const noexcept { return stats_; }
+
+    connection(asio::any_io_executor ex, const connection_params& p);
+    ~connection();
 
 private:
     using handler_t = asio::any_completion_handler<void(error_code, response_frame)>;
+    struct pending {
+        handler_t handler;
+        std::uint64_t seq = 0;
+        bool written = false;  ///< handed to the socket
+    };
+    struct queued {
+        protocol::byte_buffer frame;
+        std::int16_t id;
+        std::uint64_t seq;
+    };
 
     asio::awaitable<error_code> open(const connection_params& p, std::uint8_t version);
+    asio::awaitable<error_code> open_until(const connection_params& p, std::uint8_t version, std::chrono::steady_clock::time_point deadline);
+    asio::awaitable<void> close_on_strand(std::chrono::milliseconds timeout);
     asio::awaitable<error_code> handshake(const connection_params& p);
+    asio::awaitable<std::optional<response_frame>> exchange(const protocol::request& req);
     asio::awaitable<void> read_loop();
     asio::awaitable<void> write_loop();
+    asio::awaitable<void> heartbeat_loop();
     void start_request(protocol::request req, handler_t handler);
+    void enqueue(protocol::byte_buffer frame, handler_t handler, std::uint64_t seq, bool cancellable);
+    void cancel(std::uint64_t seq);
     void complete(std::int16_t stream, error_code ec, response_frame f);
-    void fail_all(error_code ec);
+    void drain(error_code cause, std::string why);
+    void finish_drain_if_idle();
+    void fail_all(error_code cause, std::string why);
+    void set_failure(error_code cause, std::string why);
+    void finish(handler_t h, error_code ec, response_frame f = {});
     error_code parse_frames();
+    asio::ip::tcp::socket& lowest() noexcept { return tls_ ? tls_->next_layer() : socket_; }
 
     asio::strand<asio::any_io_executor> strand_;
     asio::ip::tcp::socket socket_;
+    std::shared_ptr<asio::ssl::context> tls_context_;
+    std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket>> tls_;
+    std::string host_;
     std::uint8_t version_ = 0;
     protocol::compression compression_ = protocol::compression::none;
     bool framing_ = false;
     std::uint32_t max_frame_ = protocol::protocol_max_body;
+    std::size_t orphan_budget_;
+    std::chrono::milliseconds heartbeat_interval_, heartbeat_timeout_, drain_timeout_;
+
+    // Strand-confined state.
     stream_ids ids_;
-    std::vector<std::optional<handler_t>> in_flight_;
-    std::vector<protocol::byte_buffer> queue_;  // encoded envelopes waiting for the next write
+    std::vector<std::optional<pending>> in_flight_;        // by stream id
+    std::unordered_map<std::uint64_t, std::int16_t> cancellable_;  // seq -> id, for requests with a cancellation slot
+    std::vector<queued> queue_;                            // frames waiting for the next write
+    std::vector<queued> batch_;                            // the write in progress
+    std::vector<asio::const_buffer> buffers_;
+    protocol::byte_buffer segments_out_;                   // v5: the batch as segments
     bool writing_ = false;
     bool closed_ = false;
-    error_code failure_;
-    protocol::byte_buffer in_;
+    bool heartbeat_pending_ = false;
+    bool timed_out_ = false;  // the connect deadline passed
+    std::chrono::steady_clock::time_point last_read_;
+    asio::steady_timer heartbeat_timer_;
+    std::optional<asio::steady_timer> drain_timer_;
+    asio::steady_timer closed_signal_;  // never expires; cancelled when the connection closes
+    const char* stage_ = "TCP connect";  // what connect() is doing, for its error messages
+    protocol::byte_buffer in_;  // received bytes: [0, in_used_) unparsed
+    std::size_t in_used_ = 0;
     std::optional<protocol::segment_decoder> segments_;
     protocol::envelope_assembler assembler_;
     event_handler on_event_;
+    state_handler on_state_;
     std::function<void(response_frame)> on_handshake_frame_;  // set while the handshake reads its answers
-    std::string last_error_;                                   // what the server said when the handshake failed
+    counters stats_;
+
+    // Readable from any thread.
+    std::atomic<std::uint64_t> next_seq_{1};
+    std::atomic<std::size_t> load_{0};
+    std::atomic<std::size_t> orphans_{0};
+    std::atomic<connection_state> state_{connection_state::ready};
+    mutable std::mutex failure_mutex_;  // failure is written once on the strand and read rarely
+    error_code failure_;
+    std::string failure_text_;
 };
 
 }  // namespace cqlcoro::connection
