@@ -1,0 +1,155 @@
+// TLS and authentication against real Cassandra 2.1 nodes. The test command starts two extra single-node
+// clusters beside the plain one (test/cluster/ccluster with CQLCORO_CLUSTER_BASE):
+//   - TLS with PasswordAuthenticator (cassandra/cassandra): CQLCORO_TEST_TLS_HOST, _TLS_CA
+//   - TLS requiring client certificates: CQLCORO_TEST_MTLS_HOST, _MTLS_CA, _MTLS_CLIENT_CERT, _MTLS_CLIENT_KEY
+#include "connection/connection.hpp"
+
+#include <cqlcoro/rows.hpp>
+
+#include <boost/asio/use_awaitable.hpp>
+
+#include "test_coro.hpp"
+
+#include <catch2/catch_test_macros.hpp>
+#include <catch2/matchers/catch_matchers_string.hpp>
+
+#include <cstdlib>
+#include <stdexcept>
+
+using namespace cqlcoro;
+using namespace cqlcoro::protocol;
+using actor = cqlcoro::connection::connection;
+using cqlcoro::connection::connection_params;
+using Catch::Matchers::ContainsSubstring;
+namespace asio = boost::asio;
+
+namespace {
+
+std::string env(const char* name) {
+    const char* v = std::getenv(name);
+    if (!v || !*v) throw std::runtime_error(std::string(name) + " is not set: run the suite through scripts/test, which starts the TLS nodes");
+    return v;
+}
+
+connection_params tls_node() {
+    connection_params p;
+    p.host = env("CQLCORO_TEST_TLS_HOST");
+    p.tls = tls_options{.ca_file = env("CQLCORO_TEST_TLS_CA")};
+    p.auth = plain_text("cassandra", "cassandra");
+    return p;
+}
+
+connection_params mtls_node() {
+    connection_params p;
+    p.host = env("CQLCORO_TEST_MTLS_HOST");
+    p.tls = tls_options{.ca_file = env("CQLCORO_TEST_MTLS_CA"),
+                        .cert_file = env("CQLCORO_TEST_MTLS_CLIENT_CERT"),
+                        .key_file = env("CQLCORO_TEST_MTLS_CLIENT_KEY")};
+    return p;
+}
+
+// Connects, runs a query, and returns the release version the node reports.
+asio::awaitable<std::string> release_version(asio::any_io_executor ex, connection_params p) {
+    auto conn = co_await actor::connect(ex, p);
+    CHECK(conn->version() == 3);
+    query_request q{"SELECT release_version FROM system.local", {.cl = consistency::one}};
+    auto f = co_await conn->execute(q, asio::use_awaitable);
+    conn->abort();
+    auto owned = std::make_shared<cqlcoro::connection::response_frame>(std::move(f));
+    const auto& rows = std::get<rows_result>(std::get<result_response>(owned->message.body).body);
+    result_page page(rows.metadata.columns, static_cast<std::size_t>(rows.row_count), rows.content, owned);
+    co_return page.rows()[0].get<std::string>(0);
+}
+
+// The error connect() throws, or a failure when it connects.
+asio::awaitable<cqlcoro::error> connect_error(asio::any_io_executor ex, connection_params p) {
+    try {
+        auto conn = co_await actor::connect(ex, p);
+        conn->abort();
+    } catch (const cqlcoro::error& e) {
+        co_return e;
+    }
+    FAIL("connected, but should have been refused");
+    co_return cqlcoro::error(error_code{});
+}
+
+}  // namespace
+
+TEST_CASE("real node, TLS: verified server certificate and IP address, PlainText login, LZ4") {
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto p = tls_node();
+        p.compression = compression::lz4;
+        CHECK(co_await release_version(ex, p) == "2.1.0");
+    });
+}
+
+TEST_CASE("real node, authentication: a wrong or missing password gets a clear error") {
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto wrong = tls_node();
+        wrong.auth = plain_text("cassandra", "not-the-password");
+        auto e = co_await connect_error(ex, wrong);
+        CHECK(e.boost_code() == client_errc::authentication_failed);
+        CHECK_THAT(std::string(e.what()), ContainsSubstring("check the user name and password"));
+        CHECK_THAT(std::string(e.what()), ContainsSubstring("Username and/or password are incorrect"));
+
+        auto none = tls_node();
+        none.auth = nullptr;
+        auto e2 = co_await connect_error(ex, none);
+        CHECK(e2.boost_code() == client_errc::authentication_required);
+        CHECK_THAT(std::string(e2.what()), ContainsSubstring("PasswordAuthenticator"));
+    });
+}
+
+TEST_CASE("real node, TLS: a certificate from the wrong CA, or for another name, is rejected") {
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto wrong_ca = tls_node();
+        wrong_ca.tls->ca_file = env("CQLCORO_TEST_MTLS_CLIENT_CERT");  // a self-signed certificate that signed nothing
+        auto e = co_await connect_error(ex, wrong_ca);
+        CHECK(e.boost_code() == client_errc::tls_failed);
+        CHECK_THAT(std::string(e.what()), ContainsSubstring("certificate verify failed"));
+
+        auto wrong_name = tls_node();
+        wrong_name.tls->server_name = "db.example.org";  // the node's certificate names 127.0.0.x and localhost
+        auto e2 = co_await connect_error(ex, wrong_name);
+        CHECK(e2.boost_code() == client_errc::tls_failed);
+
+        // The same with host name verification off: the chain is still verified, and it connects.
+        wrong_name.tls->verify_hostname = false;
+        CHECK(co_await release_version(ex, wrong_name) == "2.1.0");
+
+        // A CA file that does not exist is a configuration error, reported before any connection.
+        auto missing = tls_node();
+        missing.tls->ca_file = "/nonexistent/ca.pem";
+        auto e3 = co_await connect_error(ex, missing);
+        CHECK(e3.boost_code() == client_errc::invalid_configuration);
+        CHECK_THAT(std::string(e3.what()), ContainsSubstring("/nonexistent/ca.pem"));
+    });
+}
+
+TEST_CASE("real node, TLS: plain TCP to the TLS port fails within the connect timeout, saying so") {
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto plain = tls_node();
+        plain.tls.reset();
+        plain.connect_timeout = std::chrono::seconds(2);
+        const auto t0 = std::chrono::steady_clock::now();
+        auto e = co_await connect_error(ex, plain);
+        CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));  // bounded: no hang
+        CHECK_THAT(std::string(e.what()), ContainsSubstring("if the server expects TLS, configure tls"));
+    });
+}
+
+TEST_CASE("real node, mutual TLS: with the client certificate it connects; without, it is refused") {
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        CHECK(co_await release_version(ex, mtls_node()) == "2.1.0");
+
+        auto anonymous = mtls_node();
+        anonymous.tls->cert_file.clear();
+        anonymous.tls->key_file.clear();
+        anonymous.connect_timeout = std::chrono::seconds(5);
+        auto e = co_await connect_error(ex, anonymous);
+        INFO(e.what());
+        CHECK((e.boost_code() == client_errc::tls_failed || e.boost_code() == asio::error::eof ||
+               e.boost_code() == asio::error::connection_reset));
+        CHECK_THAT(std::string(e.what()), ContainsSubstring("127.0.0.21:9042"));
+    });
+}
