@@ -22,7 +22,7 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t min_read_space = 16 * 1024;
 
 // Requests are encoded before they reach the strand, with stream 0; the strand writes the real id in.
-void patch_stream(protocol::byte_buffer& frame, std::int16_t id) noexcept {
+void patch_stream(std::array<std::uint8_t, protocol::header_size>& frame, std::int16_t id) noexcept {
     frame[2] = static_cast<std::uint8_t>(static_cast<std::uint16_t>(id) >> 8);
     frame[3] = static_cast<std::uint8_t>(id);
 }
@@ -284,13 +284,22 @@ asio::awaitable<error_code> connection::handshake(const connection_params& p) {
     co_return error_code{};
 }
 
-void connection::start_request(protocol::request req, handler_t handler) {
-    protocol::byte_buffer frame;
-    const auto c = version_ < 5 ? compression_ : protocol::compression::none;
-    auto ec = protocol::encode_request(version_, req, {.stream = 0, .compression = c}, frame);
+boost::system::result<connection::shared_frame> connection::encode(const protocol::request& req) const {
+    auto frame = std::make_shared<protocol::byte_buffer>();
+    const auto c = version_ < 5 ? compression_ : protocol::compression::none;  // v5 compresses segments instead
+    if (auto ec = protocol::encode_request(version_, req, {.stream = 0, .compression = c}, *frame)) return ec;
+    return frame;
+}
+
+void connection::reject(handler_t handler, error_code ec) {
     load_.fetch_add(1, std::memory_order_relaxed);
-    if (ec) {
-        finish(std::move(handler), ec);
+    finish(std::move(handler), ec);
+}
+
+void connection::start_request(shared_frame frame, handler_t handler) {
+    load_.fetch_add(1, std::memory_order_relaxed);
+    if (!frame || frame->size() < protocol::header_size) {
+        finish(std::move(handler), protocol_errc::truncated_frame);
         return;
     }
     const auto seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
@@ -307,7 +316,7 @@ void connection::start_request(protocol::request req, handler_t handler) {
     });
 }
 
-void connection::enqueue(protocol::byte_buffer frame, handler_t handler, std::uint64_t seq, bool cancellable) {
+void connection::enqueue(shared_frame frame, handler_t handler, std::uint64_t seq, bool cancellable) {
     if (closed_) {
         finish(std::move(handler), client_errc::connection_closed_unsent);
         return;
@@ -321,10 +330,14 @@ void connection::enqueue(protocol::byte_buffer frame, handler_t handler, std::ui
         finish(std::move(handler), client_errc::too_many_requests);
         return;
     }
-    patch_stream(frame, *id);
     in_flight_[static_cast<std::size_t>(*id)].emplace(pending{std::move(handler), seq, false});
     if (cancellable) cancellable_.emplace(seq, *id);
-    queue_.push_back({std::move(frame), *id, seq});
+    auto& q = queue_.emplace_back();
+    std::copy_n(frame->begin(), protocol::header_size, q.header.begin());
+    patch_stream(q.header, *id);
+    q.frame = std::move(frame);
+    q.id = *id;
+    q.seq = seq;
     if (!writing_) {
         writing_ = true;
         asio::co_spawn(strand_, [self = shared_from_this()] { return self->write_loop(); }, asio::detached);
@@ -381,17 +394,30 @@ asio::awaitable<void> connection::write_loop() {
         batch_.clear();
         batch_.swap(queue_);
         buffers_.clear();
+        envelopes_.clear();
         for (const auto& q : batch_) {
             auto& slot = in_flight_[static_cast<std::size_t>(q.id)];
             if (!slot || slot->seq != q.seq) continue;  // cancelled before it was written
             slot->written = true;
-            buffers_.emplace_back(asio::buffer(q.frame));
+            if (framing_) {
+                envelopes_.insert(envelopes_.end(), q.header.begin(), q.header.end());
+                envelopes_.insert(envelopes_.end(), q.frame->begin() + protocol::header_size, q.frame->end());
+                buffers_.emplace_back(nullptr, q.frame->size());  // only its size is used below
+            } else {
+                buffers_.emplace_back(asio::buffer(q.header));
+                buffers_.emplace_back(asio::buffer(q.frame->data() + protocol::header_size, q.frame->size() - protocol::header_size));
+            }
         }
         if (buffers_.empty()) continue;
         if (framing_) {
+            // v5: envelopes travel in segments (self-contained where they fit, with CRCs, maybe LZ4).
             std::vector<protocol::bytes_view> views;
             views.reserve(buffers_.size());
-            for (const auto& b : buffers_) views.emplace_back(static_cast<const std::uint8_t*>(b.data()), b.size());
+            std::size_t at = 0;
+            for (const auto& b : buffers_) {
+                views.emplace_back(envelopes_.data() + at, b.size());
+                at += b.size();
+            }
             segments_out_.clear();
             protocol::encode_envelopes(views, compression_ == protocol::compression::lz4, segments_out_);
             buffers_.assign(1, asio::buffer(segments_out_));
@@ -439,13 +465,12 @@ asio::awaitable<void> connection::heartbeat_loop() {
             co_await heartbeat_timer_.async_wait(use_tuple);
             continue;
         }
-        protocol::byte_buffer frame;
-        const auto c = version_ < 5 ? compression_ : protocol::compression::none;
-        if (protocol::encode_request(version_, protocol::options_request{}, {.stream = 0, .compression = c}, frame)) co_return;
+        auto frame = encode(protocol::options_request{});
+        if (!frame) co_return;
         heartbeat_pending_ = true;
         ++stats_.heartbeats;
         load_.fetch_add(1, std::memory_order_relaxed);
-        enqueue(std::move(frame), handler_t(asio::bind_executor(strand_, [this, self](error_code, response_frame) {
+        enqueue(std::move(*frame), handler_t(asio::bind_executor(strand_, [this, self](error_code, response_frame) {
                     heartbeat_pending_ = false;
                     heartbeat_timer_.cancel();
                 })),

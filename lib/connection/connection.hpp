@@ -39,6 +39,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -103,16 +104,31 @@ public:
     static asio::awaitable<std::shared_ptr<connection>> connect(asio::any_io_executor ex, connection_params params,
                                                                 event_handler on_event = {}, state_handler on_state = {});
 
+    /// A request encoded once for this connection's version and compression (stream id 0: the actor
+    /// writes the real one into its own copy of the header), shareable by retries and benchmarks.
+    using shared_frame = std::shared_ptr<const protocol::byte_buffer>;
+    boost::system::result<shared_frame> encode(const protocol::request& req) const;
+
     /// Sends one request and completes with its response, void(error_code, response_frame). An ERROR
     /// response is a response, not an error_code; error_codes are transport failures, cancellation and
     /// client_errc. Safe to call from any thread. Honours the token's cancellation slot.
     template <class Token>
-    auto execute(protocol::request req, Token&& token) {
+    auto execute(shared_frame frame, Token&& token) {
         return asio::async_initiate<Token, void(error_code, response_frame)>(
-            [self = shared_from_this()](auto handler, protocol::request r) {
-                self->start_request(std::move(r), handler_t(std::move(handler)));
+            [self = shared_from_this()](auto handler, shared_frame f) {
+                self->start_request(std::move(f), handler_t(std::move(handler)));
             },
-            token, std::move(req));
+            token, std::move(frame));
+    }
+    template <class Token>
+    auto execute(const protocol::request& req, Token&& token) {
+        auto f = encode(req);
+        return asio::async_initiate<Token, void(error_code, response_frame)>(
+            [self = shared_from_this()](auto handler, boost::system::result<shared_frame> f) {
+                if (!f) self->reject(handler_t(std::move(handler)), f.error());
+                else self->start_request(std::move(*f), handler_t(std::move(handler)));
+            },
+            token, std::move(f));
     }
 
     /// Stops taking requests, waits (at most `timeout`) for those in flight, then closes. Completes when
@@ -150,7 +166,8 @@ private:
         bool written = false;  ///< handed to the socket
     };
     struct queued {
-        protocol::byte_buffer frame;
+        std::array<std::uint8_t, protocol::header_size> header;  // the frame's header with the stream id
+        shared_frame frame;
         std::int16_t id;
         std::uint64_t seq;
     };
@@ -163,8 +180,9 @@ private:
     asio::awaitable<void> read_loop();
     asio::awaitable<void> write_loop();
     asio::awaitable<void> heartbeat_loop();
-    void start_request(protocol::request req, handler_t handler);
-    void enqueue(protocol::byte_buffer frame, handler_t handler, std::uint64_t seq, bool cancellable);
+    void start_request(shared_frame frame, handler_t handler);
+    void reject(handler_t handler, error_code ec);
+    void enqueue(shared_frame frame, handler_t handler, std::uint64_t seq, bool cancellable);
     void cancel(std::uint64_t seq);
     void complete(std::int16_t stream, error_code ec, response_frame f);
     void drain(error_code cause, std::string why);
@@ -195,6 +213,7 @@ private:
     std::vector<queued> batch_;                            // the write in progress
     std::vector<asio::const_buffer> buffers_;
     protocol::byte_buffer segments_out_;                   // v5: the batch as segments
+    protocol::byte_buffer envelopes_;                      // v5: the batch's envelopes, joined
     bool writing_ = false;
     bool closed_ = false;
     bool heartbeat_pending_ = false;
