@@ -1,0 +1,207 @@
+// The connection actor alone against the standalone simulated node (cqlsim, a separate process): one
+// connection, a pre-encoded single-row QUERY sent through the actor again and again, K requests kept in
+// flight (each completion issues the next). No session, no policies: this is the floor the layers above
+// build on.
+//
+//   actor_load [--inflight 1,64,1024] [--requests N] [--version 3|4|5] [--lz4] [--cqlsim PATH]
+//
+// Per in-flight count it prints requests/s, the client's CPU per request (user + sys of this process,
+// getrusage), this process's system calls per request (all of them, and sendmsg, recvfrom and epoll_wait
+// alone; counted by the kernel's tracepoints), and how many responses each socket read brought.
+#include "connection/connection.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <fmt/format.h>
+
+#include <linux/perf_event.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+
+using namespace cqlcoro;
+namespace asio = boost::asio;
+using actor = cqlcoro::connection::connection;
+
+namespace {
+
+constexpr std::uint16_t port = 19342;
+constexpr const char* query = "SELECT id, name FROM sim.one WHERE id = 1";
+
+// cqlsim as a child process: stdin a pipe (closing it stops the sim), stdout read until "ready".
+struct sim_process {
+    explicit sim_process(const std::string& path) {
+        int in[2], out[2];
+        if (pipe(in) != 0 || pipe(out) != 0) throw std::runtime_error("pipe failed");
+        pid = fork();
+        if (pid == 0) {
+            dup2(in[0], 0);
+            dup2(out[1], 1);
+            close(in[1]);
+            close(out[0]);
+            execl(path.c_str(), path.c_str(), "--port", std::to_string(port).c_str(), "--no-record", "--rows", query, "1",
+                  static_cast<char*>(nullptr));
+            _exit(127);
+        }
+        close(in[0]);
+        close(out[1]);
+        stdin_fd = in[1];
+        FILE* o = fdopen(out[0], "r");
+        char line[256];
+        while (fgets(line, sizeof line, o))
+            if (std::string_view(line).starts_with("ready")) return;
+        throw std::runtime_error("cqlsim did not start: " + path);
+    }
+    ~sim_process() {
+        close(stdin_fd);
+        int status = 0;
+        waitpid(pid, &status, 0);
+    }
+    pid_t pid = 0;
+    int stdin_fd = -1;
+};
+
+// System calls of this process, counted by the kernel's syscall tracepoints through perf_event_open
+// (needs tracefs and perf_event_paranoid <= 2 for one's own process; "n/a" otherwise).
+class syscall_counter {
+public:
+    explicit syscall_counter(const std::string& event) {
+        std::ifstream f("/sys/kernel/tracing/events/" + event + "/id");
+        std::uint64_t id = 0;
+        if (!(f >> id)) return;
+        perf_event_attr attr{};
+        attr.type = PERF_TYPE_TRACEPOINT;
+        attr.size = sizeof attr;
+        attr.config = id;
+        attr.exclude_kernel = 0;
+        fd_ = static_cast<int>(syscall(SYS_perf_event_open, &attr, 0, -1, -1, 0));  // this process, any CPU
+    }
+    ~syscall_counter() {
+        if (fd_ >= 0) close(fd_);
+    }
+    std::optional<std::uint64_t> read_count() const {
+        std::uint64_t v = 0;
+        if (fd_ < 0 || ::read(fd_, &v, sizeof v) != static_cast<ssize_t>(sizeof v)) return std::nullopt;
+        return v;
+    }
+
+private:
+    int fd_ = -1;
+};
+
+std::string per_request(std::optional<std::uint64_t> a, std::optional<std::uint64_t> b, double n) {
+    return a && b ? fmt::format("{:.3f}", static_cast<double>(*b - *a) / n) : "n/a";
+}
+
+double cpu_seconds() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    auto s = [](timeval t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+    return s(u.ru_utime) + s(u.ru_stime);
+}
+
+// Keeps `inflight` requests going until `total` have completed.
+struct load {
+    std::shared_ptr<actor> conn;
+    actor::shared_frame frame;
+    asio::io_context* io = nullptr;
+    long total = 0, issued = 0, done = 0, errors = 0;
+
+    void issue() {
+        ++issued;
+        conn->execute(frame, [this](error_code ec, cqlcoro::connection::response_frame) {
+            ++done;
+            if (ec) ++errors;
+            if (issued < total) issue();
+            else if (done == total) io->stop();
+        });
+    }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<int> inflights{1, 64, 1024};
+    long requests = 0;
+    std::uint8_t version = 4;
+    bool lz4 = false;
+    std::string sim_path = CQLSIM_PATH;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : throw std::invalid_argument(a + " needs a value"); };
+        if (a == "--inflight") {
+            inflights.clear();
+            std::stringstream ss(next());
+            for (std::string k; std::getline(ss, k, ',');) inflights.push_back(std::stoi(k));
+        } else if (a == "--requests") {
+            requests = std::stol(next());
+        } else if (a == "--version") {
+            version = static_cast<std::uint8_t>(std::stoi(next()));
+        } else if (a == "--lz4") {
+            lz4 = true;
+        } else if (a == "--cqlsim") {
+            sim_path = next();
+        } else {
+            fmt::print(stderr, "usage: actor_load [--inflight 1,64,1024] [--requests N] [--version 3|4|5] [--lz4] [--cqlsim PATH]\n");
+            return 2;
+        }
+    }
+    sim_process sim(sim_path);
+
+    asio::io_context io(1);
+    cqlcoro::connection::connection_params p;
+    p.port = port;
+    p.max_version = version;
+    p.compression = lz4 ? protocol::compression::lz4 : protocol::compression::none;
+    p.heartbeat_interval = std::chrono::milliseconds(0);
+    std::shared_ptr<actor> conn;
+    asio::co_spawn(io, actor::connect(io.get_executor(), p), [&](std::exception_ptr e, std::shared_ptr<actor> c) {
+        if (e) std::rethrow_exception(e);
+        conn = std::move(c);
+        io.stop();
+    });
+    io.run();
+    io.restart();
+    auto frame = conn->encode(protocol::query_request{query, {.cl = consistency::one}});
+    if (!frame) throw std::runtime_error("encode failed");
+
+    fmt::print("protocol v{}{}, one connection, single-row QUERY through the actor (client: this process; server: cqlsim)\n",
+               conn->version(), lz4 ? " + LZ4" : "");
+    syscall_counter all("raw_syscalls/sys_enter"), sends("syscalls/sys_enter_sendmsg"), recvs("syscalls/sys_enter_recvfrom"),
+        waits("syscalls/sys_enter_epoll_wait");
+    fmt::print("{:>9} {:>11} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}\n", "in flight", "requests/s", "CPU us/req", "syscalls", "sendmsg",
+               "recvfrom", "epoll", "responses");
+    fmt::print("{:>9} {:>11} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}\n", "", "", "", "/req", "/req", "/req", "/req", "per read");
+    for (int k : inflights) {
+        load l{conn, *frame, &io};
+        l.total = requests > 0 ? requests : (k == 1 ? 20'000 : 400'000);
+        const auto c0 = std::array{all.read_count(), sends.read_count(), recvs.read_count(), waits.read_count()};
+        const auto stats0 = conn->stats();
+        const double cpu0 = cpu_seconds();
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < k && l.issued < l.total; ++i) l.issue();
+        io.run();  // until the last response stops it
+        io.restart();
+        const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double cpu = cpu_seconds() - cpu0;
+        const auto c1 = std::array{all.read_count(), sends.read_count(), recvs.read_count(), waits.read_count()};
+        const auto stats1 = conn->stats();
+        const double n = static_cast<double>(l.done);
+        if (l.errors) fmt::print(stderr, "{} requests failed\n", l.errors);
+        fmt::print("{:>9} {:>11.0f} {:>10.2f} {:>9} {:>9} {:>9} {:>9} {:>9.1f}\n", k, n / wall, cpu * 1e6 / n, per_request(c0[0], c1[0], n),
+                   per_request(c0[1], c1[1], n), per_request(c0[2], c1[2], n), per_request(c0[3], c1[3], n),
+                   n / static_cast<double>(stats1.reads - stats0.reads));
+    }
+    conn->abort();
+    io.poll();
+}
