@@ -1,7 +1,13 @@
 // Error codes of cqlcoro. Every code's message says what happened and what to do about it.
 #pragma once
 
+#include <cqlcoro/server_error.hpp>
+
 #include <boost/system/error_code.hpp>
+
+#include <memory>
+#include <optional>
+#include <vector>
 
 #include <string>
 #include <system_error>
@@ -90,19 +96,45 @@ inline error_code make_error_code(protocol_errc e) noexcept {
 inline error_code make_error_code(type_errc e) noexcept { return {static_cast<int>(e), type_category()}; }
 inline error_code make_error_code(client_errc e) noexcept { return {static_cast<int>(e), client_category()}; }
 
+/// One try of a request on one host, as the request path records it.
+struct attempt_info {
+    std::string host;      ///< "address:port"
+    error_code ec;         ///< what it ended with (a server_errc for an ERROR answer)
+    std::string message;   ///< the server's message, or a description of the client-side failure
+};
+
+/// What is known about a failed request beyond its error code.
+struct diagnostics {
+    std::string host;                         ///< the host of the last attempt (the coordinator, if it answered)
+    std::optional<server_error_info> server;  ///< the server's ERROR, with its structured fields
+    std::vector<attempt_info> attempts;       ///< every attempt, in order
+};
+
 /// The exception cqlcoro throws: an error code plus a message that names what failed (the column, the
-/// CQL type, the C++ type, the host) and what to do about it.
+/// CQL type, the C++ type, the host) and what to do about it, and for requests, their diagnostics.
 class error : public std::system_error {
 public:
     error(error_code ec, const std::string& what) : std::system_error(ec, what), code_(ec) {}
     explicit error(error_code ec) : std::system_error(ec), code_(ec) {}
+    error(error_code ec, const std::string& what, cqlcoro::diagnostics d)
+        : std::system_error(ec, what), code_(ec), diagnostics_(std::make_shared<const cqlcoro::diagnostics>(std::move(d))) {}
 
     /// The code as Boost.System sees it (std::system_error::code() gives the std:: view of it).
     const error_code& boost_code() const noexcept { return code_; }
+    /// The request's diagnostics (empty for errors that are not about a request).
+    const cqlcoro::diagnostics& diagnostics() const noexcept {
+        static const cqlcoro::diagnostics none;
+        return diagnostics_ ? *diagnostics_ : none;
+    }
 
 private:
     error_code code_;
+    std::shared_ptr<const cqlcoro::diagnostics> diagnostics_;  // shared: exceptions are copied
 };
+
+/// The exception for an ERROR answer from `host`: its code is the server's, its message the server's
+/// text with the code's advice, and diagnostics() holds the structured fields.
+error make_server_error(server_error_info info, std::string host);
 
 }  // namespace cqlcoro
 

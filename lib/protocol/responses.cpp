@@ -273,17 +273,6 @@ error_code read_event(reader& r, event_response& out) {
 
 }  // namespace
 
-std::string inet::address_string() const {
-    if (size == 4) return fmt::format("{}.{}.{}.{}", bytes[0], bytes[1], bytes[2], bytes[3]);
-    if (size != 16) return "?";
-    std::string s;
-    for (int i = 0; i < 16; i += 2) {
-        if (i) s += ':';
-        s += fmt::format("{:x}", (bytes[static_cast<std::size_t>(i)] << 8) | bytes[static_cast<std::size_t>(i) + 1]);
-    }
-    return s;
-}
-
 error_code read_type(reader& r, cql_type& out, int depth) {
     if (depth > max_type_depth) {
         r.fail(protocol_errc::type_nesting_too_deep);

@@ -12,6 +12,7 @@
 #include <cqlcoro/column_spec.hpp>
 #include <cqlcoro/consistency.hpp>
 #include <cqlcoro/cql_type.hpp>
+#include <cqlcoro/server_error.hpp>
 
 #include <boost/system/result.hpp>
 
@@ -23,105 +24,20 @@
 
 namespace cqlcoro::protocol {
 
-/// Error codes of the ERROR message.
-enum class server_error : std::int32_t {
-    server_error = 0x0000,
-    protocol_error = 0x000A,
-    bad_credentials = 0x0100,
-    unavailable = 0x1000,
-    overloaded = 0x1001,
-    is_bootstrapping = 0x1002,
-    truncate_error = 0x1003,
-    write_timeout = 0x1100,
-    read_timeout = 0x1200,
-    read_failure = 0x1300,       ///< v4+
-    function_failure = 0x1400,   ///< v4+
-    write_failure = 0x1500,      ///< v4+
-    cdc_write_failure = 0x1600,  ///< v5
-    cas_write_unknown = 0x1700,  ///< v5
-    syntax_error = 0x2000,
-    unauthorized = 0x2100,
-    invalid = 0x2200,
-    config_error = 0x2300,
-    already_exists = 0x2400,
-    unprepared = 0x2500,
-};
-
-/// An [inet] or [inetaddr]: 4 or 16 address bytes (and a port for [inet]).
-struct inet {
-    std::array<std::uint8_t, 16> bytes{};
-    std::uint8_t size = 0;
-    std::int32_t port = 0;
-
-    std::string address_string() const;
-    friend bool operator==(const inet&, const inet&) = default;
-};
-
-struct failure_reason {
-    inet endpoint;
-    std::uint16_t code = 0;  ///< RequestFailureReason (0 unknown, 1 too many tombstones, ...)
-};
-
-struct unavailable_error {
-    consistency cl{};
-    std::int32_t required = 0;
-    std::int32_t alive = 0;
-};
-struct write_timeout_error {
-    consistency cl{};
-    std::int32_t received = 0;
-    std::int32_t block_for = 0;
-    std::string write_type;                  ///< SIMPLE, BATCH, BATCH_LOG, UNLOGGED_BATCH, COUNTER, CAS, VIEW, CDC
-    std::optional<std::int16_t> contentions; ///< v5, CAS only
-};
-struct read_timeout_error {
-    consistency cl{};
-    std::int32_t received = 0;
-    std::int32_t block_for = 0;
-    bool data_present = false;
-};
-struct read_failure_error {
-    consistency cl{};
-    std::int32_t received = 0;
-    std::int32_t block_for = 0;
-    std::int32_t num_failures = 0;
-    std::vector<failure_reason> reasons;  ///< v5 (v4 sends only the count)
-    bool data_present = false;
-};
-struct write_failure_error {
-    consistency cl{};
-    std::int32_t received = 0;
-    std::int32_t block_for = 0;
-    std::int32_t num_failures = 0;
-    std::vector<failure_reason> reasons;  ///< v5
-    std::string write_type;
-};
-struct function_failure_error {
-    std::string keyspace;
-    std::string function;
-    std::vector<std::string> arg_types;
-};
-struct already_exists_error {
-    std::string keyspace;
-    std::string table;  ///< empty when a keyspace already exists
-};
-struct unprepared_error {
-    byte_buffer id;
-};
-struct cas_write_unknown_error {
-    consistency cl{};
-    std::int32_t received = 0;
-    std::int32_t block_for = 0;
-};
-
-struct error_response {
-    std::int32_t code = 0;  ///< a server_error value, or a code this codec does not know
-    std::string message;
-    std::variant<std::monostate, unavailable_error, write_timeout_error, read_timeout_error, read_failure_error,
-                 write_failure_error, function_failure_error, already_exists_error, unprepared_error,
-                 cas_write_unknown_error>
-        detail;
-};
+/// The ERROR message and its parts are public (include/cqlcoro/server_error.hpp); the codec uses them as is.
+using server_error = cqlcoro::server_errc;
+using inet = cqlcoro::inet_address;
+using cqlcoro::already_exists_error;
+using cqlcoro::cas_write_unknown_error;
+using cqlcoro::failure_reason;
+using cqlcoro::function_failure_error;
+using cqlcoro::read_failure_error;
+using cqlcoro::read_timeout_error;
+using cqlcoro::unavailable_error;
+using cqlcoro::unprepared_error;
+using cqlcoro::write_failure_error;
+using cqlcoro::write_timeout_error;
+using error_response = cqlcoro::server_error_info;
 
 struct ready_response {};
 struct authenticate_response {
