@@ -140,6 +140,8 @@ public:
             return "the TLS handshake failed: check the CA certificate, the server name, and the client certificate";
         case client_errc::invalid_configuration:
             return "invalid configuration";
+        case client_errc::invalid_statement:
+            return "the statement cannot be sent as built";
         }
         return "unknown cqlcoro client error";
     }

@@ -83,6 +83,7 @@ enum class client_errc {
     handshake_failed,             ///< the server answered the connection handshake with an error
     tls_failed,                   ///< the TLS handshake failed (certificate not trusted, name mismatch, ...)
     invalid_configuration,        ///< a setting that cannot work (a missing certificate file, ...)
+    invalid_statement,            ///< a statement that cannot be sent as built (named values in a batch, ...)
 };
 
 const boost::system::error_category& protocol_category() noexcept;
