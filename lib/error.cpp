@@ -142,6 +142,10 @@ public:
             return "invalid configuration";
         case client_errc::invalid_statement:
             return "the statement cannot be sent as built";
+        case client_errc::no_host_available:
+            return "no host could take the request: every host in the query plan failed or had no open connection";
+        case client_errc::request_timeout:
+            return "no response within the request timeout (a request already written may still be executed)";
         }
         return "unknown cqlcoro client error";
     }

@@ -84,6 +84,8 @@ enum class client_errc {
     tls_failed,                   ///< the TLS handshake failed (certificate not trusted, name mismatch, ...)
     invalid_configuration,        ///< a setting that cannot work (a missing certificate file, ...)
     invalid_statement,            ///< a statement that cannot be sent as built (named values in a batch, ...)
+    no_host_available,            ///< every host of the query plan failed or had no open connection
+    request_timeout,              ///< no response within the request timeout
 };
 
 const boost::system::error_category& protocol_category() noexcept;

@@ -138,6 +138,8 @@ public:
     void abort();
 
     std::uint8_t version() const noexcept { return version_; }
+    /// The body compression of request frames (v5 compresses segments instead, so none there).
+    protocol::compression frame_compression() const noexcept { return version_ < 5 ? compression_ : protocol::compression::none; }
     const std::string& host() const noexcept { return host_; }
     /// Requests accepted and not yet completed (approximate from other threads; exact on the strand).
     std::size_t in_flight() const noexcept { return load_.load(std::memory_order_relaxed); }

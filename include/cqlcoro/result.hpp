@@ -1,0 +1,66 @@
+// What session.execute() returns: rows (views over the received frame), the paging state, column
+// metadata, warnings, the tracing id, the coordinator, and schema-change or set-keyspace information.
+#pragma once
+
+#include <cqlcoro/error.hpp>
+#include <cqlcoro/rows.hpp>
+#include <cqlcoro/value_types.hpp>
+
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace cqlcoro {
+
+/// A schema change reported by a DDL statement (or pushed as an event).
+struct schema_change_info {
+    std::string change_type;  ///< CREATED, UPDATED, DROPPED
+    std::string target;       ///< KEYSPACE, TABLE, TYPE, FUNCTION, AGGREGATE
+    std::string keyspace;
+    std::string name;         ///< the table, type, function or aggregate
+    std::vector<std::string> arg_types;
+};
+
+class result {
+public:
+    result() = default;
+
+    /// Rows of this page (empty for statements that return none).
+    rows_view rows() const noexcept;
+    std::size_t size() const noexcept { return page_ ? page_->size() : 0; }
+    bool empty() const noexcept { return size() == 0; }
+    /// The first row; throws cqlcoro::error (row_out_of_range) when there is none.
+    row_view one() const;
+    const std::vector<column_spec>& columns() const noexcept;
+    /// The page's rows with their owner: keep it to hold the rows beyond this result.
+    const std::optional<result_page>& page() const noexcept { return page_; }
+
+    /// The state to fetch the next page with (statement.paging_state(...)); empty on the last page.
+    std::span<const std::uint8_t> paging_state() const noexcept { return paging_state_; }
+    bool has_more_pages() const noexcept { return !paging_state_.empty(); }
+
+    const std::vector<std::string>& warnings() const noexcept { return warnings_; }
+    /// Set when the statement asked for tracing: the session id in system_traces.
+    const std::optional<uuid>& tracing_id() const noexcept { return tracing_id_; }
+    /// The host that answered ("address:port").
+    const std::string& coordinator() const noexcept { return diagnostics_.host; }
+    /// The schema change a DDL statement made.
+    const std::optional<schema_change_info>& schema_change() const noexcept { return schema_change_; }
+    /// The keyspace a USE statement switched to (empty otherwise).
+    const std::string& keyspace_set() const noexcept { return keyspace_set_; }
+    /// Every attempt the request made, and on failure the server's error.
+    const cqlcoro::diagnostics& diagnostics() const noexcept { return diagnostics_; }
+
+private:
+    friend struct result_builder;
+    std::optional<result_page> page_;
+    std::vector<std::uint8_t> paging_state_;
+    std::vector<std::string> warnings_;
+    std::optional<uuid> tracing_id_;
+    std::optional<schema_change_info> schema_change_;
+    std::string keyspace_set_;
+    cqlcoro::diagnostics diagnostics_;
+};
+
+}  // namespace cqlcoro

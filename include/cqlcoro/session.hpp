@@ -1,0 +1,189 @@
+// The session: what applications talk to.
+//
+//   auto session = co_await cqlcoro::session::connect(ex, params);
+//   auto rs = co_await session.execute(cqlcoro::statement("SELECT ..."));             // throws cqlcoro::error
+//   auto [ec, r] = co_await session.execute(stmt, asio::as_tuple(asio::use_awaitable)); // no throw
+//   session.execute(stmt, [](cqlcoro::error_code ec, cqlcoro::result r) { ... });      // callback
+//
+// Every operation takes an Asio completion token; the signature is void(error_code, result), and the
+// result carries diagnostics (hosts tried, the server's error with its fields) also on failure. The
+// default token awaits and throws cqlcoro::error with those diagnostics. Cancellation slots work: a
+// request not yet written is never sent; one already written completes with operation_aborted.
+//
+// Requests run through a chain of coroutine middlewares: the application's (add_middleware), then the
+// request timeout, the query plan (round robin over the hosts for now) and the node attempt.
+#pragma once
+
+#include <cqlcoro/auth.hpp>
+#include <cqlcoro/consistency.hpp>
+#include <cqlcoro/error.hpp>
+#include <cqlcoro/result.hpp>
+#include <cqlcoro/statement.hpp>
+#include <cqlcoro/tls.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace cqlcoro {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+enum class compression { none, lz4, snappy };
+
+struct session_params {
+    /// Hosts to connect to (names are resolved). Port: `port`.
+    std::vector<std::string> contact_points{"127.0.0.1"};
+    std::uint16_t port = 9042;
+    std::shared_ptr<auth_provider> auth;  ///< plain_text(user, password), or your own
+    std::optional<tls_options> tls;
+    cqlcoro::compression compression = compression::none;
+    std::string keyspace;                 ///< USE on every connection (as stored: case-sensitive)
+    std::uint8_t protocol_version = 0;    ///< 3, 4 or 5; 0: the highest the cluster speaks
+    std::size_t connections_per_host = 1;
+    std::chrono::milliseconds connect_timeout = 5s;
+    std::chrono::milliseconds request_timeout = 12s;  ///< per request, all attempts included; statements may override
+    std::chrono::milliseconds heartbeat_interval = 30s;
+    consistency default_consistency = consistency::local_one;
+    std::int32_t default_page_size = 5000;
+};
+
+/// A request as it travels through the middleware chain.
+struct request {
+    std::variant<statement, bound_statement, batch> what;
+    cqlcoro::diagnostics diagnostics;  ///< attempts so far
+
+    const statement_options& options() const noexcept {
+        return std::visit([](const auto& s) -> const statement_options& { return s.options(); }, what);
+    }
+    /// The CQL text (the first statement's for a batch), for logs.
+    std::string_view text() const noexcept;
+
+    struct state;                      // the chain's own per-request state (the encoded frame, ...)
+    std::shared_ptr<state> internal;
+};
+
+/// What a request comes to: an error code (and the result, which carries diagnostics either way).
+struct outcome {
+    error_code ec;
+    cqlcoro::result result;
+};
+
+using next_layer = std::function<asio::awaitable<outcome>(request&)>;
+/// A middleware: may look at or change the request, call `next` (or not, or several times), and look
+/// at or change the outcome. Errors travel as values.
+using middleware = std::function<asio::awaitable<outcome>(request&, next_layer next)>;
+
+namespace detail {
+
+struct session_impl;
+/// The exception for a failed request: its code, a message naming the host and the server's text.
+std::exception_ptr make_request_exception(error_code ec, const result& r);
+
+// Adapts a void(error_code, result) completion into void(exception_ptr, result) for the inner token.
+template <class Handler>
+struct throwing_handler {
+    Handler inner;
+
+    using executor_type = asio::associated_executor_t<Handler>;
+    executor_type get_executor() const noexcept { return asio::get_associated_executor(inner); }
+    using cancellation_slot_type = asio::associated_cancellation_slot_t<Handler>;
+    cancellation_slot_type get_cancellation_slot() const noexcept { return asio::get_associated_cancellation_slot(inner); }
+
+    void operator()(error_code ec, result r) {
+        std::move(inner)(ec ? make_request_exception(ec, r) : std::exception_ptr(), std::move(r));
+    }
+};
+
+}  // namespace detail
+
+/// A token adapter: the operation completes into `token` with void(std::exception_ptr, result), the
+/// exception a cqlcoro::error with the request's diagnostics. The session's default token is
+/// with_diagnostics(asio::use_awaitable).
+template <class Token>
+struct with_diagnostics_t {
+    Token token;
+};
+template <class Token>
+with_diagnostics_t<std::decay_t<Token>> with_diagnostics(Token&& t) {
+    return {std::forward<Token>(t)};
+}
+using default_token = with_diagnostics_t<asio::use_awaitable_t<>>;
+
+class session {
+public:
+    /// Connects to the contact points (connections_per_host each) on `ex`; no threads of its own.
+    /// Throws cqlcoro::error when no host can be reached, naming each host's failure.
+    static asio::awaitable<session> connect(asio::any_io_executor ex, session_params params);
+
+    template <class Token = default_token>
+    auto execute(statement s, Token&& token = {}) {
+        return start(request{std::move(s), {}, nullptr}, std::forward<Token>(token));
+    }
+    template <class Token = default_token>
+    auto execute(bound_statement s, Token&& token = {}) {
+        return start(request{std::move(s), {}, nullptr}, std::forward<Token>(token));
+    }
+    template <class Token = default_token>
+    auto execute(batch b, Token&& token = {}) {
+        return start(request{std::move(b), {}, nullptr}, std::forward<Token>(token));
+    }
+    template <class Token = default_token>
+    auto execute(std::string query, Token&& token = {}) {
+        return execute(statement(std::move(query)), std::forward<Token>(token));
+    }
+
+    /// Prepares `query` (in the session's keyspace), or returns the cached statement. Concurrent
+    /// prepares of the same text share one PREPARE.
+    asio::awaitable<prepared_statement> prepare(std::string query);
+
+    /// Adds a middleware in front of the built-in chain (call before executing requests).
+    void add_middleware(middleware m);
+
+    /// Stops taking requests, waits for those in flight (bounded by `timeout`), closes every connection.
+    asio::awaitable<void> close(std::chrono::milliseconds timeout = 10s);
+
+    std::uint8_t protocol_version() const noexcept;
+    const session_params& params() const noexcept;
+
+private:
+    using handler_t = asio::any_completion_handler<void(error_code, result)>;
+
+    template <class Token>
+    auto start(request r, Token&& token) {
+        return asio::async_initiate<Token, void(error_code, result)>(
+            [impl = impl_](auto handler, request req) { launch(impl, std::move(req), handler_t(std::move(handler))); }, token,
+            std::move(r));
+    }
+    static void launch(const std::shared_ptr<detail::session_impl>& impl, request r, handler_t handler);
+
+    std::shared_ptr<detail::session_impl> impl_;
+};
+
+}  // namespace cqlcoro
+
+template <class Token, class R>
+struct boost::asio::async_result<cqlcoro::with_diagnostics_t<Token>, void(cqlcoro::error_code, R)> {
+    template <class Initiation, class RawToken, class... Args>
+    static auto initiate(Initiation&& init, RawToken&& token, Args&&... args) {
+        return boost::asio::async_initiate<Token, void(std::exception_ptr, R)>(
+            [init = std::forward<Initiation>(init)](auto handler, auto&&... a) mutable {
+                std::move(init)(cqlcoro::detail::throwing_handler<decltype(handler)>{std::move(handler)},
+                                std::forward<decltype(a)>(a)...);
+            },
+            token.token, std::forward<Args>(args)...);
+    }
+};
