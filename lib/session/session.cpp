@@ -141,6 +141,10 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
         auto planned = query_plan(r);
         auto first = co_await (std::move(planned) || timer.async_wait(use_tuple));
         if (first.index() == 0) co_return std::get<0>(std::move(first));
+        if (auto [tec] = std::get<1>(first); tec) {  // the timer was cancelled with the request: not a timeout
+            r.diagnostics.attempts.push_back({r.diagnostics.host, asio::error::operation_aborted, "cancelled by the application"});
+            co_return outcome{asio::error::operation_aborted, result_builder::failed(r.diagnostics)};
+        }
         r.diagnostics.attempts.push_back({r.diagnostics.host, client_errc::request_timeout,
                                           fmt::format("no response within {} ms", timeout.count())});
         co_return outcome{client_errc::request_timeout, result_builder::failed(r.diagnostics)};
@@ -271,7 +275,7 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
 std::exception_ptr make_request_exception(error_code ec, const result& r) {
     const auto& d = r.diagnostics();
     std::string what;
-    if (d.server) what = fmt::format("{}: {}", d.host, d.server->message);
+    if (d.server) what = make_server_error(*d.server, d.host).what();
     else if (!d.attempts.empty() && !d.attempts.back().message.empty()) what = fmt::format("{}: {}", d.host, d.attempts.back().message);
     else what = d.host.empty() ? ec.message() : fmt::format("{}: {}", d.host, ec.message());
     if (d.attempts.size() > 1) what += fmt::format(" ({} attempts)", d.attempts.size());
@@ -359,6 +363,8 @@ void session::launch(const std::shared_ptr<detail::session_impl>& impl, request 
                     std::rethrow_exception(e);
                 } catch (const cqlcoro::error& x) {
                     o.ec = x.boost_code();
+                } catch (const boost::system::system_error& x) {  // operation_aborted: cancelled before it started
+                    o.ec = x.code();
                 } catch (...) {
                     o.ec = asio::error::fault;  // a middleware threw something else
                 }
