@@ -9,6 +9,7 @@
 // getrusage), this process's system calls per request (all of them, and sendmsg, recvfrom and epoll_wait
 // alone; counted by the kernel's tracepoints), and how many responses each socket read brought.
 #include "connection/connection.hpp"
+#include "load_common.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -35,80 +36,8 @@ using actor = cqlcoro::connection::connection;
 
 namespace {
 
-constexpr std::uint16_t port = 19342;
+using namespace bench;
 constexpr const char* query = "SELECT id, name FROM sim.one WHERE id = 1";
-
-// cqlsim as a child process: stdin a pipe (closing it stops the sim), stdout read until "ready".
-struct sim_process {
-    explicit sim_process(const std::string& path) {
-        int in[2], out[2];
-        if (pipe(in) != 0 || pipe(out) != 0) throw std::runtime_error("pipe failed");
-        pid = fork();
-        if (pid == 0) {
-            dup2(in[0], 0);
-            dup2(out[1], 1);
-            close(in[1]);
-            close(out[0]);
-            execl(path.c_str(), path.c_str(), "--port", std::to_string(port).c_str(), "--no-record", "--rows", query, "1",
-                  static_cast<char*>(nullptr));
-            _exit(127);
-        }
-        close(in[0]);
-        close(out[1]);
-        stdin_fd = in[1];
-        FILE* o = fdopen(out[0], "r");
-        char line[256];
-        while (fgets(line, sizeof line, o))
-            if (std::string_view(line).starts_with("ready")) return;
-        throw std::runtime_error("cqlsim did not start: " + path);
-    }
-    ~sim_process() {
-        close(stdin_fd);
-        int status = 0;
-        waitpid(pid, &status, 0);
-    }
-    pid_t pid = 0;
-    int stdin_fd = -1;
-};
-
-// System calls of this process, counted by the kernel's syscall tracepoints through perf_event_open
-// (needs tracefs and perf_event_paranoid <= 2 for one's own process; "n/a" otherwise).
-class syscall_counter {
-public:
-    explicit syscall_counter(const std::string& event) {
-        std::ifstream f("/sys/kernel/tracing/events/" + event + "/id");
-        std::uint64_t id = 0;
-        if (!(f >> id)) return;
-        perf_event_attr attr{};
-        attr.type = PERF_TYPE_TRACEPOINT;
-        attr.size = sizeof attr;
-        attr.config = id;
-        attr.exclude_kernel = 0;
-        fd_ = static_cast<int>(syscall(SYS_perf_event_open, &attr, 0, -1, -1, 0));  // this process, any CPU
-    }
-    ~syscall_counter() {
-        if (fd_ >= 0) close(fd_);
-    }
-    std::optional<std::uint64_t> read_count() const {
-        std::uint64_t v = 0;
-        if (fd_ < 0 || ::read(fd_, &v, sizeof v) != static_cast<ssize_t>(sizeof v)) return std::nullopt;
-        return v;
-    }
-
-private:
-    int fd_ = -1;
-};
-
-std::string per_request(std::optional<std::uint64_t> a, std::optional<std::uint64_t> b, double n) {
-    return a && b ? fmt::format("{:.3f}", static_cast<double>(*b - *a) / n) : "n/a";
-}
-
-double cpu_seconds() {
-    rusage u{};
-    getrusage(RUSAGE_SELF, &u);
-    auto s = [](timeval t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
-    return s(u.ru_utime) + s(u.ru_stime);
-}
 
 // Keeps `inflight` requests going until `total` have completed.
 struct load {
@@ -156,7 +85,7 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    sim_process sim(sim_path);
+    sim_process sim(sim_path, query);
 
     asio::io_context io(1);
     cqlcoro::connection::connection_params p;

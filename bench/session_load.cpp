@@ -1,0 +1,139 @@
+// End to end through the session against the standalone simulated node (cqlsim, a separate process):
+// a prepared single-row read (bound anew for every request), one connection, K requests in flight
+// (each completion issues the next).
+//
+//   session_load [--inflight 1,64,256,1024,4096] [--requests N] [--version 3|4|5] [--cqlsim PATH]
+//
+// Reports requests/s, the client's CPU per request (user + sys of this process), heap allocations per
+// request (this program replaces operator new to count them), and system calls per request.
+#include "load_common.hpp"
+
+#include <cqlcoro/session.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <new>
+#include <sstream>
+
+namespace {
+std::atomic<std::uint64_t> allocations{0};
+}
+
+void* operator new(std::size_t n) {
+    allocations.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void* operator new(std::size_t n, std::align_val_t a) {
+    allocations.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::aligned_alloc(static_cast<std::size_t>(a), (n + static_cast<std::size_t>(a) - 1) & ~(static_cast<std::size_t>(a) - 1))) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+using namespace cqlcoro;
+using namespace bench;
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr const char* prepared_query = "SELECT v FROM sim.t WHERE k = ?";  // primed by cqlsim: one row
+
+struct load {
+    session* s = nullptr;
+    prepared_statement p;
+    asio::io_context* io = nullptr;
+    long total = 0, issued = 0, done = 0, errors = 0;
+
+    void issue() {
+        ++issued;
+        s->execute(p.bind(1), [this](error_code ec, result r) {
+            ++done;
+            if (ec || r.size() != 1) ++errors;
+            if (issued < total) issue();
+            else if (done == total) io->stop();
+        });
+    }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<int> inflights{1, 64, 256, 1024, 4096};
+    long requests = 0;
+    std::uint8_t version = 4;
+    std::string sim_path = CQLSIM_PATH;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : throw std::invalid_argument(a + " needs a value"); };
+        if (a == "--inflight") {
+            inflights.clear();
+            std::stringstream ss(next());
+            for (std::string k; std::getline(ss, k, ',');) inflights.push_back(std::stoi(k));
+        } else if (a == "--requests") {
+            requests = std::stol(next());
+        } else if (a == "--version") {
+            version = static_cast<std::uint8_t>(std::stoi(next()));
+        } else if (a == "--cqlsim") {
+            sim_path = next();
+        } else {
+            fmt::print(stderr, "usage: session_load [--inflight 1,64,256,1024,4096] [--requests N] [--version 3|4|5] [--cqlsim PATH]\n");
+            return 2;
+        }
+    }
+    sim_process sim(sim_path, "SELECT 1");
+
+    asio::io_context io(1);
+    session_params params;
+    params.port = port;
+    params.protocol_version = version;
+    params.heartbeat_interval = std::chrono::milliseconds(0);
+    std::optional<session> s;
+    prepared_statement p;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            s = co_await session::connect(io.get_executor(), params);
+            p = co_await s->prepare(prepared_query);
+            io.stop();
+        },
+        [](std::exception_ptr e) {
+            if (e) std::rethrow_exception(e);
+        });
+    io.run();
+    io.restart();
+
+    syscall_counter all("raw_syscalls/sys_enter"), sends("syscalls/sys_enter_sendmsg");
+    fmt::print("protocol v{}, one connection, prepared single-row read through the session (client: this process; server: cqlsim)\n",
+               s->protocol_version());
+    fmt::print("{:>9} {:>11} {:>10} {:>10} {:>9} {:>9}\n", "in flight", "requests/s", "CPU us/req", "allocs/req", "syscalls", "sendmsg");
+    for (int k : inflights) {
+        load l{&*s, p, &io};
+        l.total = requests > 0 ? requests : (k == 1 ? 20'000 : 400'000);
+        const auto c0 = std::array{all.read_count(), sends.read_count()};
+        const auto a0 = allocations.load();
+        const double cpu0 = cpu_seconds();
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < k && l.issued < l.total; ++i) l.issue();
+        io.run();
+        io.restart();
+        const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double cpu = cpu_seconds() - cpu0;
+        const auto a1 = allocations.load();
+        const auto c1 = std::array{all.read_count(), sends.read_count()};
+        const double n = static_cast<double>(l.done);
+        if (l.errors) fmt::print(stderr, "{} requests failed\n", l.errors);
+        fmt::print("{:>9} {:>11.0f} {:>10.2f} {:>10.1f} {:>9} {:>9}\n", k, n / wall, cpu * 1e6 / n, static_cast<double>(a1 - a0) / n,
+                   per_request(c0[0], c1[0], n), per_request(c0[1], c1[1], n));
+    }
+    asio::co_spawn(io, s->close(std::chrono::milliseconds(100)), asio::detached);
+    io.run();
+}
