@@ -126,6 +126,9 @@ struct recorded_request {
     byte_buffer prepared_id;     ///< EXECUTE
     std::optional<consistency> cl;
     std::vector<std::optional<byte_buffer>> values;  ///< bound values (unset as nullopt too)
+    std::vector<bool> unset;                         ///< per value: sent as unset (v4+)
+    std::string keyspace;                            ///< v5 per-request keyspace (QUERY, EXECUTE, PREPARE, BATCH)
+    std::optional<std::int32_t> now_in_seconds;      ///< v5
     std::optional<std::int32_t> page_size;
     bool has_paging_state = false;
 };

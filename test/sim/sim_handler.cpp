@@ -83,14 +83,25 @@ void request_handler::record(const frame_header& h, const request& req) {
     rec.version = h.version;
     rec.op = h.op;
     rec.cl = consistency_of(req);
+    auto options_of = [&rec](const query_params& qp) {
+        for (const auto& v : qp.values) rec.unset.push_back(v.st == value_view::state::unset);
+        rec.keyspace = std::string(qp.keyspace);
+        rec.now_in_seconds = qp.now_in_seconds;
+    };
     if (auto q = std::get_if<query_request>(&req)) {
+        options_of(q->params);
         rec.query = std::string(q->query);
         rec.values = values_of(q->params.values);
         rec.page_size = q->params.page_size;
         rec.has_paging_state = q->params.paging_state.has_value();
     } else if (auto p = std::get_if<prepare_request>(&req)) {
         rec.query = std::string(p->query);
+        rec.keyspace = std::string(p->keyspace);
+    } else if (auto b = std::get_if<batch_request>(&req)) {
+        rec.keyspace = std::string(b->keyspace);
+        rec.now_in_seconds = b->now_in_seconds;
     } else if (auto e = std::get_if<execute_request>(&req)) {
+        options_of(e->params);
         rec.prepared_id.assign(e->id.begin(), e->id.end());
         if (auto it = n.prepared.find(rec.prepared_id); it != n.prepared.end()) rec.query = it->second.query;
         rec.values = values_of(e->params.values);

@@ -208,3 +208,114 @@ TEST_CASE("session: round robin over the contact points; a stopped node is skipp
         co_await s.close(std::chrono::milliseconds(100));
     });
 }
+
+TEST_CASE("session: every server error kind arrives with its code and structured fields") {
+    sim::cluster c({.nodes = 1, .port = port});
+    using detail_t = decltype(server_error_info::detail);
+    const std::vector<std::pair<server_errc, detail_t>> kinds{
+        {server_errc::server_error, {}},
+        {server_errc::bad_credentials, {}},
+        {server_errc::unavailable, unavailable_error{consistency::quorum, 3, 1}},
+        {server_errc::overloaded, {}},
+        {server_errc::is_bootstrapping, {}},
+        {server_errc::truncate_error, {}},
+        {server_errc::write_timeout, write_timeout_error{consistency::two, 1, 2, "BATCH_LOG", std::nullopt}},
+        {server_errc::read_timeout, read_timeout_error{consistency::one, 0, 1, true}},
+        {server_errc::read_failure, read_failure_error{consistency::one, 0, 1, 1, {}, false}},
+        {server_errc::function_failure, function_failure_error{"ks", "fn", {"int"}}},
+        {server_errc::write_failure, write_failure_error{consistency::one, 0, 1, 1, {}, "SIMPLE"}},
+        {server_errc::cdc_write_failure, {}},
+        {server_errc::cas_write_unknown, cas_write_unknown_error{consistency::serial, 1, 2}},
+        {server_errc::syntax_error, {}},
+        {server_errc::unauthorized, {}},
+        {server_errc::invalid, {}},
+        {server_errc::config_error, {}},
+        {server_errc::already_exists, already_exists_error{"ks", "t"}},
+    };
+    for (const auto& [code, detail] : kinds)
+        c.prime({.query = fmt::format("fail {}", static_cast<int>(code))},
+                {protocol::error_response{static_cast<std::int32_t>(code), fmt::format("failure {}", static_cast<int>(code)), detail}});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, params_for(c));
+        for (const auto& [code, detail] : kinds) {
+            auto [ec, r] = co_await s.execute(statement(fmt::format("fail {}", static_cast<int>(code))), asio::as_tuple(asio::use_awaitable));
+            INFO(error_code(code).message());
+            CHECK(ec == code);
+            REQUIRE(r.diagnostics().server);
+            CHECK(r.diagnostics().server->message == fmt::format("failure {}", static_cast<int>(code)));
+            CHECK(r.diagnostics().server->detail.index() == detail.index());
+        }
+        const auto wt = co_await s.execute(statement(fmt::format("fail {}", static_cast<int>(server_errc::write_timeout))),
+                                           asio::as_tuple(asio::use_awaitable));
+        CHECK(std::get<write_timeout_error>(std::get<1>(wt).diagnostics().server->detail).write_type == "BATCH_LOG");
+        co_await s.close();
+    });
+}
+
+TEST_CASE("session: v5 options (keyspace per request, now_in_seconds) and unset values reach the node") {
+    sim::cluster c({.nodes = 1, .port = port});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, params_for(c));
+        REQUIRE(s.protocol_version() == 5);
+        c.clear_requests();
+        co_await s.execute(statement("UPDATE t SET a = ?, b = ? WHERE k = 1", std::int32_t{1}, unset).keyspace("other").now_in_seconds(1700000000));
+        co_await s.execute(batch().add(statement("UPDATE t SET a = 2 WHERE k = 1")).keyspace("bks").now_in_seconds(42));
+        const auto reqs = c.requests();
+        REQUIRE(reqs.size() == 2);
+        CHECK(reqs[0].keyspace == "other");
+        CHECK(reqs[0].now_in_seconds == 1700000000);
+        CHECK(reqs[0].unset == std::vector<bool>{false, true});
+        CHECK(reqs[1].keyspace == "bks");
+        CHECK(reqs[1].now_in_seconds == 42);
+        co_await s.close();
+    });
+    // Below v5 the same options are refused before sending, with the reason.
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto p = params_for(c);
+        p.protocol_version = 4;
+        auto s = co_await session::connect(ex, p);
+        auto [ec, r] = co_await s.execute(statement("SELECT 1").keyspace("ks"), asio::as_tuple(asio::use_awaitable));
+        CHECK(ec == protocol_errc::keyspace_not_supported);
+        co_await s.close();
+    });
+}
+
+TEST_CASE("session: cancellations racing slow responses: every request completes exactly once") {
+    sim::cluster c({.nodes = 1, .port = port, .record_requests = false});
+    for (int d = 0; d < 8; ++d) c.prime({.query = fmt::format("slow {}", d)}, {users(), std::chrono::milliseconds(d * 5)});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, params_for(c));
+        constexpr int n = 400;
+        std::vector<int> completions(n, 0);
+        int ok = 0, aborted = 0, other = 0, finished = 0;
+        asio::steady_timer all_done(ex, asio::steady_timer::time_point::max());
+        std::vector<std::unique_ptr<asio::cancellation_signal>> signals;
+        std::vector<std::unique_ptr<asio::steady_timer>> cancellers;
+        for (int i = 0; i < n; ++i) {
+            signals.push_back(std::make_unique<asio::cancellation_signal>());
+            s.execute(statement(fmt::format("slow {}", i % 8)), asio::bind_cancellation_slot(signals.back()->slot(), [&, i](error_code ec, result r) {
+                ++completions[static_cast<std::size_t>(i)];
+                if (!ec && r.size() == 2) ++ok;
+                else if (ec == asio::error::operation_aborted) ++aborted;
+                else ++other;
+                if (++finished == n) all_done.cancel();
+            }));
+            // Cancel some at once, some around when their answer arrives, some never.
+            if (i % 3 != 0) {
+                cancellers.push_back(std::make_unique<asio::steady_timer>(ex, std::chrono::milliseconds((i * 7) % 40)));
+                cancellers.back()->async_wait([&, i](error_code ec) {
+                    if (!ec) signals[static_cast<std::size_t>(i)]->emit(asio::cancellation_type::terminal);
+                });
+            }
+        }
+        if (finished < n) co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
+        for (int i = 0; i < n; ++i) CHECK(completions[static_cast<std::size_t>(i)] == 1);
+        CHECK(other == 0);
+        CHECK(ok + aborted == n);
+        CHECK(ok >= n / 3);  // the uncancelled third always succeeds
+        // The connection is healthy afterwards.
+        auto rs = co_await s.execute(statement("slow 0"));
+        CHECK(rs.size() == 2);
+        co_await s.close();
+    });
+}
