@@ -27,6 +27,8 @@
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
@@ -162,18 +164,97 @@ public:
 private:
     using handler_t = asio::any_completion_handler<void(error_code, result)>;
 
+    // The initiation names its executor, so token adapters such as cancel_after can run timers on it.
+    struct initiation {
+        std::shared_ptr<detail::session_impl> impl;
+        using executor_type = asio::any_io_executor;
+        executor_type get_executor() const noexcept;
+        template <class Handler>
+        void operator()(Handler&& handler, request req) const {
+            launch(impl, std::move(req), handler_t(std::forward<Handler>(handler)));
+        }
+    };
+
     template <class Token>
     auto start(request r, Token&& token) {
-        return asio::async_initiate<Token, void(error_code, result)>(
-            [impl = impl_](auto handler, request req) { launch(impl, std::move(req), handler_t(std::move(handler))); }, token,
-            std::move(r));
+        return asio::async_initiate<Token, void(error_code, result)>(initiation{impl_}, token, std::move(r));
     }
     static void launch(const std::shared_ptr<detail::session_impl>& impl, request r, handler_t handler);
 
     std::shared_ptr<detail::session_impl> impl_;
 };
 
+namespace detail {
+
+struct cancel_after_state {
+    explicit cancel_after_state(asio::any_io_executor ex) : timer(ex) {}
+    asio::steady_timer timer;
+    asio::cancellation_signal signal;
+};
+
+// The inner handler, seen by the operation with our signal's slot; its outer slot forwards into it.
+template <class Handler>
+struct cancel_after_handler {
+    Handler inner;
+    std::shared_ptr<cancel_after_state> state;
+
+    using executor_type = asio::associated_executor_t<Handler>;
+    executor_type get_executor() const noexcept { return asio::get_associated_executor(inner); }
+    using cancellation_slot_type = asio::cancellation_slot;
+    cancellation_slot_type get_cancellation_slot() const noexcept { return state->signal.slot(); }
+
+    template <class... Args>
+    void operator()(Args&&... args) {
+        state->timer.cancel();
+        auto outer = asio::get_associated_cancellation_slot(inner);
+        if (outer.is_connected()) outer.clear();
+        std::move(inner)(std::forward<Args>(args)...);
+    }
+};
+
+}  // namespace detail
+
+/// A token adapter: cancels the operation (`type`, terminal by default) if it has not completed after
+/// `timeout`. For a session request, a cancellation before the write means it is never sent; after it,
+/// the request completes with operation_aborted. (Boost 1.86 has asio::cancel_after; this is ours for 1.83.)
+template <class Token>
+struct cancel_after_t {
+    std::chrono::steady_clock::duration timeout;
+    asio::cancellation_type type;
+    Token token;
+};
+template <class Token = default_token>
+cancel_after_t<std::decay_t<Token>> cancel_after(std::chrono::steady_clock::duration timeout, Token&& token = {},
+                                                 asio::cancellation_type type = asio::cancellation_type::terminal) {
+    return {timeout, type, std::forward<Token>(token)};
+}
+
 }  // namespace cqlcoro
+
+template <class Token, class... Signatures>
+struct boost::asio::async_result<cqlcoro::cancel_after_t<Token>, Signatures...> {
+    template <class Initiation, class RawToken, class... Args>
+    static auto initiate(Initiation&& init, RawToken&& token, Args&&... args) {
+        auto ex = init.get_executor();
+        return boost::asio::async_initiate<Token, Signatures...>(
+            [init = std::forward<Initiation>(init), ex, timeout = token.timeout, type = token.type](auto handler, auto&&... a) mutable {
+                auto state = std::make_shared<cqlcoro::detail::cancel_after_state>(ex);
+                // The caller's own cancellation still works: its slot forwards into ours.
+                auto outer = boost::asio::get_associated_cancellation_slot(handler);
+                if (outer.is_connected())
+                    outer.assign([s = std::weak_ptr(state)](boost::asio::cancellation_type t) {
+                        if (auto st = s.lock()) st->signal.emit(t);
+                    });
+                state->timer.expires_after(timeout);
+                state->timer.async_wait([s = std::weak_ptr(state), type](cqlcoro::error_code ec) {
+                    if (auto st = s.lock(); st && !ec) st->signal.emit(type);
+                });
+                std::move(init)(cqlcoro::detail::cancel_after_handler<decltype(handler)>{std::move(handler), std::move(state)},
+                                std::forward<decltype(a)>(a)...);
+            },
+            token.token, std::forward<Args>(args)...);
+    }
+};
 
 template <class Token, class R>
 struct boost::asio::async_result<cqlcoro::with_diagnostics_t<Token>, void(cqlcoro::error_code, R)> {

@@ -386,6 +386,7 @@ asio::awaitable<void> session::close(std::chrono::milliseconds timeout) {
 }
 
 std::uint8_t session::protocol_version() const noexcept { return impl_->version; }
+asio::any_io_executor session::initiation::get_executor() const noexcept { return impl->ex; }
 const session_params& session::params() const noexcept { return impl_->params; }
 
 }  // namespace cqlcoro

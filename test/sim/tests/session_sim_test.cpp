@@ -319,3 +319,24 @@ TEST_CASE("session: cancellations racing slow responses: every request completes
         co_await s.close();
     });
 }
+
+TEST_CASE("session: cancel_after bounds a request, with any token") {
+    sim::cluster c({.nodes = 1, .port = port});
+    c.prime({.query = "hang"}, {sim::hang{}});
+    c.prime({.query = "SELECT id, name FROM ks.users"}, users());
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, params_for(c));
+        auto [ec, r] = co_await s.execute(statement("hang"), cancel_after(std::chrono::milliseconds(50), asio::as_tuple(asio::use_awaitable)));
+        CHECK(ec == asio::error::operation_aborted);
+        try {
+            co_await s.execute(statement("hang"), cancel_after(std::chrono::milliseconds(50)));  // the default token: throws
+            FAIL("cancel_after did not cancel");
+        } catch (const cqlcoro::error& e) {
+            CHECK(e.boost_code() == asio::error::operation_aborted);
+        }
+        // A request that answers in time is not disturbed, and its timer does not fire later.
+        auto rs = co_await s.execute(statement("SELECT id, name FROM ks.users"), cancel_after(std::chrono::seconds(5)));
+        CHECK(rs.size() == 2);
+        co_await s.close(std::chrono::milliseconds(100));
+    });
+}
