@@ -183,3 +183,53 @@ TEST_CASE("real node, session: cancellation and the request timeout") {
         co_await s.close();
     });
 }
+
+namespace {
+
+// Pauses the real node (SIGSTOP through the harness) and resumes it when it goes out of scope, even
+// when a check fails in between.
+struct paused_node {
+    paused_node() { run("pause"); }
+    ~paused_node() { run("resume"); }
+    static void run(const char* what) {
+        const char* harness = std::getenv("CQLCORO_TEST_CLUSTER");
+        if (!harness || !*harness) throw std::runtime_error("CQLCORO_TEST_CLUSTER is not set: run the suite through scripts/test");
+        const std::string cmd = std::string(harness) + " " + what + " 1";
+        if (std::system(cmd.c_str()) != 0) throw std::runtime_error(cmd + " failed");
+    }
+};
+
+}  // namespace
+
+TEST_CASE("real node, session: a request cancelled before its write is never executed") {
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, params());
+        co_await schema(s);
+        const int id = 2'000'000 + static_cast<int>(std::chrono::system_clock::now().time_since_epoch().count() % 1'000'000'000);
+        asio::steady_timer wake(ex, asio::steady_timer::time_point::max());
+        auto note = [&](std::optional<error_code>& into) {
+            return [&](error_code ec, result) {
+                into = ec;
+                wake.cancel();
+            };
+        };
+        std::optional<error_code> big_ec, cancelled_ec;
+        asio::cancellation_signal cancel;
+        {
+            paused_node pause;
+            // 32 MiB cannot fit the socket buffers of a stopped node: this write stays in progress...
+            s.execute(statement("INSERT INTO cqlcoro_session.users (id, name) VALUES (?, ?)", id, std::string(32 << 20, 'x')), note(big_ec));
+            // ...so this request is still unwritten when it is cancelled (queued, or not yet started).
+            s.execute(statement("INSERT INTO cqlcoro_session.users (id, name) VALUES (?, 'never')", id + 1),
+                      asio::bind_cancellation_slot(cancel.slot(), note(cancelled_ec)));
+            cancel.emit(asio::cancellation_type::terminal);
+            while (!cancelled_ec) co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
+            CHECK(*cancelled_ec == asio::error::operation_aborted);
+            CHECK_FALSE(big_ec);  // the stopped node has not answered anything
+        }
+        while (!big_ec) co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
+        auto rows = co_await s.execute(statement("SELECT id FROM cqlcoro_session.users WHERE id = ?", id + 1));
+        CHECK(rows.empty());  // never sent, so never executed
+        co_await s.close();
+    });
+}
