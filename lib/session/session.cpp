@@ -40,17 +40,18 @@ struct result_builder {
     static result from(std::shared_ptr<connection::response_frame> f, const prepared_data* prepared, diagnostics d) {
         result r;
         r.diagnostics_ = std::move(d);
-        r.warnings_ = f->message.warnings;
+        r.warnings_ = std::move(f->message.warnings);
         if (f->message.tracing_id) {
             uuid u;
             std::memcpy(u.data, f->message.tracing_id->data(), 16);
             r.tracing_id_ = u;
         }
-        const auto& body = std::get<protocol::result_response>(f->message.body).body;
-        if (const auto* rows = std::get_if<protocol::rows_result>(&body)) {
+        auto& body = std::get<protocol::result_response>(f->message.body).body;
+        if (auto* rows = std::get_if<protocol::rows_result>(&body)) {
             if (rows->metadata.paging_state) r.paging_state_ = *rows->metadata.paging_state;
-            // With skip_metadata the columns come from PREPARE.
-            auto columns = rows->metadata.columns.empty() && prepared ? prepared->result_columns : rows->metadata.columns;
+            // With skip_metadata the columns come from PREPARE; otherwise they move out of the frame we own.
+            auto columns = rows->metadata.columns.empty() && prepared ? prepared->result_columns
+                                                                      : std::move(rows->metadata.columns);
             r.page_.emplace(std::move(columns), static_cast<std::size_t>(rows->row_count), rows->content, f);
         } else if (const auto* sc = std::get_if<protocol::schema_change_result>(&body)) {
             r.schema_change_ = schema_change_info{sc->change.change_type, sc->change.target, sc->change.keyspace, sc->change.name,
@@ -138,7 +139,7 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     asio::awaitable<outcome> with_timeout(request& r) {
         const auto timeout = r.options().timeout.value_or(params.request_timeout);
         asio::steady_timer timer(co_await asio::this_coro::executor, timeout);
-        auto planned = query_plan(r);
+        auto planned = attempt(r, plan_start());
         auto first = co_await (std::move(planned) || timer.async_wait(use_tuple));
         if (first.index() == 0) co_return std::get<0>(std::move(first));
         if (auto [tec] = std::get<1>(first); tec) {  // the timer was cancelled with the request: not a timeout
@@ -150,18 +151,16 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
         co_return outcome{client_errc::request_timeout, result_builder::failed(r.diagnostics)};
     }
 
-    asio::awaitable<outcome> query_plan(request& r) {
-        std::vector<std::shared_ptr<host>> plan;
-        const auto start = next_host.fetch_add(1, std::memory_order_relaxed);
-        for (std::size_t i = 0; i < hosts.size(); ++i) plan.push_back(hosts[(start + i) % hosts.size()]);
-        co_return co_await attempt(r, std::move(plan));
-    }
+    // The query plan, round robin: hosts in order from a start that advances with every request.
+    std::size_t plan_start() noexcept { return next_host.fetch_add(1, std::memory_order_relaxed); }
+    const host& planned(std::size_t start, std::size_t i) const noexcept { return *hosts[(start + i) % hosts.size()]; }
 
     // Tries the plan's hosts in turn while the failure says the request was not executed.
-    asio::awaitable<outcome> attempt(request& r, std::vector<std::shared_ptr<host>> plan) {
+    asio::awaitable<outcome> attempt(request& r, std::size_t start) {
         if (!r.internal) r.internal = std::make_shared<request::state>();
         auto& st = *r.internal;
-        for (const auto& h : plan) {
+        for (std::size_t i = 0; i < hosts.size(); ++i) {
+            const auto* h = &planned(start, i);
             r.diagnostics.host = h->name;
             auto conn = h->pick();
             if (!conn) {
@@ -237,9 +236,9 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
 
     asio::awaitable<prepared_statement> send_prepare(const std::string& query) {
         diagnostics d;
-        const auto start = next_host.fetch_add(1, std::memory_order_relaxed);
+        const auto start = plan_start();
         for (std::size_t i = 0; i < hosts.size(); ++i) {
-            const auto& h = hosts[(start + i) % hosts.size()];
+            const auto* h = &planned(start, i);
             d.host = h->name;
             auto conn = h->pick();
             if (!conn) continue;
@@ -275,7 +274,7 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
 std::exception_ptr make_request_exception(error_code ec, const result& r) {
     const auto& d = r.diagnostics();
     std::string what;
-    if (d.server) what = make_server_error(*d.server, d.host).what();
+    if (d.server) what = describe_server_error(*d.server, d.host);
     else if (!d.attempts.empty() && !d.attempts.back().message.empty()) what = fmt::format("{}: {}", d.host, d.attempts.back().message);
     else what = d.host.empty() ? ec.message() : fmt::format("{}: {}", d.host, ec.message());
     if (d.attempts.size() > 1) what += fmt::format(" ({} attempts)", d.attempts.size());
@@ -306,6 +305,7 @@ asio::awaitable<session> session::connect(asio::any_io_executor ex, session_para
     auto impl = std::make_shared<detail::session_impl>(ex);
     impl->params = params;
     std::uint8_t max_version = params.protocol_version ? params.protocol_version : 5;
+    if (params.tls) params.tls->context = make_tls_context(*params.tls);  // read the files once, share the context
     std::vector<std::string> failures;
     for (const auto& cp : params.contact_points) {
         auto h = std::make_shared<detail::host>();
@@ -356,8 +356,8 @@ void session::launch(const std::shared_ptr<detail::session_impl>& impl, request 
     auto slot = asio::get_associated_cancellation_slot(handler);
     auto req = std::make_shared<request>(std::move(r));
     asio::co_spawn(
-        impl->ex, [impl, req]() -> asio::awaitable<outcome> { co_return co_await impl->run(*req, 0); },
-        asio::bind_cancellation_slot(slot, [h = std::move(handler), req](std::exception_ptr e, outcome o) mutable {
+        impl->ex, impl->run(*req, 0),  // impl and req live on in the completion handler below
+        asio::bind_cancellation_slot(slot, [h = std::move(handler), req, impl](std::exception_ptr e, outcome o) mutable {
             if (e) {
                 try {
                     std::rethrow_exception(e);
