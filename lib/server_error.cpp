@@ -46,8 +46,7 @@ const boost::system::error_category& server_category() noexcept {
     return instance;
 }
 
-error make_server_error(server_error_info info, std::string host) {
-    const auto ec = info.code_as_error();
+std::string describe_server_error(const server_error_info& info, std::string_view host) {
     auto what = fmt::format("{}: {}", host, info.message);
     if (const auto* u = std::get_if<unavailable_error>(&info.detail))
         what += fmt::format(" ({} of {} required replicas alive)", u->alive, u->required);
@@ -55,6 +54,12 @@ error make_server_error(server_error_info info, std::string host) {
         what += fmt::format(" ({} of {} acknowledged, write type {})", w->received, w->block_for, w->write_type);
     else if (const auto* r = std::get_if<read_timeout_error>(&info.detail))
         what += fmt::format(" ({} of {} responded, data {}present)", r->received, r->block_for, r->data_present ? "" : "not ");
+    return what;
+}
+
+error make_server_error(server_error_info info, std::string host) {
+    const auto ec = info.code_as_error();
+    auto what = describe_server_error(info, host);
     diagnostics d;
     d.host = host;
     d.attempts.push_back({host, ec, info.message});

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <type_traits>
 
@@ -138,6 +139,8 @@ private:
 /// The exception for an ERROR answer from `host`: its code is the server's, its message the server's
 /// text with the code's advice, and diagnostics() holds the structured fields.
 error make_server_error(server_error_info info, std::string host);
+/// "host: the server's message (the fields that matter for its code)".
+std::string describe_server_error(const server_error_info& info, std::string_view host);
 
 }  // namespace cqlcoro
 
