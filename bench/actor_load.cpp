@@ -60,38 +60,16 @@ struct load {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::vector<int> inflights{1, 64, 1024};
-    long requests = 0;
-    std::uint8_t version = 4;
-    bool lz4 = false;
-    std::string sim_path = CQLSIM_PATH;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : throw std::invalid_argument(a + " needs a value"); };
-        if (a == "--inflight") {
-            inflights.clear();
-            std::stringstream ss(next());
-            for (std::string k; std::getline(ss, k, ',');) inflights.push_back(std::stoi(k));
-        } else if (a == "--requests") {
-            requests = std::stol(next());
-        } else if (a == "--version") {
-            version = static_cast<std::uint8_t>(std::stoi(next()));
-        } else if (a == "--lz4") {
-            lz4 = true;
-        } else if (a == "--cqlsim") {
-            sim_path = next();
-        } else {
-            fmt::print(stderr, "usage: actor_load [--inflight 1,64,1024] [--requests N] [--version 3|4|5] [--lz4] [--cqlsim PATH]\n");
-            return 2;
-        }
-    }
-    sim_process sim(sim_path, query);
+    load_options o;
+    o.inflights = {1, 64, 1024};
+    if (!o.parse(argc, argv, "actor_load [--inflight 1,64,1024] [--requests N] [--version 3|4|5] [--lz4] [--cqlsim PATH]")) return 2;
+    sim_process sim(o.sim_path, query);
 
     asio::io_context io(1);
     cqlcoro::connection::connection_params p;
     p.port = port;
-    p.max_version = version;
-    p.compression = lz4 ? protocol::compression::lz4 : protocol::compression::none;
+    p.max_version = o.version;
+    p.compression = o.lz4 ? protocol::compression::lz4 : protocol::compression::none;
     p.heartbeat_interval = std::chrono::milliseconds(0);
     std::shared_ptr<actor> conn;
     asio::co_spawn(io, actor::connect(io.get_executor(), p), [&](std::exception_ptr e, std::shared_ptr<actor> c) {
@@ -105,15 +83,15 @@ int main(int argc, char** argv) {
     if (!frame) throw std::runtime_error("encode failed");
 
     fmt::print("protocol v{}{}, one connection, single-row QUERY through the actor (client: this process; server: cqlsim)\n",
-               conn->version(), lz4 ? " + LZ4" : "");
+               conn->version(), o.lz4 ? " + LZ4" : "");
     syscall_counter all("raw_syscalls/sys_enter"), sends("syscalls/sys_enter_sendmsg"), recvs("syscalls/sys_enter_recvfrom"),
         waits("syscalls/sys_enter_epoll_wait");
     fmt::print("{:>9} {:>11} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}\n", "in flight", "requests/s", "CPU us/req", "syscalls", "sendmsg",
                "recvfrom", "epoll", "responses");
     fmt::print("{:>9} {:>11} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}\n", "", "", "", "/req", "/req", "/req", "/req", "per read");
-    for (int k : inflights) {
+    for (int k : o.inflights) {
         load l{conn, *frame, &io};
-        l.total = requests > 0 ? requests : (k == 1 ? 20'000 : 400'000);
+        l.total = o.requests > 0 ? o.requests : (k == 1 ? 20'000 : 400'000);
         const auto c0 = std::array{all.read_count(), sends.read_count(), recvs.read_count(), waits.read_count()};
         const auto stats0 = conn->stats();
         const double cpu0 = cpu_seconds();

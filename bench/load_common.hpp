@@ -15,7 +15,9 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <sstream>
 #include <string_view>
+#include <vector>
 
 namespace bench {
 
@@ -93,5 +95,38 @@ inline double cpu_seconds() {
     auto s = [](timeval t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
     return s(u.ru_utime) + s(u.ru_stime);
 }
+
+/// The options both load programs take; parse() returns false (after printing the usage) on a bad one.
+struct load_options {
+    std::vector<int> inflights;
+    long requests = 0;  ///< 0: a default per in-flight count
+    std::uint8_t version = 4;
+    bool lz4 = false;
+    std::string sim_path = CQLSIM_PATH;
+
+    bool parse(int argc, char** argv, const char* usage) {
+        for (int i = 1; i < argc; ++i) {
+            std::string a = argv[i];
+            auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : throw std::invalid_argument(a + " needs a value"); };
+            if (a == "--inflight") {
+                inflights.clear();
+                std::stringstream ss(next());
+                for (std::string k; std::getline(ss, k, ',');) inflights.push_back(std::stoi(k));
+            } else if (a == "--requests") {
+                requests = std::stol(next());
+            } else if (a == "--version") {
+                version = static_cast<std::uint8_t>(std::stoi(next()));
+            } else if (a == "--lz4") {
+                lz4 = true;
+            } else if (a == "--cqlsim") {
+                sim_path = next();
+            } else {
+                fmt::print(stderr, "usage: {}\n", usage);
+                return false;
+            }
+        }
+        return true;
+    }
+};
 
 }  // namespace bench

@@ -67,34 +67,15 @@ struct load {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::vector<int> inflights{1, 64, 256, 1024, 4096};
-    long requests = 0;
-    std::uint8_t version = 4;
-    std::string sim_path = CQLSIM_PATH;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : throw std::invalid_argument(a + " needs a value"); };
-        if (a == "--inflight") {
-            inflights.clear();
-            std::stringstream ss(next());
-            for (std::string k; std::getline(ss, k, ',');) inflights.push_back(std::stoi(k));
-        } else if (a == "--requests") {
-            requests = std::stol(next());
-        } else if (a == "--version") {
-            version = static_cast<std::uint8_t>(std::stoi(next()));
-        } else if (a == "--cqlsim") {
-            sim_path = next();
-        } else {
-            fmt::print(stderr, "usage: session_load [--inflight 1,64,256,1024,4096] [--requests N] [--version 3|4|5] [--cqlsim PATH]\n");
-            return 2;
-        }
-    }
-    sim_process sim(sim_path, "SELECT 1");
+    load_options o;
+    o.inflights = {1, 64, 256, 1024, 4096};
+    if (!o.parse(argc, argv, "session_load [--inflight 1,64,256,1024,4096] [--requests N] [--version 3|4|5] [--cqlsim PATH]")) return 2;
+    sim_process sim(o.sim_path, "SELECT 1");
 
     asio::io_context io(1);
     session_params params;
     params.port = port;
-    params.protocol_version = version;
+    params.protocol_version = o.version;
     params.heartbeat_interval = std::chrono::milliseconds(0);
     std::optional<session> s;
     prepared_statement p;
@@ -115,9 +96,9 @@ int main(int argc, char** argv) {
     fmt::print("protocol v{}, one connection, prepared single-row read through the session (client: this process; server: cqlsim)\n",
                s->protocol_version());
     fmt::print("{:>9} {:>11} {:>10} {:>10} {:>9} {:>9}\n", "in flight", "requests/s", "CPU us/req", "allocs/req", "syscalls", "sendmsg");
-    for (int k : inflights) {
+    for (int k : o.inflights) {
         load l{&*s, p, &io};
-        l.total = requests > 0 ? requests : (k == 1 ? 20'000 : 400'000);
+        l.total = o.requests > 0 ? o.requests : (k == 1 ? 20'000 : 400'000);
         const auto c0 = std::array{all.read_count(), sends.read_count()};
         const auto a0 = allocations.load();
         const double cpu0 = cpu_seconds();
