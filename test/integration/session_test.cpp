@@ -1,4 +1,5 @@
 // The session against a real Cassandra 2.1 node (protocol v3).
+#include "everything.hpp"
 #include "raw_connection.hpp"
 
 #include <cqlcoro/session.hpp>
@@ -18,6 +19,8 @@
 using namespace cqlcoro;
 namespace asio = boost::asio;
 using Catch::Matchers::ContainsSubstring;
+using cqlcoro::test::check_same;
+using cqlcoro::test::everything;
 using cqlcoro::test::test_host;
 
 namespace {
@@ -230,6 +233,46 @@ TEST_CASE("real node, session: a request cancelled before its write is never exe
         while (!big_ec) co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
         auto rows = co_await s.execute(statement("SELECT id FROM cqlcoro_session.users WHERE id = ?", id + 1));
         CHECK(rows.empty());  // never sent, so never executed
+        co_await s.close();
+    });
+}
+
+
+TEST_CASE("real node, session: every Cassandra 2.1 type round-trips, prepared and as simple-statement values") {
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, params());
+        co_await schema(s);
+        co_await s.execute(statement("CREATE TYPE IF NOT EXISTS cqlcoro_session.address (street text, zip int)"));
+        co_await s.execute(statement(std::string("CREATE TABLE IF NOT EXISTS cqlcoro_session.everything ") +
+                                     cqlcoro::test::everything_table));
+        const std::string columns = cqlcoro::test::everything_columns;
+        const everything in = cqlcoro::test::sample_everything();
+        auto insert = co_await s.prepare("INSERT INTO cqlcoro_session.everything (" + columns +
+                                         ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        co_await s.execute(insert.bind(in.k, in.a, in.b, in.c, in.d, in.e, in.f, in.g, in.h, in.i, in.j, in.l, in.m, in.n, in.o,
+                                       in.p, in.q, in.r, in.s, in.t, in.v));
+        auto select = co_await s.prepare("SELECT " + columns + " FROM cqlcoro_session.everything WHERE k = ?");
+        auto prepared_rows = co_await s.execute(select.bind(in.k));
+        REQUIRE(prepared_rows.size() == 1);
+        check_same(prepared_rows.one().as<everything>(), in);
+
+        // The same values typed from C++ in a simple statement (the UDT needs the prepared marker's type).
+        everything simple = in;
+        simple.k = 2;
+        simple.t = std::nullopt;
+        simple.v = "varchar";
+        co_await s.execute(statement("INSERT INTO cqlcoro_session.everything (" + columns +
+                                         ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null, ?)",
+                                     simple.k, simple.a, simple.b, simple.c, simple.d, simple.e, simple.f, simple.g, simple.h,
+                                     simple.i, simple.j, simple.l, simple.m, simple.n, simple.o, simple.p, simple.q, simple.r,
+                                     simple.s, simple.v));
+        auto simple_rows = co_await s.execute(statement("SELECT " + columns + " FROM cqlcoro_session.everything WHERE k = ?", 2));
+        REQUIRE(simple_rows.size() == 1);
+        check_same(simple_rows.one().as<everything>(), simple);
+        // Column metadata came with the rows of the simple statement, and with PREPARE for the bound one.
+        REQUIRE(simple_rows.columns().size() == 21);
+        CHECK(simple_rows.columns()[19].type.kind == type_kind::udt);
+        CHECK(prepared_rows.columns().size() == 21);
         co_await s.close();
     });
 }

@@ -2,6 +2,7 @@
 // read back through result_page (protocol v3; date, time, smallint, tinyint and duration need 2.2+ and
 // are covered by the unit tests and the simulated nodes; 2.1.0 also refuses frozen collections, which
 // arrived in 2.1.3).
+#include "everything.hpp"
 #include "raw_connection.hpp"
 
 #include <cqlcoro/bind.hpp>
@@ -10,19 +11,18 @@
 
 #include <catch2/catch_test_macros.hpp>
 
-#include <boost/uuid/random_generator.hpp>
-
 using namespace cqlcoro;
 using namespace cqlcoro::protocol;
 using namespace std::chrono_literals;
+using cqlcoro::test::everything;
 using cqlcoro::test::raw_connection;
+using cqlcoro::test::sample_everything;
 using cqlcoro::test::body_as;
 using cqlcoro::test::received_frame;
 using cqlcoro::test::result_as;
 using cqlcoro::test::test_host;
 
 namespace {
-
 
 void run(raw_connection& c, std::string_view cql) {
     auto f = c.roundtrip(3, query_request{cql, {.cl = consistency::one}});
@@ -44,36 +44,6 @@ result_page page_of(received_frame f) {
     return result_page(rows.metadata.columns, static_cast<std::size_t>(rows.row_count), rows.content, frame);
 }
 
-struct address {
-    std::string street;
-    std::optional<std::int32_t> zip;
-    friend bool operator==(const address&, const address&) = default;
-};
-
-struct everything {
-    std::int32_t k;
-    std::string a;
-    std::int64_t b;
-    std::vector<std::uint8_t> c;
-    bool d;
-    decimal e;
-    double f;
-    float g;
-    boost::asio::ip::address h;
-    std::int32_t i;
-    std::string j;
-    timestamp l;
-    uuid m;
-    uuid n;
-    varint o;
-    std::vector<std::int32_t> p;
-    std::set<std::string> q;
-    std::map<std::string, std::int64_t> r;
-    std::tuple<std::int32_t, std::string, std::optional<double>> s;
-    address t;
-    std::optional<std::string> v;
-};
-
 }  // namespace
 
 TEST_CASE("real node: every Cassandra 2.1 type round-trips through bind_values and result_page") {
@@ -82,34 +52,9 @@ TEST_CASE("real node: every Cassandra 2.1 type round-trips through bind_values a
     run(c, "CREATE KEYSPACE IF NOT EXISTS cqlcoro_types WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}");
     run(c, "CREATE TYPE IF NOT EXISTS cqlcoro_types.address (street text, zip int)");
     run(c, "DROP TABLE IF EXISTS cqlcoro_types.everything");
-    run(c, "CREATE TABLE cqlcoro_types.everything (k int PRIMARY KEY, a ascii, b bigint, c blob, d boolean, e decimal, "
-           "f double, g float, h inet, i int, j text, l timestamp, m uuid, n timeuuid, o varint, p list<int>, "
-           "q set<text>, r map<text, bigint>, s frozen<tuple<int, text, double>>, t frozen<address>, "
-           "v varchar)");
+    run(c, std::string("CREATE TABLE cqlcoro_types.everything ") + cqlcoro::test::everything_table);
 
-    everything in{
-        1,
-        "ascii only",
-        std::numeric_limits<std::int64_t>::min(),
-        {0x00, 0xff, 0x10},
-        true,
-        decimal{varint("-123456789012345678901234567890"), 20},
-        std::numeric_limits<double>::denorm_min(),
-        -0.0f,
-        boost::asio::ip::make_address("2001:db8::1"),
-        std::numeric_limits<std::int32_t>::max(),
-        "h\xc3\xa9llo \xe2\x9c\x93",  // héllo ✓
-        timestamp(-86'400'123ms),     // before 1970
-        boost::uuids::random_generator()(),
-        make_timeuuid(),
-        varint("-98765432109876543210987654321098765432109876543210"),
-        {3, 1, 2},
-        {"x", "y"},
-        {{"one", 1}, {"min", std::numeric_limits<std::int64_t>::min()}},
-        {7, "seven", std::nullopt},
-        {"Main St", 12345},
-        std::nullopt,
-    };
+    const everything in = sample_everything();
 
     auto prep = c.roundtrip(3, prepare_request{"INSERT INTO cqlcoro_types.everything (k, a, b, c, d, e, f, g, h, i, j, l, m, n, o, "
                                                "p, q, r, s, t, v) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"});
@@ -123,29 +68,7 @@ TEST_CASE("real node: every Cassandra 2.1 type round-trips through bind_values a
     REQUIRE(page.size() == 1);
     auto row = page.rows()[0];
 
-    SECTION("the whole row as a struct") {
-        auto out = row.as<everything>();
-        CHECK(out.a == in.a);
-        CHECK(out.b == in.b);
-        CHECK(out.c == in.c);
-        CHECK(out.d == in.d);
-        CHECK(out.e == in.e);
-        CHECK(out.f == in.f);
-        CHECK(std::signbit(out.g));
-        CHECK(out.h == in.h);
-        CHECK(out.i == in.i);
-        CHECK(out.j == in.j);
-        CHECK(out.l == in.l);
-        CHECK(out.m == in.m);
-        CHECK(out.n == in.n);
-        CHECK(out.o == in.o);
-        CHECK(out.p == in.p);
-        CHECK(out.q == in.q);
-        CHECK(out.r == in.r);
-        CHECK(out.s == in.s);
-        CHECK(out.t == in.t);
-        CHECK_FALSE(out.v.has_value());
-    }
+    SECTION("the whole row as a struct") { cqlcoro::test::check_same(row.as<everything>(), in); }
     SECTION("cells by name, as views and as dynamic values") {
         CHECK(row.get<std::string_view>("j") == in.j);
         CHECK(row.get<bytes_view>("c").size() == 3);
