@@ -63,6 +63,15 @@ struct session_params {
     std::int32_t default_page_size = 5000;
 };
 
+/// A host's counters, as session::metrics() reports them.
+struct host_metrics {
+    std::string host;                 ///< "address:port"
+    std::size_t open_connections = 0;
+    std::size_t in_flight = 0;        ///< requests accepted by its connections and not yet completed
+    std::size_t orphaned_streams = 0; ///< stream ids held by abandoned requests whose answers have not arrived
+    std::uint64_t requests_sent = 0;  ///< requests written to its connections (heartbeats included)
+};
+
 /// A request as it travels through the middleware chain.
 struct request {
     std::variant<statement, bound_statement, batch> what;
@@ -160,6 +169,8 @@ public:
 
     std::uint8_t protocol_version() const noexcept;
     const session_params& params() const noexcept;
+    /// Per-host counters, read without stopping anything (each is exact on its own, not as a set).
+    std::vector<host_metrics> metrics() const;
 
 private:
     using handler_t = asio::any_completion_handler<void(error_code, result)>;

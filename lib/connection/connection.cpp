@@ -409,6 +409,7 @@ asio::awaitable<void> connection::write_loop() {
             }
         }
         if (buffers_.empty()) continue;
+        sent_.fetch_add(framing_ ? buffers_.size() : buffers_.size() / 2, std::memory_order_relaxed);
         if (framing_) {
             // v5: envelopes travel in segments (self-contained where they fit, with CRCs, maybe LZ4).
             std::vector<protocol::bytes_view> views;

@@ -145,6 +145,8 @@ public:
     std::size_t in_flight() const noexcept { return load_.load(std::memory_order_relaxed); }
     /// Stream ids held by abandoned requests whose late responses have not arrived.
     std::size_t orphans() const noexcept { return orphans_.load(std::memory_order_relaxed); }
+    /// Requests handed to the socket so far (heartbeats included).
+    std::uint64_t sent() const noexcept { return sent_.load(std::memory_order_relaxed); }
     connection_state state() const noexcept { return state_.load(std::memory_order_acquire); }
     /// Why the connection drained or closed (empty while ready), with a description.
     std::pair<error_code, std::string> failure() const;
@@ -238,6 +240,7 @@ private:
     std::atomic<std::uint64_t> next_seq_{1};
     std::atomic<std::size_t> load_{0};
     std::atomic<std::size_t> orphans_{0};
+    std::atomic<std::uint64_t> sent_{0};
     std::atomic<connection_state> state_{connection_state::ready};
     mutable std::mutex failure_mutex_;  // failure is written once on the strand and read rarely
     error_code failure_;

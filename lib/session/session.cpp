@@ -385,6 +385,21 @@ asio::awaitable<void> session::close(std::chrono::milliseconds timeout) {
         for (const auto& c : h->connections) co_await c->close(timeout);
 }
 
+std::vector<host_metrics> session::metrics() const {
+    std::vector<host_metrics> out;
+    for (const auto& h : impl_->hosts) {
+        auto& m = out.emplace_back();
+        m.host = h->name;
+        for (const auto& c : h->connections) {
+            m.open_connections += c->state() == connection::connection_state::ready ? 1 : 0;
+            m.in_flight += c->in_flight();
+            m.orphaned_streams += c->orphans();
+            m.requests_sent += c->sent();
+        }
+    }
+    return out;
+}
+
 std::uint8_t session::protocol_version() const noexcept { return impl_->version; }
 asio::any_io_executor session::initiation::get_executor() const noexcept { return impl->ex; }
 const session_params& session::params() const noexcept { return impl_->params; }

@@ -276,3 +276,63 @@ TEST_CASE("real node, session: every Cassandra 2.1 type round-trips, prepared an
         co_await s.close();
     });
 }
+
+namespace {
+
+const host_metrics& only_host(const session& s) {
+    static thread_local std::vector<host_metrics> last;
+    last = s.metrics();
+    REQUIRE(last.size() == 1);
+    return last.front();
+}
+
+// Yields to the io_context until `done()` holds; fails after `limit` turns rather than hang.
+template <class Done>
+asio::awaitable<void> yield_until(Done done, int limit = 1'000'000) {
+    for (int i = 0; !done(); ++i) {
+        if (i == limit) FAIL("the awaited condition never held");
+        co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("real node, session: a request cancelled after its write completes at once, and its late answer is dropped") {
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, params());
+        co_await schema(s);
+        const int id = 3'000'000 + static_cast<int>(std::chrono::system_clock::now().time_since_epoch().count() % 1'000'000'000);
+        std::optional<error_code> ec;
+        asio::steady_timer wake(ex, asio::steady_timer::time_point::max());
+        asio::cancellation_signal cancel;
+        {
+            paused_node pause;
+            const auto sent_before = only_host(s).requests_sent;
+            s.execute(statement("INSERT INTO cqlcoro_session.users (id, name) VALUES (?, 'late')", id),
+                      asio::bind_cancellation_slot(cancel.slot(), [&](error_code e, result) {
+                          ec = e;
+                          wake.cancel();
+                      }));
+            // The stopped node's socket buffer takes the small frame: it is written, and no answer can come.
+            co_await yield_until([&] { return only_host(s).requests_sent > sent_before; });
+            cancel.emit(asio::cancellation_type::terminal);
+            while (!ec) co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
+            CHECK(*ec == asio::error::operation_aborted);  // at once, while the node is still stopped
+            CHECK(only_host(s).orphaned_streams == 1);     // its stream id waits for the late answer
+            CHECK(only_host(s).in_flight == 0);
+        }
+        // Written means it may have run: the node executes it once resumed, and the late answer is dropped.
+        auto rows = co_await s.execute(statement("SELECT name FROM cqlcoro_session.users WHERE id = ?", id));
+        REQUIRE(rows.size() == 1);
+        CHECK(rows.one().get<std::string>(0) == "late");
+        asio::steady_timer tick(ex);
+        for (int i = 0; only_host(s).orphaned_streams != 0 && i < 10'000; ++i) {  // the late answer is on its way
+            tick.expires_after(1ms);
+            co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+        CHECK(only_host(s).orphaned_streams == 0);
+        auto again = co_await s.execute(statement("SELECT name FROM cqlcoro_session.users WHERE id = ?", id));
+        CHECK(again.size() == 1);  // and the connection serves on
+        co_await s.close();
+    });
+}
