@@ -35,6 +35,7 @@ struct sim_process {
             dup2(out[1], 1);
             close(in[1]);
             close(out[0]);
+            unsetenv("LD_PRELOAD");  // a profiler preloaded into the benchmark measures the client only
             execl(path.c_str(), path.c_str(), "--port", std::to_string(port).c_str(), "--no-record", "--rows", query, "1",
                   static_cast<char*>(nullptr));
             _exit(127);

@@ -5,8 +5,9 @@
 //   session_load [--inflight 1,64,256,1024,4096] [--requests N] [--version 3|4|5] [--cqlsim PATH]
 //
 // Reports requests/s, the client's CPU per request (user + sys of this process), heap allocations per
-// request (this program replaces operator new to count them), and system calls per request.
+// request (every malloc-family call, counted by malloc_count.hpp), and system calls per request.
 #include "load_common.hpp"
+#include "malloc_count.hpp"
 
 #include <cqlcoro/session.hpp>
 
@@ -17,27 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <new>
 #include <sstream>
-
-namespace {
-std::atomic<std::uint64_t> allocations{0};
-}
-
-void* operator new(std::size_t n) {
-    allocations.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(n ? n : 1)) return p;
-    throw std::bad_alloc();
-}
-void* operator new(std::size_t n, std::align_val_t a) {
-    allocations.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::aligned_alloc(static_cast<std::size_t>(a), (n + static_cast<std::size_t>(a) - 1) & ~(static_cast<std::size_t>(a) - 1))) return p;
-    throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 using namespace cqlcoro;
 using namespace bench;
@@ -100,7 +81,7 @@ int main(int argc, char** argv) {
         load l{&*s, p, &io};
         l.total = o.requests > 0 ? o.requests : (k == 1 ? 20'000 : 400'000);
         const auto c0 = std::array{all.read_count(), sends.read_count()};
-        const auto a0 = allocations.load();
+        const auto a0 = heap_allocations.load();
         const double cpu0 = cpu_seconds();
         const auto t0 = std::chrono::steady_clock::now();
         for (int i = 0; i < k && l.issued < l.total; ++i) l.issue();
@@ -108,7 +89,7 @@ int main(int argc, char** argv) {
         io.restart();
         const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const double cpu = cpu_seconds() - cpu0;
-        const auto a1 = allocations.load();
+        const auto a1 = heap_allocations.load();
         const auto c1 = std::array{all.read_count(), sends.read_count()};
         const double n = static_cast<double>(l.done);
         if (l.errors) fmt::print(stderr, "{} requests failed\n", l.errors);

@@ -111,7 +111,7 @@ struct attempt_info {
 struct diagnostics {
     std::string host;                         ///< the host of the last attempt (the coordinator, if it answered)
     std::optional<server_error_info> server;  ///< the server's ERROR, with its structured fields
-    std::vector<attempt_info> attempts;       ///< every attempt, in order
+    std::vector<attempt_info> attempts;       ///< every failed attempt, in order (none when the first answer came back)
 };
 
 /// The exception cqlcoro throws: an error code plus a message that names what failed (the column, the

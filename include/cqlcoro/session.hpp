@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cqlcoro/auth.hpp>
+#include <cqlcoro/detail/erased_handler.hpp>
 #include <cqlcoro/consistency.hpp>
 #include <cqlcoro/error.hpp>
 #include <cqlcoro/result.hpp>
@@ -83,8 +84,6 @@ struct request {
     /// The CQL text (the first statement's for a batch), for logs.
     std::string_view text() const noexcept;
 
-    struct state;                      // the chain's own per-request state (the encoded frame, ...)
-    std::shared_ptr<state> internal;
 };
 
 /// What a request comes to: an error code (and the result, which carries diagnostics either way).
@@ -142,15 +141,15 @@ public:
 
     template <class Token = default_token>
     auto execute(statement s, Token&& token = {}) {
-        return start(request{std::move(s), {}, nullptr}, std::forward<Token>(token));
+        return start(request{std::move(s), {}}, std::forward<Token>(token));
     }
     template <class Token = default_token>
     auto execute(bound_statement s, Token&& token = {}) {
-        return start(request{std::move(s), {}, nullptr}, std::forward<Token>(token));
+        return start(request{std::move(s), {}}, std::forward<Token>(token));
     }
     template <class Token = default_token>
     auto execute(batch b, Token&& token = {}) {
-        return start(request{std::move(b), {}, nullptr}, std::forward<Token>(token));
+        return start(request{std::move(b), {}}, std::forward<Token>(token));
     }
     template <class Token = default_token>
     auto execute(std::string query, Token&& token = {}) {
@@ -173,7 +172,7 @@ public:
     std::vector<host_metrics> metrics() const;
 
 private:
-    using handler_t = asio::any_completion_handler<void(error_code, result)>;
+    using handler_t = detail::erased_handler;
 
     // The initiation names its executor, so token adapters such as cancel_after can run timers on it.
     struct initiation {

@@ -55,6 +55,7 @@ connection::connection(asio::any_io_executor ex, const connection_params& p)
       drain_timeout_(p.drain_timeout),
       ids_(p.max_requests),
       in_flight_(ids_.capacity()),
+      deadline_timer_(strand_),
       heartbeat_timer_(strand_),
       closed_signal_(strand_, asio::steady_timer::time_point::max()),
       assembler_(p.max_frame_size) {}
@@ -296,41 +297,69 @@ void connection::reject(handler_t handler, error_code ec) {
     finish(std::move(handler), ec);
 }
 
+std::uint64_t connection::watch_cancellation(asio::cancellation_slot slot) {
+    const auto seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+    if (slot.is_connected())
+        slot.assign([w = weak_from_this(), seq](asio::cancellation_type) {
+            if (auto self = w.lock()) asio::post(self->strand_, [self, seq] { self->cancel(seq); });
+        });
+    return seq;
+}
+
 void connection::start_request(shared_frame frame, handler_t handler) {
     load_.fetch_add(1, std::memory_order_relaxed);
     if (!frame || frame->size() < protocol::header_size) {
         finish(std::move(handler), protocol_errc::truncated_frame);
         return;
     }
-    const auto seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
-    bool cancellable = false;
     auto slot = asio::get_associated_cancellation_slot(handler);
-    if (slot.is_connected()) {
-        cancellable = true;
-        slot.assign([w = weak_from_this(), seq](asio::cancellation_type) {
-            if (auto self = w.lock()) asio::post(self->strand_, [self, seq] { self->cancel(seq); });
-        });
-    }
-    asio::post(strand_, [self = shared_from_this(), frame = std::move(frame), handler = std::move(handler), seq, cancellable]() mutable {
-        self->enqueue(std::move(frame), std::move(handler), seq, cancellable);
+    const bool cancellable = slot.is_connected();
+    pending p;
+    p.seq = watch_cancellation(slot);
+    p.handler = std::move(handler);
+    asio::post(strand_, [self = shared_from_this(), frame = std::move(frame), p = std::move(p), cancellable]() mutable {
+        self->enqueue(std::move(frame), std::move(p), cancellable);
     });
 }
 
-void connection::enqueue(shared_frame frame, handler_t handler, std::uint64_t seq, bool cancellable) {
+void connection::submit(shared_frame frame, request_sink* sink, asio::cancellation_slot slot, clock::time_point deadline) {
+    load_.fetch_add(1, std::memory_order_relaxed);
+    pending p;
+    p.sink = sink;
+    p.deadline = deadline;
+    const bool cancellable = slot.is_connected();
+    p.seq = watch_cancellation(slot);
+    if (strand_.running_in_this_thread()) {
+        enqueue(std::move(frame), std::move(p), cancellable);
+        return;
+    }
+    asio::post(strand_, [self = shared_from_this(), frame = std::move(frame), p = std::move(p), cancellable]() mutable {
+        self->enqueue(std::move(frame), std::move(p), cancellable);
+    });
+}
+
+void connection::enqueue(shared_frame frame, pending p, bool cancellable) {
     if (closed_) {
-        finish(std::move(handler), client_errc::connection_closed_unsent);
+        settle(std::move(p), client_errc::connection_closed_unsent);
         return;
     }
     if (state_.load(std::memory_order_relaxed) != connection_state::ready) {
-        finish(std::move(handler), client_errc::connection_draining);
+        settle(std::move(p), client_errc::connection_draining);
+        return;
+    }
+    if (p.deadline != clock::time_point::max() && p.deadline <= clock::now()) {
+        settle(std::move(p), client_errc::request_timeout);
         return;
     }
     auto id = ids_.acquire();
     if (!id) {
-        finish(std::move(handler), client_errc::too_many_requests);
+        settle(std::move(p), client_errc::too_many_requests);
         return;
     }
-    in_flight_[static_cast<std::size_t>(*id)].emplace(pending{std::move(handler), seq, false});
+    const auto seq = p.seq;
+    const bool timed = p.deadline != clock::time_point::max();
+    in_flight_[static_cast<std::size_t>(*id)].emplace(std::move(p));
+    if (timed) heap_push(*id);
     if (cancellable) cancellable_.emplace(seq, *id);
     auto& q = queue_.emplace_back();
     std::copy_n(frame->begin(), protocol::header_size, q.header.begin());
@@ -339,9 +368,23 @@ void connection::enqueue(shared_frame frame, handler_t handler, std::uint64_t se
     q.id = *id;
     q.seq = seq;
     if (!writing_) {
+        // The write starts from a post, not here: every request enqueued before it runs (the other
+        // completions of the read batch that issue follow-up requests, say) joins the same write.
         writing_ = true;
-        asio::co_spawn(strand_, [self = shared_from_this()] { return self->write_loop(); }, asio::detached);
+        asio::post(strand_, [self = shared_from_this()] {
+            asio::co_spawn(self->strand_, [self] { return self->write_loop(); }, asio::detached);
+        });
     }
+}
+
+// A sink is called right here, on the strand; a handler gets a post to its executor (finish).
+void connection::settle(pending p, error_code ec, response_frame f) {
+    if (p.sink) {
+        load_.fetch_sub(1, std::memory_order_relaxed);
+        p.sink->on_response(ec, std::move(f));
+        return;
+    }
+    finish(std::move(p.handler), ec, std::move(f));
 }
 
 // Posted to the handler's own executor, never run inline on the strand's stack. The cancellation slot is
@@ -359,19 +402,27 @@ void connection::cancel(std::uint64_t seq) {
     auto it = cancellable_.find(seq);
     if (it == cancellable_.end()) return;  // already completed
     const auto id = it->second;
-    cancellable_.erase(it);
-    auto& slot = in_flight_[static_cast<std::size_t>(id)];
+    const auto& slot = in_flight_[static_cast<std::size_t>(id)];
     if (!slot || slot->seq != seq) return;
-    auto h = std::move(slot->handler);
-    const bool written = slot->written;
+    abandon(id, asio::error::operation_aborted);
+}
+
+// Completes the request on `id` without its answer: cancelled or past its deadline. Written, its id
+// becomes an orphan until the late answer; not yet written, its queued frame is skipped (seq mismatch).
+void connection::abandon(std::int16_t id, error_code why) {
+    auto& slot = in_flight_[static_cast<std::size_t>(id)];
+    if (slot->heap_pos != no_deadline) heap_erase(id);
+    pending p = std::move(*slot);
     slot.reset();
+    if (!cancellable_.empty()) cancellable_.erase(p.seq);
+    const bool written = p.written;
     if (written) {
         ids_.orphan(id);  // its late response must find the id still taken
         orphans_.store(ids_.orphans(), std::memory_order_relaxed);
     } else {
-        ids_.release(id);  // the queued frame is skipped: its seq no longer matches
+        ids_.release(id);
     }
-    finish(std::move(h), asio::error::operation_aborted);
+    settle(std::move(p), why);
     if (written && ids_.orphans() > orphan_budget_)
         drain(client_errc::orphan_budget_exceeded,
               fmt::format("{} abandoned requests await late responses, more than the orphan budget of {}", ids_.orphans(), orphan_budget_));
@@ -381,10 +432,88 @@ void connection::cancel(std::uint64_t seq) {
 void connection::complete(std::int16_t stream, error_code ec, response_frame f) {
     auto& slot = in_flight_[static_cast<std::size_t>(stream)];
     if (!slot) return;
-    auto h = std::move(slot->handler);
-    if (!cancellable_.empty()) cancellable_.erase(slot->seq);
+    if (slot->heap_pos != no_deadline) heap_erase(stream);
+    pending p = std::move(*slot);
     slot.reset();
-    finish(std::move(h), ec, std::move(f));
+    if (!cancellable_.empty()) cancellable_.erase(p.seq);
+    settle(std::move(p), ec, std::move(f));
+}
+
+bool connection::heap_less(std::uint32_t a, std::uint32_t b) const noexcept {
+    return in_flight_[static_cast<std::size_t>(deadlines_[a])]->deadline < in_flight_[static_cast<std::size_t>(deadlines_[b])]->deadline;
+}
+
+void connection::heap_place(std::uint32_t pos, std::int16_t id) {
+    deadlines_[pos] = id;
+    in_flight_[static_cast<std::size_t>(id)]->heap_pos = pos;
+}
+
+// Moves the entry at `pos` up or down until the heap order holds.
+void connection::sift(std::uint32_t pos) {
+    while (pos > 0) {
+        const auto parent = (pos - 1) / 2;
+        if (!heap_less(pos, parent)) break;
+        const auto a = deadlines_[pos], b = deadlines_[parent];
+        heap_place(pos, b);
+        heap_place(parent, a);
+        pos = parent;
+    }
+    const auto n = static_cast<std::uint32_t>(deadlines_.size());
+    for (;;) {
+        auto least = pos;
+        for (auto child : {2 * pos + 1, 2 * pos + 2})
+            if (child < n && heap_less(child, least)) least = child;
+        if (least == pos) break;
+        const auto a = deadlines_[pos], b = deadlines_[least];
+        heap_place(pos, b);
+        heap_place(least, a);
+        pos = least;
+    }
+}
+
+void connection::heap_push(std::int16_t id) {
+    deadlines_.push_back(id);
+    const auto pos = static_cast<std::uint32_t>(deadlines_.size() - 1);
+    heap_place(pos, id);
+    sift(pos);
+    arm_deadline_timer();
+}
+
+// `id` is still in flight (its pending entry is read for the positions).
+void connection::heap_erase(std::int16_t id) {
+    auto& p = *in_flight_[static_cast<std::size_t>(id)];
+    const auto pos = p.heap_pos;
+    p.heap_pos = no_deadline;
+    const auto last = deadlines_.back();
+    deadlines_.pop_back();
+    if (pos == deadlines_.size()) return;
+    heap_place(pos, last);
+    sift(pos);
+}
+
+// The timer is re-armed only for an earlier deadline than it has: with one request timeout for all,
+// deadlines come in order and the timer fires about once per timeout, whatever the request rate.
+void connection::arm_deadline_timer() {
+    if (deadlines_.empty()) return;
+    const auto first = in_flight_[static_cast<std::size_t>(deadlines_.front())]->deadline;
+    if (first >= deadline_armed_) return;
+    deadline_armed_ = first;
+    deadline_timer_.expires_at(first);
+    deadline_timer_.async_wait([self = shared_from_this()](error_code ec) {
+        if (ec || self->closed_) return;  // re-armed earlier, or closed
+        self->deadline_armed_ = clock::time_point::max();
+        self->expire_deadlines();
+    });
+}
+
+void connection::expire_deadlines() {
+    const auto now = clock::now();
+    while (!deadlines_.empty() && !closed_) {
+        const auto id = deadlines_.front();
+        if (in_flight_[static_cast<std::size_t>(id)]->deadline > now) break;
+        abandon(id, client_errc::request_timeout);
+    }
+    arm_deadline_timer();
 }
 
 // Everything queued while a write is in flight goes out in the next single (gather) write.
@@ -471,11 +600,13 @@ asio::awaitable<void> connection::heartbeat_loop() {
         heartbeat_pending_ = true;
         ++stats_.heartbeats;
         load_.fetch_add(1, std::memory_order_relaxed);
-        enqueue(std::move(*frame), handler_t(asio::bind_executor(strand_, [this, self](error_code, response_frame) {
-                    heartbeat_pending_ = false;
-                    heartbeat_timer_.cancel();
-                })),
-                next_seq_.fetch_add(1, std::memory_order_relaxed), false);
+        pending beat;
+        beat.handler = handler_t(asio::bind_executor(strand_, [this, self](error_code, response_frame) {
+            heartbeat_pending_ = false;
+            heartbeat_timer_.cancel();
+        }));
+        beat.seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+        enqueue(std::move(*frame), std::move(beat), false);
         heartbeat_timer_.expires_after(heartbeat_timeout_);
         co_await heartbeat_timer_.async_wait(use_tuple);
         if (closed_) break;
@@ -578,12 +709,14 @@ void connection::fail_all(error_code cause, std::string why) {
     heartbeat_timer_.cancel();
     if (drain_timer_) drain_timer_->cancel();
     closed_signal_.cancel();
+    deadline_timer_.cancel();
+    deadlines_.clear();
     for (auto& slot : in_flight_) {
         if (!slot) continue;
-        auto h = std::move(slot->handler);
-        const bool written = slot->written;
+        pending p = std::move(*slot);
         slot.reset();
-        finish(std::move(h), written ? client_errc::connection_closed_sent : client_errc::connection_closed_unsent);
+        const bool written = p.written;
+        settle(std::move(p), written ? client_errc::connection_closed_sent : client_errc::connection_closed_unsent);
     }
     queue_.clear();
     cancellable_.clear();

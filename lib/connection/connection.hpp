@@ -93,6 +93,19 @@ struct response_frame {
 
 enum class connection_state { ready, draining, closed };
 
+/// The receiver of a request given to connection::submit: the session's request operation. Called on
+/// the connection's strand, exactly once per submit, possibly from within submit itself when that runs
+/// on the strand; the sink must stay alive until then.
+class request_sink {
+public:
+    virtual void on_response(error_code ec, response_frame&& f) = 0;
+
+protected:
+    ~request_sink() = default;
+};
+
+using clock = std::chrono::steady_clock;
+
 class connection : public std::enable_shared_from_this<connection> {
 public:
     /// Called on the connection's strand for each event pushed on stream -1.
@@ -131,6 +144,12 @@ public:
             token, std::move(f));
     }
 
+    /// The session's request path: no completion handler to type-erase and no post when called on the
+    /// strand. `slot` (of the sink's own signal) cancels it as for execute(); past `deadline` it
+    /// completes with client_errc::request_timeout (and its stream id becomes an orphan if it was
+    /// written). Safe to call from any thread.
+    void submit(shared_frame frame, request_sink* sink, asio::cancellation_slot slot, clock::time_point deadline);
+
     /// Stops taking requests, waits (at most `timeout`) for those in flight, then closes. Completes when
     /// the connection is closed.
     asio::awaitable<void> close(std::chrono::milliseconds timeout = 10s);
@@ -164,10 +183,14 @@ public:
 
 private:
     using handler_t = asio::any_completion_handler<void(error_code, response_frame)>;
+    static constexpr std::uint32_t no_deadline = ~std::uint32_t{0};
     struct pending {
-        handler_t handler;
+        handler_t handler;             ///< execute()'s caller, or
+        request_sink* sink = nullptr;  ///< submit()'s
         std::uint64_t seq = 0;
         bool written = false;  ///< handed to the socket
+        clock::time_point deadline = clock::time_point::max();
+        std::uint32_t heap_pos = no_deadline;  ///< position in deadlines_
     };
     struct queued {
         std::array<std::uint8_t, protocol::header_size> header;  // the frame's header with the stream id
@@ -186,9 +209,20 @@ private:
     asio::awaitable<void> heartbeat_loop();
     void start_request(shared_frame frame, handler_t handler);
     void reject(handler_t handler, error_code ec);
-    void enqueue(shared_frame frame, handler_t handler, std::uint64_t seq, bool cancellable);
+    void enqueue(shared_frame frame, pending p, bool cancellable);
+    std::uint64_t watch_cancellation(asio::cancellation_slot slot);
     void cancel(std::uint64_t seq);
+    void abandon(std::int16_t id, error_code why);
     void complete(std::int16_t stream, error_code ec, response_frame f);
+    void settle(pending p, error_code ec, response_frame f = {});
+    // Requests with a deadline, in a binary heap of stream ids ordered by deadline; one timer for the earliest.
+    void heap_push(std::int16_t id);
+    void heap_erase(std::int16_t id);
+    void heap_place(std::uint32_t pos, std::int16_t id);
+    bool heap_less(std::uint32_t a, std::uint32_t b) const noexcept;
+    void sift(std::uint32_t pos);
+    void arm_deadline_timer();
+    void expire_deadlines();
     void drain(error_code cause, std::string why);
     void finish_drain_if_idle();
     void fail_all(error_code cause, std::string why);
@@ -212,6 +246,9 @@ private:
     // Strand-confined state.
     stream_ids ids_;
     std::vector<std::optional<pending>> in_flight_;        // by stream id
+    std::vector<std::int16_t> deadlines_;                  // heap of stream ids by deadline
+    asio::steady_timer deadline_timer_;
+    clock::time_point deadline_armed_ = clock::time_point::max();  // when deadline_timer_ fires
     std::unordered_map<std::uint64_t, std::int16_t> cancellable_;  // seq -> id, for requests with a cancellation slot
     std::vector<queued> queue_;                            // frames waiting for the next write
     std::vector<queued> batch_;                            // the write in progress

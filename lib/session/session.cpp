@@ -6,7 +6,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
@@ -19,7 +18,8 @@
 namespace cqlcoro {
 
 using conn_t = connection::connection;
-using namespace boost::asio::experimental::awaitable_operators;
+using connection::clock;
+using detail::erased_handler;
 
 namespace {
 
@@ -79,10 +79,6 @@ std::string_view request::text() const noexcept {
     }, e.front());
 }
 
-struct request::state {
-    conn_t::shared_frame frame;  // encoded once, shared by every attempt
-    std::uint8_t version = 0;
-};
 
 namespace detail {
 
@@ -133,83 +129,17 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
             next_layer next = [self, layer](request& q) { return self->run(q, layer + 1); };
             co_return co_await user_middlewares[layer](r, std::move(next));
         }
-        co_return co_await with_timeout(r);
+        co_return co_await built_in(r);
     }
 
-    asio::awaitable<outcome> with_timeout(request& r) {
-        const auto timeout = r.options().timeout.value_or(params.request_timeout);
-        asio::steady_timer timer(co_await asio::this_coro::executor, timeout);
-        auto planned = attempt(r, plan_start());
-        auto first = co_await (std::move(planned) || timer.async_wait(use_tuple));
-        if (first.index() == 0) co_return std::get<0>(std::move(first));
-        if (auto [tec] = std::get<1>(first); tec) {  // the timer was cancelled with the request: not a timeout
-            r.diagnostics.attempts.push_back({r.diagnostics.host, asio::error::operation_aborted, "cancelled by the application"});
-            co_return outcome{asio::error::operation_aborted, result_builder::failed(r.diagnostics)};
-        }
-        r.diagnostics.attempts.push_back({r.diagnostics.host, client_errc::request_timeout,
-                                          fmt::format("no response within {} ms", timeout.count())});
-        co_return outcome{client_errc::request_timeout, result_builder::failed(r.diagnostics)};
-    }
+    // The built-in chain (request_op, below) for a request coming out of the application's middlewares;
+    // `r` stays theirs (they may send it again), so the operation takes a copy.
+    asio::awaitable<outcome> built_in(request& r);
+    auto start_built_in(request q);
 
     // The query plan, round robin: hosts in order from a start that advances with every request.
     std::size_t plan_start() noexcept { return next_host.fetch_add(1, std::memory_order_relaxed); }
     const host& planned(std::size_t start, std::size_t i) const noexcept { return *hosts[(start + i) % hosts.size()]; }
-
-    // Tries the plan's hosts in turn while the failure says the request was not executed.
-    asio::awaitable<outcome> attempt(request& r, std::size_t start) {
-        if (!r.internal) r.internal = std::make_shared<request::state>();
-        auto& st = *r.internal;
-        for (std::size_t i = 0; i < hosts.size(); ++i) {
-            const auto* h = &planned(start, i);
-            r.diagnostics.host = h->name;
-            auto conn = h->pick();
-            if (!conn) {
-                r.diagnostics.attempts.push_back({h->name, client_errc::connection_closed_unsent, "no open connection to the host"});
-                continue;
-            }
-            if (!st.frame || st.version != conn->version()) {
-                auto frame = std::make_shared<protocol::byte_buffer>();
-                auto ctx = encoding();
-                ctx.version = conn->version();
-                ctx.compression = conn->frame_compression();
-                const auto ec = std::visit([&](const auto& s) { return session_detail::encode_statement(ctx, s, *frame); }, r.what);
-                if (ec) {
-                    r.diagnostics.attempts.push_back({h->name, ec, fmt::format("cannot encode the request: {}", ec.message())});
-                    co_return outcome{ec, result_builder::failed(r.diagnostics)};
-                }
-                st.frame = std::move(frame);
-                st.version = conn->version();
-            }
-            auto [ec, f] = co_await conn->execute(st.frame, use_tuple);
-            if (ec == client_errc::connection_closed_unsent || ec == client_errc::connection_draining || ec == client_errc::too_many_requests) {
-                r.diagnostics.attempts.push_back({h->name, ec, ec.message()});
-                continue;  // not executed: the next host may take it
-            }
-            if (ec) {
-                r.diagnostics.attempts.push_back({h->name, ec, ec.message()});
-                co_return outcome{ec, result_builder::failed(r.diagnostics)};
-            }
-            if (auto* e = std::get_if<protocol::error_response>(&f.message.body)) {
-                const auto code = e->code_as_error();
-                r.diagnostics.attempts.push_back({h->name, code, e->message});
-                r.diagnostics.server = std::move(*e);
-                co_return outcome{code, result_builder::failed(r.diagnostics)};
-            }
-            if (!std::holds_alternative<protocol::result_response>(f.message.body)) {
-                r.diagnostics.attempts.push_back({h->name, protocol_errc::unexpected_opcode, "the answer is not a RESULT"});
-                co_return outcome{protocol_errc::unexpected_opcode, result_builder::failed(r.diagnostics)};
-            }
-            r.diagnostics.attempts.push_back({h->name, {}, ""});
-            const prepared_data* prepared = nullptr;
-            if (const auto* b = std::get_if<bound_statement>(&r.what)) prepared = &b->prepared();
-            try {
-                co_return outcome{{}, result_builder::from(std::make_shared<connection::response_frame>(std::move(f)), prepared, r.diagnostics)};
-            } catch (const cqlcoro::error& bad) {  // rows that do not match their metadata
-                co_return outcome{bad.boost_code(), result_builder::failed(r.diagnostics)};
-            }
-        }
-        co_return outcome{client_errc::no_host_available, result_builder::failed(r.diagnostics)};
-    }
 
     asio::awaitable<prepared_statement> prepare_on_strand(std::string query) {
         auto self = shared_from_this();
@@ -270,6 +200,163 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
         throw error(client_errc::no_host_available, fmt::format("PREPARE \"{}\": no host has an open connection", query));
     }
 };
+
+// The built-in part of the chain (request timeout, round-robin query plan, node attempt) as one
+// operation object, not coroutines: it is the hot path, and each coroutine layer costs frames,
+// cancellation slots and posts. Objects are pooled per thread and keep their frame buffer and
+// cancellation signal, so a request in the steady state allocates nothing here.
+struct request_op final : connection::request_sink {
+    std::shared_ptr<request_op> keep;  // set while running: the pool's reference, handed back at the end
+    std::shared_ptr<session_impl> impl;
+    std::optional<request> req;
+    erased_handler handler;
+    protocol::byte_buffer frame;  // encoded once for frame_version; connections share it while writing
+    std::uint8_t frame_version = 0;
+    std::shared_ptr<conn_t> conn;  // the connection holding the current attempt
+    asio::cancellation_signal attempt_signal;  // the application's cancellation, forwarded to the connection
+    asio::cancellation_slot user_slot;
+    std::atomic<bool> cancelled{false};
+    std::atomic<bool> initiating{false};  // completions during execute() itself are posted, never inline
+    clock::time_point deadline;
+    std::chrono::milliseconds timeout{0};
+    std::size_t plan_start = 0, tried = 0;
+
+    void begin(std::shared_ptr<session_impl> s, request r, erased_handler h) {
+        impl = std::move(s);
+        req.emplace(std::move(r));
+        handler = std::move(h);
+        frame_version = 0;
+        cancelled.store(false, std::memory_order_relaxed);
+        timeout = req->options().timeout.value_or(impl->params.request_timeout);
+        deadline = clock::now() + timeout;
+        plan_start = impl->plan_start();
+        tried = 0;
+        user_slot = handler.cancellation_slot();
+        if (user_slot.is_connected())
+            user_slot.assign([this](asio::cancellation_type t) {
+                cancelled.store(true, std::memory_order_relaxed);
+                attempt_signal.emit(t);  // reaches the connection while an attempt is there
+            });
+        initiating.store(true, std::memory_order_relaxed);
+        attempt();
+        initiating.store(false, std::memory_order_release);
+    }
+
+    void attempt() {
+        const auto& hosts = impl->hosts;
+        for (; tried < hosts.size(); ++tried) {
+            const auto& h = impl->planned(plan_start, tried);
+            req->diagnostics.host = h.name;
+            auto c = h.pick();
+            if (!c) {
+                req->diagnostics.attempts.push_back({h.name, client_errc::connection_closed_unsent, "no open connection to the host"});
+                continue;
+            }
+            if (cancelled.load(std::memory_order_relaxed)) return fail(asio::error::operation_aborted, "cancelled by the application");
+            if (frame_version != c->version()) {
+                frame.clear();
+                auto ctx = impl->encoding();
+                ctx.version = c->version();
+                ctx.compression = c->frame_compression();
+                const auto ec = std::visit([&](const auto& s) { return session_detail::encode_statement(ctx, s, frame); }, req->what);
+                if (ec) return fail(ec, fmt::format("cannot encode the request: {}", ec.message()));
+                frame_version = c->version();
+            }
+            conn = std::move(c);
+            conn->submit(conn_t::shared_frame(keep, &frame), this, attempt_signal.slot(), deadline);
+            return;
+        }
+        complete(client_errc::no_host_available, result_builder::failed(std::move(req->diagnostics)));
+    }
+
+    // On the connection's strand.
+    void on_response(error_code ec, connection::response_frame&& f) override {
+        conn.reset();
+        auto& d = req->diagnostics;
+        if (ec == client_errc::connection_closed_unsent || ec == client_errc::connection_draining || ec == client_errc::too_many_requests) {
+            d.attempts.push_back({d.host, ec, ec.message()});
+            ++tried;  // not executed: the next host may take it
+            return attempt();
+        }
+        if (ec == client_errc::request_timeout) return fail(ec, fmt::format("no response within {} ms", timeout.count()));
+        if (ec == asio::error::operation_aborted) return fail(ec, "cancelled by the application");
+        if (ec) return fail(ec, ec.message());
+        if (auto* e = std::get_if<protocol::error_response>(&f.message.body)) {
+            const auto code = e->code_as_error();
+            d.attempts.push_back({d.host, code, e->message});
+            d.server = std::move(*e);
+            return complete(code, result_builder::failed(std::move(d)));
+        }
+        if (!std::holds_alternative<protocol::result_response>(f.message.body))
+            return fail(protocol_errc::unexpected_opcode, "the answer is not a RESULT");
+        const prepared_data* prepared = nullptr;
+        if (const auto* b = std::get_if<bound_statement>(&req->what)) prepared = &b->prepared();
+        try {
+            auto r = result_builder::from(std::make_shared<connection::response_frame>(std::move(f)), prepared, std::move(d));
+            complete({}, std::move(r));
+        } catch (const cqlcoro::error& bad) {  // rows that do not match their metadata
+            complete(bad.boost_code(), result_builder::failed(std::move(d)));
+        }
+    }
+
+    void fail(error_code ec, std::string why) {
+        req->diagnostics.attempts.push_back({req->diagnostics.host, ec, std::move(why)});
+        complete(ec, result_builder::failed(std::move(req->diagnostics)));
+    }
+
+    // Hands the object back to the pool, then completes the application's handler.
+    void complete(error_code ec, result r) {
+        if (user_slot.is_connected()) user_slot.clear();
+        user_slot = {};
+        const bool may_run_inline = !initiating.load(std::memory_order_acquire);
+        auto h = std::move(handler);
+        auto s = std::move(impl);
+        req.reset();
+        release(std::move(keep));
+        h.complete(s->ex, may_run_inline, ec, std::move(r));
+    }
+
+    // The pool: per thread, bounded. An object a connection still references (a frame queued behind a
+    // cancellation) is not reused until it lets go.
+    static std::vector<std::shared_ptr<request_op>>& pool() {
+        thread_local std::vector<std::shared_ptr<request_op>> free;
+        return free;
+    }
+    static std::shared_ptr<request_op> take() {
+        auto& free = pool();
+        while (!free.empty()) {
+            auto op = std::move(free.back());
+            free.pop_back();
+            if (op.use_count() == 1) return op;
+        }
+        return std::make_shared<request_op>();
+    }
+    static void release(std::shared_ptr<request_op> op) {
+        auto& free = pool();
+        if (free.size() < 4096) free.push_back(std::move(op));
+    }
+
+    static void launch(std::shared_ptr<session_impl> s, request r, erased_handler h) {
+        auto op = take();
+        auto* raw = op.get();
+        raw->keep = std::move(op);
+        raw->begin(std::move(s), std::move(r), std::move(h));
+    }
+};
+
+// Not a coroutine: GCC 12 destroys a capturing lambda temporary inside a co_await expression twice.
+auto session_impl::start_built_in(request q) {
+    return asio::async_initiate<decltype(use_tuple), void(error_code, result)>(
+        [self = shared_from_this()](auto handler, request r) { request_op::launch(self, std::move(r), erased_handler(std::move(handler))); },
+        use_tuple, std::move(q));
+}
+
+asio::awaitable<outcome> session_impl::built_in(request& r) {
+    request copy{r.what, r.diagnostics};  // a named local: GCC 12 mishandles aggregate temporaries in co_await
+    auto [ec, res] = co_await start_built_in(std::move(copy));
+    r.diagnostics = res.diagnostics();
+    co_return outcome{ec, std::move(res)};
+}
 
 std::exception_ptr make_request_exception(error_code ec, const result& r) {
     const auto& d = r.diagnostics();
@@ -349,15 +436,19 @@ asio::awaitable<session> session::connect(asio::any_io_executor ex, session_para
 
 void session::launch(const std::shared_ptr<detail::session_impl>& impl, request r, handler_t handler) {
     if (impl->closing.load(std::memory_order_relaxed)) {
-        auto ex = asio::prefer(asio::get_associated_executor(handler, impl->ex), asio::execution::blocking.never);
-        ex.execute([h = std::move(handler)]() mutable { std::move(h)(client_errc::connection_draining, result{}); });
+        handler.complete(impl->ex, false, client_errc::connection_draining, result{});
         return;
     }
-    auto slot = asio::get_associated_cancellation_slot(handler);
+    if (impl->user_middlewares.empty()) {
+        detail::request_op::launch(impl, std::move(r), std::move(handler));
+        return;
+    }
+    // The application's middlewares are coroutines: the request runs through them in one.
+    auto slot = handler.cancellation_slot();
     auto req = std::make_shared<request>(std::move(r));
     asio::co_spawn(
         impl->ex, impl->run(*req, 0),  // impl and req live on in the completion handler below
-        asio::bind_cancellation_slot(slot, [h = std::move(handler), req, impl](std::exception_ptr e, outcome o) mutable {
+        asio::bind_cancellation_slot(slot, [h = std::make_shared<handler_t>(std::move(handler)), req, impl](std::exception_ptr e, outcome o) mutable {
             if (e) {
                 try {
                     std::rethrow_exception(e);
@@ -369,7 +460,7 @@ void session::launch(const std::shared_ptr<detail::session_impl>& impl, request 
                     o.ec = asio::error::fault;  // a middleware threw something else
                 }
             }
-            std::move(h)(o.ec, std::move(o.result));
+            h->complete(impl->ex, false, o.ec, std::move(o.result));
         }));
 }
 

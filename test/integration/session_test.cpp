@@ -204,6 +204,26 @@ struct paused_node {
 
 }  // namespace
 
+namespace {
+
+const host_metrics& only_host(const session& s) {
+    static thread_local std::vector<host_metrics> last;
+    last = s.metrics();
+    REQUIRE(last.size() == 1);
+    return last.front();
+}
+
+// Yields to the io_context until `done()` holds; fails after `limit` turns rather than hang.
+template <class Done>
+asio::awaitable<void> yield_until(Done done, int limit = 1'000'000) {
+    for (int i = 0; !done(); ++i) {
+        if (i == limit) FAIL("the awaited condition never held");
+        co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    }
+}
+
+}  // namespace
+
 TEST_CASE("real node, session: a request cancelled before its write is never executed") {
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
         auto s = co_await session::connect(ex, params());
@@ -221,7 +241,9 @@ TEST_CASE("real node, session: a request cancelled before its write is never exe
         {
             paused_node pause;
             // 32 MiB cannot fit the socket buffers of a stopped node: this write stays in progress...
+            const auto sent_before = only_host(s).requests_sent;
             s.execute(statement("INSERT INTO cqlcoro_session.users (id, name) VALUES (?, ?)", id, std::string(32 << 20, 'x')), note(big_ec));
+            co_await yield_until([&] { return only_host(s).requests_sent > sent_before; });
             // ...so this request is still unwritten when it is cancelled (queued, or not yet started).
             s.execute(statement("INSERT INTO cqlcoro_session.users (id, name) VALUES (?, 'never')", id + 1),
                       asio::bind_cancellation_slot(cancel.slot(), note(cancelled_ec)));
@@ -277,25 +299,6 @@ TEST_CASE("real node, session: every Cassandra 2.1 type round-trips, prepared an
     });
 }
 
-namespace {
-
-const host_metrics& only_host(const session& s) {
-    static thread_local std::vector<host_metrics> last;
-    last = s.metrics();
-    REQUIRE(last.size() == 1);
-    return last.front();
-}
-
-// Yields to the io_context until `done()` holds; fails after `limit` turns rather than hang.
-template <class Done>
-asio::awaitable<void> yield_until(Done done, int limit = 1'000'000) {
-    for (int i = 0; !done(); ++i) {
-        if (i == limit) FAIL("the awaited condition never held");
-        co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
-    }
-}
-
-}  // namespace
 
 TEST_CASE("real node, session: a request cancelled after its write completes at once, and its late answer is dropped") {
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {

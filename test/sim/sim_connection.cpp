@@ -91,6 +91,14 @@ private:
     bool process() {
         std::size_t used = 0;
         request_handler handler{*this};
+        processing_ = true;
+        struct done_processing {  // then write what the batch produced, as one write
+            connection& c;
+            ~done_processing() {
+                c.processing_ = false;
+                if (!c.pending_.empty() && !c.writing_ && !c.closed_) c.start_writing();
+            }
+        } done{*this};
         while (!closed_) {
             bytes_view rest = bytes_view(in_).subspan(used);
             if (framing_) {
@@ -168,7 +176,7 @@ void connection_base::send(byte_buffer envelope) {
     // One marker byte says whether the envelope travels in v5 segments (framing began) or bare.
     envelope.insert(envelope.begin(), framing_ ? 0 : 1);
     pending_.push_back(std::move(envelope));
-    if (!writing_) start_writing();
+    if (!writing_ && !processing_) start_writing();
 }
 
 void connection_base::respond(std::int16_t stream, const protocol::response& r, std::chrono::milliseconds delay) {

@@ -61,6 +61,7 @@ protected:
     std::set<std::string> events_;
     std::vector<byte_buffer> pending_;   ///< envelopes not yet written
     bool writing_ = false;
+    bool processing_ = false;  // answers to one read batch go out in one write, after the batch
     bool closed_ = false;
 };
 

@@ -261,7 +261,12 @@ TEST_CASE("connection: abort and a lost connection say whether each request was 
         // so the next request waits in the queue, unwritten, when abort runs.
         c.pause(1);
         call written(ex), unwritten(ex);
+        const auto sent_before = conn->sent();
         written.start(conn, std::string(32 << 20, 'x'));
+        for (int turns = 0; conn->sent() == sent_before; ++turns) {  // until its write has begun
+            REQUIRE(turns < 100'000);
+            co_await asio::post(ex, asio::use_awaitable);
+        }
         unwritten.start(conn, "hang");
         conn->abort();
         co_await written.wait();
