@@ -21,6 +21,9 @@ namespace bench {
 inline std::atomic<std::uint64_t> heap_allocations{0};
 }
 
+// Built with CQLCORO_NO_MALLOC_COUNT (the *_profile programs), the C allocator is left alone so that
+// heaptrack can see the allocations; heap_allocations then stays 0.
+#ifndef CQLCORO_NO_MALLOC_COUNT
 extern "C" {
 void* malloc(std::size_t n) noexcept {
     bench::heap_allocations.fetch_add(1, std::memory_order_relaxed);
@@ -47,3 +50,4 @@ int posix_memalign(void** out, std::size_t a, std::size_t n) noexcept {
 }
 void free(void* p) noexcept { __libc_free(p); }
 }
+#endif

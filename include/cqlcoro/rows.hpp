@@ -7,7 +7,8 @@
 //       auto user = row.as<user_struct>();               // fields by position, or by field_names<T>
 //   }
 //
-// Whether a C++ type can hold a column's CQL type is checked once per page and C++ type, not per row.
+// Whether a C++ type can hold a column's CQL type is checked once per column set (a prepared
+// statement's result columns, or one page's metadata) and C++ type, not per row or per page.
 // A mismatch, a null read into a non-optional type, or a malformed cell throws cqlcoro::error naming
 // the column, its CQL type and the C++ type. Views (string_view, bytes_view, row_view) are valid while
 // the page lives. A page can be read from several threads at once.
@@ -15,6 +16,8 @@
 
 #include <cqlcoro/codec.hpp>
 #include <cqlcoro/column_spec.hpp>
+
+#include <boost/container/small_vector.hpp>
 
 #include <atomic>
 #include <cstddef>
@@ -37,12 +40,25 @@ struct cell {
 template <class T>
 inline constexpr char type_tag = 0;
 
-struct page_data {
+/// Column metadata with its name index and type-check cache, shared by every page that has these
+/// columns (all pages of a prepared statement), so a page costs no metadata work of its own.
+struct column_set {
+    explicit column_set(std::vector<column_spec> c);
+
     std::vector<column_spec> columns;
+    std::unordered_map<std::string_view, std::size_t> by_name;  // first of duplicates wins
+    std::unique_ptr<std::atomic<const void*>[]> checked;         // per column, then one for whole rows
+};
+
+struct page_data {
+    page_data(std::shared_ptr<const column_set> s, std::size_t rows)
+        : set(std::move(s)), columns(set->columns), row_count(rows), checked(set->checked.get()) {}
+
+    std::shared_ptr<const column_set> set;
+    const std::vector<column_spec>& columns;
     std::size_t row_count = 0;
-    std::vector<cell> cells;  // row-major
-    std::unordered_map<std::string_view, std::size_t> by_name;
-    std::unique_ptr<std::atomic<const void*>[]> checked;  // per column, then one for whole rows
+    boost::container::small_vector<cell, 8> cells;  // row-major; a small page needs no allocation
+    std::atomic<const void*>* checked;              // the set's: the last C++ type found to fit
     decode_options options;
     std::shared_ptr<const void> keep_alive;
 
@@ -221,6 +237,9 @@ public:
     /// `content` holds row_count * columns.size() [bytes] cells (as a RESULT's rows content does) and
     /// must stay alive as long as `keep_alive`; throws cqlcoro::error if the cells do not match.
     result_page(std::vector<column_spec> columns, std::size_t row_count, bytes_view content,
+                std::shared_ptr<const void> keep_alive, decode_options options = {});
+    /// The same with columns shared with other pages (a prepared statement's result columns).
+    result_page(std::shared_ptr<const detail::column_set> columns, std::size_t row_count, bytes_view content,
                 std::shared_ptr<const void> keep_alive, decode_options options = {});
 
     rows_view rows() const noexcept { return rows_view(data_.get()); }

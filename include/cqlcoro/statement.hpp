@@ -206,6 +206,10 @@ private:
 
 class bound_statement;
 
+namespace detail {
+struct column_set;
+}
+
 /// What PREPARE returned, shared by every bound_statement made from it. Immutable.
 struct prepared_data {
     std::string query;
@@ -215,6 +219,7 @@ struct prepared_data {
     std::vector<column_spec> markers;        ///< bind markers, in order
     std::vector<std::uint16_t> pk_indexes;   ///< marker positions of the partition key columns
     std::vector<column_spec> result_columns; ///< columns of the rows it returns (empty for writes)
+    std::shared_ptr<const detail::column_set> result_set;  ///< the same, indexed once for every result page
 };
 
 /// A prepared statement: cheap to copy (shared), bound with bind().

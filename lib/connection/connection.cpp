@@ -22,7 +22,7 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t min_read_space = 16 * 1024;
 
 // Requests are encoded before they reach the strand, with stream 0; the strand writes the real id in.
-void patch_stream(std::array<std::uint8_t, protocol::header_size>& frame, std::int16_t id) noexcept {
+void patch_stream(std::uint8_t* frame, std::int16_t id) noexcept {
     frame[2] = static_cast<std::uint8_t>(static_cast<std::uint16_t>(id) >> 8);
     frame[3] = static_cast<std::uint8_t>(id);
 }
@@ -362,11 +362,18 @@ void connection::enqueue(shared_frame frame, pending p, bool cancellable) {
     if (timed) heap_push(*id);
     if (cancellable) cancellable_.emplace(seq, *id);
     auto& q = queue_.emplace_back();
-    std::copy_n(frame->begin(), protocol::header_size, q.header.begin());
-    patch_stream(q.header, *id);
-    q.frame = std::move(frame);
     q.id = *id;
     q.seq = seq;
+    if (frame->size() <= copy_limit) {
+        q.offset = static_cast<std::uint32_t>(queue_bytes_.size());
+        q.size = static_cast<std::uint32_t>(frame->size());
+        queue_bytes_.insert(queue_bytes_.end(), frame->begin(), frame->end());
+        patch_stream(queue_bytes_.data() + q.offset, *id);
+    } else {
+        std::copy_n(frame->begin(), protocol::header_size, q.header.begin());
+        patch_stream(q.header.data(), *id);
+        q.frame = std::move(frame);
+    }
     if (!writing_) {
         // The write starts from a post, not here: every request enqueued before it runs (the other
         // completions of the read batch that issue follow-up requests, say) joins the same write.
@@ -522,31 +529,48 @@ asio::awaitable<void> connection::write_loop() {
     while (!queue_.empty() && !closed_) {
         batch_.clear();
         batch_.swap(queue_);
+        batch_bytes_.clear();
+        batch_bytes_.swap(queue_bytes_);
         buffers_.clear();
         envelopes_.clear();
+        std::vector<std::size_t>& sizes = envelope_sizes_;  // v5: each envelope's size in envelopes_
+        sizes.clear();
+        std::size_t count = 0;
         for (const auto& q : batch_) {
             auto& slot = in_flight_[static_cast<std::size_t>(q.id)];
             if (!slot || slot->seq != q.seq) continue;  // cancelled before it was written
             slot->written = true;
+            ++count;
             if (framing_) {
-                envelopes_.insert(envelopes_.end(), q.header.begin(), q.header.end());
-                envelopes_.insert(envelopes_.end(), q.frame->begin() + protocol::header_size, q.frame->end());
-                buffers_.emplace_back(nullptr, q.frame->size());  // only its size is used below
-            } else {
+                if (q.frame) {
+                    envelopes_.insert(envelopes_.end(), q.header.begin(), q.header.end());
+                    envelopes_.insert(envelopes_.end(), q.frame->begin() + protocol::header_size, q.frame->end());
+                    sizes.push_back(q.frame->size());
+                } else {
+                    envelopes_.insert(envelopes_.end(), batch_bytes_.begin() + q.offset, batch_bytes_.begin() + q.offset + q.size);
+                    sizes.push_back(q.size);
+                }
+            } else if (q.frame) {
                 buffers_.emplace_back(asio::buffer(q.header));
                 buffers_.emplace_back(asio::buffer(q.frame->data() + protocol::header_size, q.frame->size() - protocol::header_size));
+            } else {
+                const auto* at = batch_bytes_.data() + q.offset;
+                if (!buffers_.empty() && static_cast<const std::uint8_t*>(buffers_.back().data()) + buffers_.back().size() == at)
+                    buffers_.back() = asio::const_buffer(buffers_.back().data(), buffers_.back().size() + q.size);  // adjacent: one buffer
+                else
+                    buffers_.emplace_back(at, q.size);
             }
         }
-        if (buffers_.empty()) continue;
-        sent_.fetch_add(framing_ ? buffers_.size() : buffers_.size() / 2, std::memory_order_relaxed);
+        if (count == 0) continue;
+        sent_.fetch_add(count, std::memory_order_relaxed);
         if (framing_) {
             // v5: envelopes travel in segments (self-contained where they fit, with CRCs, maybe LZ4).
             std::vector<protocol::bytes_view> views;
-            views.reserve(buffers_.size());
+            views.reserve(sizes.size());
             std::size_t at = 0;
-            for (const auto& b : buffers_) {
-                views.emplace_back(envelopes_.data() + at, b.size());
-                at += b.size();
+            for (const auto n : sizes) {
+                views.emplace_back(envelopes_.data() + at, n);
+                at += n;
             }
             segments_out_.clear();
             protocol::encode_envelopes(views, compression_ == protocol::compression::lz4, segments_out_);

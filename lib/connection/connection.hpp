@@ -192,9 +192,13 @@ private:
         clock::time_point deadline = clock::time_point::max();
         std::uint32_t heap_pos = no_deadline;  ///< position in deadlines_
     };
+    // A small frame is copied, stream id patched, into queue_bytes_ when it is queued, so its owner
+    // can reuse its buffer at once and a batch of them goes out as one buffer; a large one is referenced.
+    static constexpr std::size_t copy_limit = 16 * 1024;
     struct queued {
-        std::array<std::uint8_t, protocol::header_size> header;  // the frame's header with the stream id
-        shared_frame frame;
+        std::array<std::uint8_t, protocol::header_size> header;  // large frames: the header with the stream id
+        shared_frame frame;                                       // large frames only
+        std::uint32_t offset = 0, size = 0;                       // small frames: where in the bytes
         std::int16_t id;
         std::uint64_t seq;
     };
@@ -252,9 +256,11 @@ private:
     std::unordered_map<std::uint64_t, std::int16_t> cancellable_;  // seq -> id, for requests with a cancellation slot
     std::vector<queued> queue_;                            // frames waiting for the next write
     std::vector<queued> batch_;                            // the write in progress
+    protocol::byte_buffer queue_bytes_, batch_bytes_;      // the small frames of queue_ and batch_
     std::vector<asio::const_buffer> buffers_;
     protocol::byte_buffer segments_out_;                   // v5: the batch as segments
     protocol::byte_buffer envelopes_;                      // v5: the batch's envelopes, joined
+    std::vector<std::size_t> envelope_sizes_;
     bool writing_ = false;
     bool closed_ = false;
     bool heartbeat_pending_ = false;

@@ -1,5 +1,7 @@
 #include "session/encode.hpp"
 
+#include <boost/container/small_vector.hpp>
+
 #include <fmt/format.h>
 
 namespace cqlcoro {
@@ -17,8 +19,10 @@ namespace {
 using protocol::value_view;
 
 // The bound values as the codec's views: null, unset or bytes.
-std::vector<value_view> views_of(const bound_values& v) {
-    std::vector<value_view> out;
+using value_views = boost::container::small_vector<value_view, 16>;  // no allocation for 16 values or fewer
+
+value_views views_of(const bound_values& v) {
+    value_views out;
     out.reserve(v.size());
     for (std::size_t i = 0; i < v.size(); ++i) {
         if (v.is_null(i)) out.push_back(value_view::null());
@@ -79,7 +83,7 @@ error_code encode_statement(const encode_context& ctx, const bound_statement& s,
 }
 
 error_code encode_statement(const encode_context& ctx, const batch& b, protocol::byte_buffer& out) {
-    std::vector<std::vector<value_view>> values;
+    std::vector<value_views> values;
     values.reserve(b.entries().size());
     std::vector<protocol::batch_statement> entries;
     entries.reserve(b.entries().size());

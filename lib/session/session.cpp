@@ -49,10 +49,13 @@ struct result_builder {
         auto& body = std::get<protocol::result_response>(f->message.body).body;
         if (auto* rows = std::get_if<protocol::rows_result>(&body)) {
             if (rows->metadata.paging_state) r.paging_state_ = *rows->metadata.paging_state;
-            // With skip_metadata the columns come from PREPARE; otherwise they move out of the frame we own.
-            auto columns = rows->metadata.columns.empty() && prepared ? prepared->result_columns
-                                                                      : std::move(rows->metadata.columns);
-            r.page_.emplace(std::move(columns), static_cast<std::size_t>(rows->row_count), rows->content, f);
+            // With skip_metadata the columns come from PREPARE (indexed once, shared); otherwise they move
+            // out of the frame we own.
+            const auto count = static_cast<std::size_t>(rows->row_count);
+            if (rows->metadata.columns.empty() && prepared && prepared->result_set)
+                r.page_.emplace(prepared->result_set, count, rows->content, f);
+            else
+                r.page_.emplace(std::move(rows->metadata.columns), count, rows->content, f);
         } else if (const auto* sc = std::get_if<protocol::schema_change_result>(&body)) {
             r.schema_change_ = schema_change_info{sc->change.change_type, sc->change.target, sc->change.keyspace, sc->change.name,
                                                   sc->change.arg_types};
@@ -195,6 +198,7 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
             data->markers = p->variables.columns;
             data->pk_indexes = p->variables.pk_indexes;
             data->result_columns = p->result.columns;
+            data->result_set = std::make_shared<const detail::column_set>(p->result.columns);
             co_return prepared_statement(std::move(data));
         }
         throw error(client_errc::no_host_available, fmt::format("PREPARE \"{}\": no host has an open connection", query));
@@ -263,7 +267,9 @@ struct request_op final : connection::request_sink {
                 frame_version = c->version();
             }
             conn = std::move(c);
-            conn->submit(conn_t::shared_frame(keep, &frame), this, attempt_signal.slot(), deadline);
+            // Only a cancellable request pays for cancellation at the connection.
+            const auto slot = user_slot.is_connected() ? attempt_signal.slot() : asio::cancellation_slot();
+            conn->submit(conn_t::shared_frame(keep, &frame), this, slot, deadline);
             return;
         }
         complete(client_errc::no_host_available, result_builder::failed(std::move(req->diagnostics)));
@@ -316,18 +322,24 @@ struct request_op final : connection::request_sink {
         h.complete(s->ex, may_run_inline, ec, std::move(r));
     }
 
-    // The pool: per thread, bounded. An object a connection still references (a frame queued behind a
-    // cancellation) is not reused until it lets go.
+    // The pool: per thread, bounded. An object whose frame a connection still references (the write
+    // that carried it has not completed yet, or it is queued behind a cancellation) stays in the pool
+    // until it is free; the last few released are looked at.
     static std::vector<std::shared_ptr<request_op>>& pool() {
         thread_local std::vector<std::shared_ptr<request_op>> free;
         return free;
     }
     static std::shared_ptr<request_op> take() {
         auto& free = pool();
-        while (!free.empty()) {
+        const std::size_t n = free.size(), look = std::min<std::size_t>(n, 4);
+        // The newest (still warm in the cache), then the oldest (most likely let go by now).
+        for (std::size_t i = 0; i < 2 * look; ++i) {
+            auto& candidate = free[i < look ? n - 1 - i : i - look];
+            if (candidate.use_count() != 1) continue;
+            std::swap(candidate, free.back());
             auto op = std::move(free.back());
             free.pop_back();
-            if (op.use_count() == 1) return op;
+            return op;
         }
         return std::make_shared<request_op>();
     }
@@ -375,7 +387,7 @@ row_view result::one() const {
 }
 
 rows_view result::rows() const noexcept {
-    static const result_page empty({}, 0, {}, nullptr);
+    static const result_page empty(std::vector<column_spec>{}, 0, {}, nullptr);
     return page_ ? page_->rows() : empty.rows();
 }
 

@@ -27,8 +27,13 @@ void throw_row_error(error_code ec, const page_data& p, std::size_t row, const s
     throw error(ec, fmt::format("row {} ({}) as {}: {}", row, cols, cpp_type, ec.message()));
 }
 
+column_set::column_set(std::vector<column_spec> c)
+    : columns(std::move(c)), checked(std::make_unique<std::atomic<const void*>[]>(columns.size() + 1)) {
+    for (std::size_t i = 0; i < columns.size(); ++i) by_name.emplace(columns[i].name, i);
+}
+
 std::size_t column_position(const page_data& p, std::string_view name) {
-    if (auto it = p.by_name.find(name); it != p.by_name.end()) return it->second;
+    if (auto it = p.set->by_name.find(name); it != p.set->by_name.end()) return it->second;
     std::string cols;
     for (const auto& c : p.columns) cols += fmt::format("{}{}", cols.empty() ? "" : ", ", c.name);
     throw error(type_errc::unknown_name, fmt::format("no column '{}' in this result (columns: {})", name, cols));
@@ -37,15 +42,17 @@ std::size_t column_position(const page_data& p, std::string_view name) {
 }  // namespace detail
 
 result_page::result_page(std::vector<column_spec> columns, std::size_t row_count, bytes_view content,
+                         std::shared_ptr<const void> keep_alive, decode_options options)
+    : result_page(std::make_shared<const detail::column_set>(std::move(columns)), row_count, content, std::move(keep_alive), options) {}
+
+result_page::result_page(std::shared_ptr<const detail::column_set> columns, std::size_t row_count, bytes_view content,
                          std::shared_ptr<const void> keep_alive, decode_options options) {
-    auto d = std::make_shared<detail::page_data>();
-    d->columns = std::move(columns);
-    d->row_count = row_count;
-    d->options = options;
-    d->keep_alive = std::move(keep_alive);
-    const std::size_t ncols = d->columns.size();
+    const std::size_t ncols = columns->columns.size();
     if (ncols != 0 && row_count > content.size() / 4 / ncols)
         throw error(type_errc::bad_collection, "result page: more cells announced than the content holds");
+    auto d = std::make_shared<detail::page_data>(std::move(columns), row_count);
+    d->options = options;
+    d->keep_alive = std::move(keep_alive);
     d->cells.resize(row_count * ncols);
     detail::reader r(content);
     for (auto& c : d->cells) {
@@ -56,8 +63,6 @@ result_page::result_page(std::vector<column_spec> columns, std::size_t row_count
         }
         if (!r.ok()) throw error(type_errc::bad_collection, "result page: a cell overruns the rows content");
     }
-    for (std::size_t i = 0; i < ncols; ++i) d->by_name.emplace(d->columns[i].name, i);  // first of duplicates wins
-    d->checked = std::make_unique<std::atomic<const void*>[]>(ncols + 1);
     data_ = std::move(d);
 }
 
