@@ -57,7 +57,7 @@ connection::connection(asio::any_io_executor ex, const connection_params& p)
       in_flight_(ids_.capacity()),
       deadline_timer_(strand_),
       heartbeat_timer_(strand_),
-      closed_signal_(strand_, asio::steady_timer::time_point::max()),
+      closed_signal_(strand_, clock::time_point::max()),
       assembler_(p.max_frame_size) {}
 
 connection::~connection() = default;
@@ -96,7 +96,7 @@ asio::awaitable<std::shared_ptr<connection>> connection::connect(asio::any_io_ex
                                     params.tls ? "" : "; if the server expects TLS, configure tls"));
         if (!ec) {
             c->last_read_ = std::chrono::steady_clock::now();
-            asio::co_spawn(c->strand_, [c] { return c->read_loop(); }, asio::detached);
+            asio::post(c->strand_, [c] { c->start_read(); });
             if (c->heartbeat_interval_.count() > 0) asio::co_spawn(c->strand_, [c] { return c->heartbeat_loop(); }, asio::detached);
             co_return c;
         }
@@ -145,7 +145,7 @@ asio::awaitable<error_code> connection::open(const connection_params& p, std::ui
     socket_.set_option(asio::ip::tcp::no_delay(true));
     if (tls_context_) {
         stage_ = "TLS handshake";
-        tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket>>(std::move(socket_), *tls_context_);
+        tls_ = std::make_unique<asio::ssl::stream<socket_type>>(std::move(socket_), *tls_context_);
         const std::string& name = p.tls->server_name.empty() ? p.host : p.tls->server_name;
         if (!is_ip_address(name)) SSL_set_tlsext_host_name(tls_->native_handle(), name.c_str());  // SNI takes names only
         if (p.tls->verify_peer && p.tls->verify_hostname) tls_->set_verify_callback(asio::ssl::host_name_verification(name));
@@ -378,9 +378,7 @@ void connection::enqueue(shared_frame frame, pending p, bool cancellable) {
         // The write starts from a post, not here: every request enqueued before it runs (the other
         // completions of the read batch that issue follow-up requests, say) joins the same write.
         writing_ = true;
-        asio::post(strand_, [self = shared_from_this()] {
-            asio::co_spawn(self->strand_, [self] { return self->write_loop(); }, asio::detached);
-        });
+        asio::post(strand_, [self = shared_from_this()] { self->flush(); });
     }
 }
 
@@ -523,9 +521,10 @@ void connection::expire_deadlines() {
     arm_deadline_timer();
 }
 
-// Everything queued while a write is in flight goes out in the next single (gather) write.
-asio::awaitable<void> connection::write_loop() {
-    auto self = shared_from_this();
+// Everything queued while a write is in flight goes out in the next single write. A plain completion
+// handler, not a coroutine: a coroutine would be spawned anew whenever the queue empties, which at one
+// request in flight is every request.
+void connection::flush() {
     while (!queue_.empty() && !closed_) {
         batch_.clear();
         batch_.swap(queue_);
@@ -577,36 +576,51 @@ asio::awaitable<void> connection::write_loop() {
             buffers_.assign(1, asio::buffer(segments_out_));
         }
         ++stats_.writes;
-        auto [ec, n] = tls_ ? co_await asio::async_write(*tls_, buffers_, use_tuple) : co_await asio::async_write(socket_, buffers_, use_tuple);
-        if (ec) {
-            fail_all(ec, fmt::format("writing to {} failed: {}", host_, ec.message()));
-            break;
-        }
+        // The socket's executor is the strand: the completion runs there.
+        auto done = [self = shared_from_this()](error_code ec, std::size_t) { self->on_written(ec); };
+        if (tls_) asio::async_write(*tls_, buffers_, std::move(done));
+        else asio::async_write(socket_, buffers_, std::move(done));
+        return;
     }
     batch_.clear();
     writing_ = false;
 }
 
-asio::awaitable<void> connection::read_loop() {
-    auto self = shared_from_this();
-    while (!closed_) {
-        if (in_.size() - in_used_ < min_read_space) in_.resize(std::max<std::size_t>({in_used_ + min_read_space, in_.size() * 2, 64 * 1024}));
-        auto buf = asio::buffer(in_.data() + in_used_, in_.size() - in_used_);
-        auto [ec, n] = tls_ ? co_await tls_->async_read_some(buf, use_tuple) : co_await socket_.async_read_some(buf, use_tuple);
-        if (closed_) break;
-        if (ec) {
-            fail_all(ec, ec == asio::error::eof ? fmt::format("{} closed the connection", host_)
-                                                : fmt::format("reading from {} failed: {}", host_, ec.message()));
-            break;
-        }
-        ++stats_.reads;
-        last_read_ = std::chrono::steady_clock::now();
-        in_used_ += n;
-        if (auto perr = parse_frames()) {
-            fail_all(perr, fmt::format("{} sent a malformed frame: {}", host_, perr.message()));
-            break;
-        }
+void connection::on_written(error_code ec) {
+    if (ec) {
+        fail_all(ec, fmt::format("writing to {} failed: {}", host_, ec.message()));
+        batch_.clear();
+        writing_ = false;
+        return;
     }
+    flush();
+}
+
+// Reads straight into in_ and dispatches every whole frame; plain completion handlers, like flush().
+void connection::start_read() {
+    if (closed_) return;
+    if (in_.size() - in_used_ < min_read_space) in_.resize(std::max<std::size_t>({in_used_ + min_read_space, in_.size() * 2, 64 * 1024}));
+    auto buf = asio::buffer(in_.data() + in_used_, in_.size() - in_used_);
+    auto done = [self = shared_from_this()](error_code ec, std::size_t n) { self->on_read(ec, n); };
+    if (tls_) tls_->async_read_some(buf, std::move(done));
+    else socket_.async_read_some(buf, std::move(done));
+}
+
+void connection::on_read(error_code ec, std::size_t n) {
+    if (closed_) return;
+    if (ec) {
+        fail_all(ec, ec == asio::error::eof ? fmt::format("{} closed the connection", host_)
+                                            : fmt::format("reading from {} failed: {}", host_, ec.message()));
+        return;
+    }
+    ++stats_.reads;
+    last_read_ = std::chrono::steady_clock::now();
+    in_used_ += n;
+    if (auto perr = parse_frames()) {
+        fail_all(perr, fmt::format("{} sent a malformed frame: {}", host_, perr.message()));
+        return;
+    }
+    start_read();
 }
 
 // After an idle interval without reads, an OPTIONS; no answer within the timeout: defunct.

@@ -208,8 +208,10 @@ private:
     asio::awaitable<void> close_on_strand(std::chrono::milliseconds timeout);
     asio::awaitable<error_code> handshake(const connection_params& p);
     asio::awaitable<std::optional<response_frame>> exchange(const protocol::request& req);
-    asio::awaitable<void> read_loop();
-    asio::awaitable<void> write_loop();
+    void start_read();
+    void on_read(error_code ec, std::size_t n);
+    void flush();
+    void on_written(error_code ec);
     asio::awaitable<void> heartbeat_loop();
     void start_request(shared_frame frame, handler_t handler);
     void reject(handler_t handler, error_code ec);
@@ -233,12 +235,17 @@ private:
     void set_failure(error_code cause, std::string why);
     void finish(handler_t h, error_code ec, response_frame f = {});
     error_code parse_frames();
-    asio::ip::tcp::socket& lowest() noexcept { return tls_ ? tls_->next_layer() : socket_; }
+    // The socket and timers name the strand as their executor type, not any_io_executor: a handler's
+    // executor is then a plain strand, which Asio copies and tracks work on without allocating.
+    using strand_type = asio::strand<asio::any_io_executor>;
+    using socket_type = asio::basic_stream_socket<asio::ip::tcp, strand_type>;
+    using timer_type = asio::basic_waitable_timer<clock, asio::wait_traits<clock>, strand_type>;
+    socket_type& lowest() noexcept { return tls_ ? tls_->next_layer() : socket_; }
 
-    asio::strand<asio::any_io_executor> strand_;
-    asio::ip::tcp::socket socket_;
+    strand_type strand_;
+    socket_type socket_;
     std::shared_ptr<asio::ssl::context> tls_context_;
-    std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket>> tls_;
+    std::unique_ptr<asio::ssl::stream<socket_type>> tls_;
     std::string host_;
     std::uint8_t version_ = 0;
     protocol::compression compression_ = protocol::compression::none;
@@ -251,7 +258,7 @@ private:
     stream_ids ids_;
     std::vector<std::optional<pending>> in_flight_;        // by stream id
     std::vector<std::int16_t> deadlines_;                  // heap of stream ids by deadline
-    asio::steady_timer deadline_timer_;
+    timer_type deadline_timer_;
     clock::time_point deadline_armed_ = clock::time_point::max();  // when deadline_timer_ fires
     std::unordered_map<std::uint64_t, std::int16_t> cancellable_;  // seq -> id, for requests with a cancellation slot
     std::vector<queued> queue_;                            // frames waiting for the next write
@@ -266,9 +273,9 @@ private:
     bool heartbeat_pending_ = false;
     bool timed_out_ = false;  // the connect deadline passed
     std::chrono::steady_clock::time_point last_read_;
-    asio::steady_timer heartbeat_timer_;
-    std::optional<asio::steady_timer> drain_timer_;
-    asio::steady_timer closed_signal_;  // never expires; cancelled when the connection closes
+    timer_type heartbeat_timer_;
+    std::optional<timer_type> drain_timer_;
+    timer_type closed_signal_;  // never expires; cancelled when the connection closes
     const char* stage_ = "TCP connect";  // what connect() is doing, for its error messages
     protocol::byte_buffer in_;  // received bytes: [0, in_used_) unparsed
     std::size_t in_used_ = 0;
