@@ -12,6 +12,8 @@
 #include <cqlcoro/codec.hpp>
 #include <cqlcoro/column_spec.hpp>
 
+#include <boost/container/small_vector.hpp>
+
 #include <span>
 #include <string>
 #include <string_view>
@@ -38,8 +40,21 @@ named_value<T> named(std::string_view name, const T& value) {
 }
 
 /// Encoded marker values, ready for a QUERY, EXECUTE or BATCH.
+namespace detail {
+// Encoded-value buffers recycled per thread, so binding in a request loop allocates nothing once warm.
+byte_buffer take_bind_buffer() noexcept;
+void give_bind_buffer(byte_buffer&& b) noexcept;
+}  // namespace detail
+
 class bound_values {
 public:
+    bound_values() noexcept : data_(detail::take_bind_buffer()) {}
+    bound_values(const bound_values&) = default;
+    bound_values(bound_values&&) noexcept = default;
+    bound_values& operator=(const bound_values&) = default;
+    bound_values& operator=(bound_values&&) noexcept = default;
+    ~bound_values() { detail::give_bind_buffer(std::move(data_)); }
+
     struct slot {
         std::int32_t offset = 0;
         std::int32_t length = -1;  ///< -1 null, -2 unset
@@ -65,7 +80,7 @@ public:
 
 private:
     byte_buffer data_;
-    std::vector<slot> slots_;
+    boost::container::small_vector<slot, 8> slots_;  // no allocation for 8 markers or fewer
 };
 
 namespace detail {

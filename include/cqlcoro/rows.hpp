@@ -241,6 +241,9 @@ public:
     /// The same with columns shared with other pages (a prepared statement's result columns).
     result_page(std::shared_ptr<const detail::column_set> columns, std::size_t row_count, bytes_view content,
                 std::shared_ptr<const void> keep_alive, decode_options options = {});
+    /// A page whose data its owner already holds (in the same allocation as the received frame, say):
+    /// `data` is indexed over `content` here; its keep_alive may stay empty when `data` owns the bytes.
+    result_page(std::shared_ptr<detail::page_data> data, bytes_view content);
 
     rows_view rows() const noexcept { return rows_view(data_.get()); }
     const std::vector<column_spec>& columns() const noexcept { return data_->columns; }

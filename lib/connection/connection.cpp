@@ -384,9 +384,9 @@ void connection::enqueue(shared_frame frame, pending p, bool cancellable) {
 
 // A sink is called right here, on the strand; a handler gets a post to its executor (finish).
 void connection::settle(pending p, error_code ec, response_frame f) {
-    if (p.sink) {
+    if (p.sink) {  // an answer to a sink goes to on_frame (parse_frames): here it is a failure
         load_.fetch_sub(1, std::memory_order_relaxed);
-        p.sink->on_response(ec, std::move(f));
+        p.sink->on_failure(ec ? ec : error_code(client_errc::connection_closed_sent));
         return;
     }
     finish(std::move(p.handler), ec, std::move(f));
@@ -434,14 +434,19 @@ void connection::abandon(std::int16_t id, error_code why) {
     finish_drain_if_idle();
 }
 
-void connection::complete(std::int16_t stream, error_code ec, response_frame f) {
+// The in-flight entry of an answered stream, out of the table, the deadline heap and the cancellables.
+connection::pending connection::take_pending(std::int16_t stream) {
     auto& slot = in_flight_[static_cast<std::size_t>(stream)];
-    if (!slot) return;
     if (slot->heap_pos != no_deadline) heap_erase(stream);
     pending p = std::move(*slot);
     slot.reset();
     if (!cancellable_.empty()) cancellable_.erase(p.seq);
-    settle(std::move(p), ec, std::move(f));
+    return p;
+}
+
+void connection::complete(std::int16_t stream, error_code ec, response_frame f) {
+    if (!in_flight_[static_cast<std::size_t>(stream)]) return;
+    settle(take_pending(stream), ec, std::move(f));
 }
 
 bool connection::heap_less(std::uint32_t a, std::uint32_t b) const noexcept {
@@ -660,32 +665,45 @@ asio::awaitable<void> connection::heartbeat_loop() {
 error_code connection::parse_frames() {
     std::size_t used = 0;
     error_code ec;
-    auto deliver = [&](const protocol::frame_header& h, protocol::bytes_view body) {
-        response_frame f;
-        f.header = h;
-        protocol::byte_buffer scratch;
-        auto b = protocol::frame_body(h, body, compression_, max_frame_, scratch);
+    auto deliver = [&](const protocol::frame_header& h, protocol::bytes_view raw) {
+        protocol::byte_buffer scratch;  // for a compressed body only
+        auto b = protocol::frame_body(h, raw, compression_, max_frame_, scratch);
         if (!b) {
             ec = b.error();
             return;
         }
-        f.body.assign(b->begin(), b->end());
-        auto m = protocol::decode_response(h, f.body);
-        if (!m) {
-            ec = m.error();
-            return;
-        }
-        f.message = std::move(*m);
-        if (on_handshake_frame_) {
-            on_handshake_frame_(std::move(f));
-            return;
-        }
-        if (h.stream < 0) {
-            if (on_event_) on_event_(f);
+        auto decoded = [&]() -> std::optional<response_frame> {
+            response_frame f;
+            f.header = h;
+            f.body.assign(b->begin(), b->end());
+            auto m = protocol::decode_response(h, f.body);
+            if (!m) {
+                ec = m.error();
+                return std::nullopt;
+            }
+            f.message = std::move(*m);
+            return f;
+        };
+        if (on_handshake_frame_ || h.stream < 0) {
+            auto f = decoded();
+            if (!f) return;
+            if (on_handshake_frame_) on_handshake_frame_(std::move(*f));
+            else if (on_event_) on_event_(*f);
             return;
         }
         switch (ids_.on_response(h.stream)) {
-        case stream_ids::arrival::active: complete(h.stream, {}, std::move(f)); break;
+        case stream_ids::arrival::active: {
+            const auto& slot = in_flight_[static_cast<std::size_t>(h.stream)];
+            if (!slot) break;
+            if (slot->sink) {  // the session: it decodes the body into the memory that keeps its result
+                pending p = take_pending(h.stream);
+                load_.fetch_sub(1, std::memory_order_relaxed);
+                p.sink->on_frame(h, *b);
+                break;
+            }
+            if (auto f = decoded()) complete(h.stream, {}, std::move(*f));
+            break;
+        }
         case stream_ids::arrival::orphan:  // a late response to an abandoned request: dropped
             orphans_.store(ids_.orphans(), std::memory_order_relaxed);
             break;

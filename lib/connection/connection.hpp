@@ -94,11 +94,15 @@ struct response_frame {
 enum class connection_state { ready, draining, closed };
 
 /// The receiver of a request given to connection::submit: the session's request operation. Called on
-/// the connection's strand, exactly once per submit, possibly from within submit itself when that runs
-/// on the strand; the sink must stay alive until then.
+/// the connection's strand, exactly once per submit (one of the two), possibly from within submit
+/// itself when that runs on the strand; the sink must stay alive until then.
 class request_sink {
 public:
-    virtual void on_response(error_code ec, response_frame&& f) = 0;
+    /// The answer: its header and (decompressed) body, valid only during the call. Decoding it is the
+    /// sink's: it can decode straight into the memory it keeps the result in.
+    virtual void on_frame(const protocol::frame_header& h, protocol::bytes_view body) = 0;
+    /// No answer: the connection closed, the request was cancelled, timed out, or refused.
+    virtual void on_failure(error_code ec) = 0;
 
 protected:
     ~request_sink() = default;
@@ -220,6 +224,7 @@ private:
     void cancel(std::uint64_t seq);
     void abandon(std::int16_t id, error_code why);
     void complete(std::int16_t stream, error_code ec, response_frame f);
+    pending take_pending(std::int16_t stream);
     void settle(pending p, error_code ec, response_frame f = {});
     // Requests with a deadline, in a binary heap of stream ids ordered by deadline; one timer for the earliest.
     void heap_push(std::int16_t id);

@@ -8,6 +8,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include <fmt/format.h>
 
@@ -37,7 +38,24 @@ protocol::compression to_protocol(cqlcoro::compression c) {
 
 /// The result's parts from a response (the builder is a friend of result).
 struct result_builder {
-    static result from(std::shared_ptr<connection::response_frame> f, const prepared_data* prepared, diagnostics d) {
+    // A received answer, decoded in place, and the index of its rows: one allocation, never moved (the
+    // message and the index point into `body`). A small body lives inline.
+    struct owned_response {
+        owned_response(const protocol::frame_header& h, protocol::bytes_view raw) : body(raw.begin(), raw.end()) {
+            auto m = protocol::decode_response(h, protocol::bytes_view(body.data(), body.size()));
+            if (m) message = std::move(*m);
+            else failure = m.error();
+        }
+        owned_response(const owned_response&) = delete;
+        owned_response& operator=(const owned_response&) = delete;
+
+        boost::container::small_vector<std::uint8_t, 256> body;
+        protocol::response message;
+        error_code failure;  // the body did not decode
+        std::optional<detail::page_data> page;
+    };
+
+    static result from(std::shared_ptr<owned_response> f, const prepared_data* prepared, diagnostics d) {
         result r;
         r.diagnostics_ = std::move(d);
         r.warnings_ = std::move(f->message.warnings);
@@ -52,10 +70,12 @@ struct result_builder {
             // With skip_metadata the columns come from PREPARE (indexed once, shared); otherwise they move
             // out of the frame we own.
             const auto count = static_cast<std::size_t>(rows->row_count);
-            if (rows->metadata.columns.empty() && prepared && prepared->result_set)
-                r.page_.emplace(prepared->result_set, count, rows->content, f);
-            else
-                r.page_.emplace(std::move(rows->metadata.columns), count, rows->content, f);
+            auto set = rows->metadata.columns.empty() && prepared && prepared->result_set
+                           ? prepared->result_set
+                           : std::make_shared<const detail::column_set>(std::move(rows->metadata.columns));
+            // The page's index lives in the same allocation as the frame it points into.
+            f->page.emplace(std::move(set), count);
+            r.page_.emplace(std::shared_ptr<detail::page_data>(f, &*f->page), rows->content);
         } else if (const auto* sc = std::get_if<protocol::schema_change_result>(&body)) {
             r.schema_change_ = schema_change_info{sc->change.change_type, sc->change.target, sc->change.keyspace, sc->change.name,
                                                   sc->change.arg_types};
@@ -275,8 +295,8 @@ struct request_op final : connection::request_sink {
         complete(client_errc::no_host_available, result_builder::failed(std::move(req->diagnostics)));
     }
 
-    // On the connection's strand.
-    void on_response(error_code ec, connection::response_frame&& f) override {
+    // On the connection's strand: the request got no answer.
+    void on_failure(error_code ec) override {
         conn.reset();
         auto& d = req->diagnostics;
         if (ec == client_errc::connection_closed_unsent || ec == client_errc::connection_draining || ec == client_errc::too_many_requests) {
@@ -286,19 +306,27 @@ struct request_op final : connection::request_sink {
         }
         if (ec == client_errc::request_timeout) return fail(ec, fmt::format("no response within {} ms", timeout.count()));
         if (ec == asio::error::operation_aborted) return fail(ec, "cancelled by the application");
-        if (ec) return fail(ec, ec.message());
-        if (auto* e = std::get_if<protocol::error_response>(&f.message.body)) {
+        fail(ec, ec.message());
+    }
+
+    // On the connection's strand: the answer, decoded here into the allocation the result keeps.
+    void on_frame(const protocol::frame_header& h, protocol::bytes_view body) override {
+        conn.reset();
+        auto& d = req->diagnostics;
+        auto f = std::make_shared<result_builder::owned_response>(h, body);
+        if (f->failure) return fail(f->failure, fmt::format("malformed answer: {}", f->failure.message()));
+        if (auto* e = std::get_if<protocol::error_response>(&f->message.body)) {
             const auto code = e->code_as_error();
             d.attempts.push_back({d.host, code, e->message});
             d.server = std::move(*e);
             return complete(code, result_builder::failed(std::move(d)));
         }
-        if (!std::holds_alternative<protocol::result_response>(f.message.body))
+        if (!std::holds_alternative<protocol::result_response>(f->message.body))
             return fail(protocol_errc::unexpected_opcode, "the answer is not a RESULT");
         const prepared_data* prepared = nullptr;
         if (const auto* b = std::get_if<bound_statement>(&req->what)) prepared = &b->prepared();
         try {
-            auto r = result_builder::from(std::make_shared<connection::response_frame>(std::move(f)), prepared, std::move(d));
+            auto r = result_builder::from(std::move(f), prepared, std::move(d));
             complete({}, std::move(r));
         } catch (const cqlcoro::error& bad) {  // rows that do not match their metadata
             complete(bad.boost_code(), result_builder::failed(std::move(d)));

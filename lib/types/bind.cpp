@@ -7,12 +7,46 @@
 namespace cqlcoro::detail {
 
 namespace {
+
+// Bounded: a few dozen buffers of at most 4 KiB per thread. `alive` guards a bound_values destroyed
+// after this thread's pool (a static one at exit).
+struct bind_buffer_pool {
+    static constexpr std::size_t max_buffers = 64, max_capacity = 4096;
+    std::vector<byte_buffer> free;
+    bool alive = true;
+    ~bind_buffer_pool() { alive = false; }
+};
+thread_local bind_buffer_pool bind_buffers;
+
 std::string marker_list(std::span<const column_spec> markers) {
     std::string out;
     for (const auto& m : markers) out += fmt::format("{}{} {}", out.empty() ? "" : ", ", m.name, to_cql_string(m.type));
     return out.empty() ? "none" : out;
 }
 }  // namespace
+
+byte_buffer take_bind_buffer() noexcept {
+    auto& pool = bind_buffers;
+    if (!pool.alive || pool.free.empty()) return {};
+    byte_buffer b = std::move(pool.free.back());
+    pool.free.pop_back();
+    return b;
+}
+
+void give_bind_buffer(byte_buffer&& b) noexcept {
+    auto& pool = bind_buffers;
+    if (!pool.alive || b.capacity() == 0 || b.capacity() > bind_buffer_pool::max_capacity) return;
+    if (pool.free.size() >= bind_buffer_pool::max_buffers) return;
+    if (pool.free.capacity() == 0) {
+        try {
+            pool.free.reserve(bind_buffer_pool::max_buffers);  // once per thread
+        } catch (...) {
+            return;
+        }
+    }
+    b.clear();
+    pool.free.push_back(std::move(b));
+}
 
 void throw_bind_error(error_code ec, std::span<const column_spec> markers, std::size_t i, const std::string& cpp_type) {
     const auto& m = markers[i];

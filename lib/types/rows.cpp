@@ -46,13 +46,21 @@ result_page::result_page(std::vector<column_spec> columns, std::size_t row_count
     : result_page(std::make_shared<const detail::column_set>(std::move(columns)), row_count, content, std::move(keep_alive), options) {}
 
 result_page::result_page(std::shared_ptr<const detail::column_set> columns, std::size_t row_count, bytes_view content,
-                         std::shared_ptr<const void> keep_alive, decode_options options) {
-    const std::size_t ncols = columns->columns.size();
+                         std::shared_ptr<const void> keep_alive, decode_options options)
+    : result_page(
+          [&] {
+              auto d = std::make_shared<detail::page_data>(std::move(columns), row_count);
+              d->options = options;
+              d->keep_alive = std::move(keep_alive);
+              return d;
+          }(),
+          content) {}
+
+result_page::result_page(std::shared_ptr<detail::page_data> d, bytes_view content) {
+    const std::size_t ncols = d->columns.size();
+    const std::size_t row_count = d->row_count;
     if (ncols != 0 && row_count > content.size() / 4 / ncols)
         throw error(type_errc::bad_collection, "result page: more cells announced than the content holds");
-    auto d = std::make_shared<detail::page_data>(std::move(columns), row_count);
-    d->options = options;
-    d->keep_alive = std::move(keep_alive);
     d->cells.resize(row_count * ncols);
     detail::reader r(content);
     for (auto& c : d->cells) {
