@@ -289,11 +289,13 @@ TEST_CASE("session: cancellations racing slow responses: every request completes
         std::vector<int> completions(n, 0);
         int ok = 0, aborted = 0, other = 0, finished = 0;
         asio::steady_timer all_done(ex, asio::steady_timer::time_point::max());
-        std::vector<std::unique_ptr<asio::cancellation_signal>> signals;
+        // The timers may fire after every request has completed and this body has returned: they share
+        // ownership of the signals rather than point into this frame.
+        auto signals = std::make_shared<std::vector<std::unique_ptr<asio::cancellation_signal>>>();
         std::vector<std::unique_ptr<asio::steady_timer>> cancellers;
         for (int i = 0; i < n; ++i) {
-            signals.push_back(std::make_unique<asio::cancellation_signal>());
-            s.execute(statement(fmt::format("slow {}", i % 8)), asio::bind_cancellation_slot(signals.back()->slot(), [&, i](error_code ec, result r) {
+            signals->push_back(std::make_unique<asio::cancellation_signal>());
+            s.execute(statement(fmt::format("slow {}", i % 8)), asio::bind_cancellation_slot(signals->back()->slot(), [&, i](error_code ec, result r) {
                 ++completions[static_cast<std::size_t>(i)];
                 if (!ec && r.size() == 2) ++ok;
                 else if (ec == asio::error::operation_aborted) ++aborted;
@@ -303,8 +305,8 @@ TEST_CASE("session: cancellations racing slow responses: every request completes
             // Cancel some at once, some around when their answer arrives, some never.
             if (i % 3 != 0) {
                 cancellers.push_back(std::make_unique<asio::steady_timer>(ex, std::chrono::milliseconds((i * 7) % 40)));
-                cancellers.back()->async_wait([&, i](error_code ec) {
-                    if (!ec) signals[static_cast<std::size_t>(i)]->emit(asio::cancellation_type::terminal);
+                cancellers.back()->async_wait([signals, i](error_code ec) {
+                    if (!ec) (*signals)[static_cast<std::size_t>(i)]->emit(asio::cancellation_type::terminal);
                 });
             }
         }
