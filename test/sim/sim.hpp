@@ -105,14 +105,18 @@ struct void_answer {};
 struct close_connection {};     ///< close the connection instead of answering
 struct hang {};                 ///< never answer (the stream id stays in use)
 struct half_close {};           ///< shut down the sending side: the client reads EOF, its writes still arrive
+struct undecodable {};          ///< a RESULT of an unknown kind in an intact frame (uncompressed connections)
 
 /// What a primed request gets.
 struct prime_then {
-    std::variant<rows_answer, void_answer, protocol::error_response, close_connection, hang, half_close> answer = void_answer{};
+    std::variant<rows_answer, void_answer, protocol::error_response, close_connection, hang, half_close, undecodable> answer =
+        void_answer{};
     std::chrono::milliseconds delay{0};
     /// For PREPARE of this query: the bind markers and partition-key indexes to return.
     std::vector<column_spec> markers;
     std::vector<std::uint16_t> pk_indexes;
+    /// Warnings sent with the answer (v4+), as Cassandra 2.2+ sends them.
+    std::vector<std::string> warnings;
 };
 
 /// A request as the node received it.

@@ -273,12 +273,22 @@ void request_handler::handle_statement(const frame_header& h, std::string_view q
             conn.shutdown_send();
             return;
         }
+        if (std::holds_alternative<undecodable>(then.answer)) {
+            frame_header out{.version = h.version, .response = true, .flags = 0, .stream = h.stream, .op = opcode::result, .length = 4};
+            byte_buffer envelope(protocol::header_size + 4, 0);
+            protocol::encode_header(out, envelope.data());
+            envelope[protocol::header_size + 2] = 0x77;  // result kind 0x7777: no such kind
+            envelope[protocol::header_size + 3] = 0x77;
+            conn.send(std::move(envelope));
+            return;
+        }
         if (auto rows = std::get_if<rows_answer>(&then.answer))
             r.body = rows_result(*rows, p, h.version);
         else if (auto err = std::get_if<error_response>(&then.answer))
             r.body = *err;
         else
             r.body = result_response{void_result{}};
+        if (h.version >= 4) r.warnings = then.warnings;
         conn.respond(h.stream, r, then.delay);
         return;
     }

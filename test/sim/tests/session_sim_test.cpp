@@ -342,3 +342,36 @@ TEST_CASE("session: cancel_after bounds a request, with any token") {
         co_await s.close(std::chrono::milliseconds(100));
     });
 }
+
+TEST_CASE("session: an answer that does not decode fails its request only; the connection serves on") {
+    sim::cluster c({.nodes = 1, .port = port});
+    c.prime({.query = "garbled"}, {sim::undecodable{}});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, params_for(c));
+        auto [ec, r] = co_await s.execute(statement("garbled"), asio::as_tuple(asio::use_awaitable));
+        CHECK(ec.category() == protocol_category());
+        REQUIRE(r.diagnostics().attempts.size() == 1);
+        CHECK_THAT(r.diagnostics().attempts[0].message, ContainsSubstring("malformed answer"));
+        auto ok = co_await s.execute(statement("SELECT 1"));  // the framing held: same connection, still open
+        CHECK(ok.empty());
+        CHECK(s.metrics().at(0).open_connections == 1);
+        co_await s.close();
+    });
+}
+
+TEST_CASE("session: server warnings reach the result (v4+; Cassandra 2.1 sends none)") {
+    sim::cluster c({.nodes = 1, .port = port});
+    sim::prime_then warned{sim::void_answer{}};
+    warned.warnings = {"Aggregation query used without partition key", "Batch of prepared statements is of size 6000"};
+    c.prime({.query = "SELECT count(*) FROM t"}, warned);
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, params_for(c));
+        auto r = co_await s.execute(statement("SELECT count(*) FROM t"));
+        REQUIRE(r.warnings().size() == 2);
+        CHECK(r.warnings()[0] == "Aggregation query used without partition key");
+        CHECK(r.warnings()[1] == "Batch of prepared statements is of size 6000");
+        auto plain = co_await s.execute(statement("SELECT 1"));
+        CHECK(plain.warnings().empty());
+        co_await s.close();
+    });
+}
