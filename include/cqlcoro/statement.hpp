@@ -13,6 +13,7 @@
 #include <cqlcoro/codec.hpp>
 #include <cqlcoro/column_spec.hpp>
 #include <cqlcoro/consistency.hpp>
+#include <cqlcoro/rows.hpp>
 #include <cqlcoro/value_types.hpp>
 
 #include <boost/asio/ip/address.hpp>
@@ -206,10 +207,6 @@ private:
 
 class bound_statement;
 
-namespace detail {
-struct column_set;
-}
-
 /// What PREPARE returned, shared by every bound_statement made from it. Immutable.
 struct prepared_data {
     std::string query;
@@ -218,8 +215,12 @@ struct prepared_data {
     std::vector<std::uint8_t> result_metadata_id;  ///< v5
     std::vector<column_spec> markers;        ///< bind markers, in order
     std::vector<std::uint16_t> pk_indexes;   ///< marker positions of the partition key columns
-    std::vector<column_spec> result_columns; ///< columns of the rows it returns (empty for writes)
-    std::shared_ptr<const detail::column_set> result_set;  ///< the same, indexed once for every result page
+    /// Columns of the rows it returns (none for writes), indexed once and shared by every result page.
+    std::shared_ptr<const detail::column_set> result_set;
+
+    std::span<const column_spec> result_columns() const noexcept {
+        return result_set ? std::span<const column_spec>(result_set->columns) : std::span<const column_spec>();
+    }
 };
 
 /// A prepared statement: cheap to copy (shared), bound with bind().
@@ -237,7 +238,7 @@ public:
     const std::shared_ptr<const prepared_data>& shared() const noexcept { return data_; }
     const std::string& query() const noexcept { return data_->query; }
     std::span<const column_spec> markers() const noexcept { return data_->markers; }
-    std::span<const column_spec> result_columns() const noexcept { return data_->result_columns; }
+    std::span<const column_spec> result_columns() const noexcept { return data_->result_columns(); }
     explicit operator bool() const noexcept { return data_ != nullptr; }
 
 private:

@@ -384,9 +384,9 @@ void connection::enqueue(shared_frame frame, pending p, bool cancellable) {
 
 // A sink is called right here, on the strand; a handler gets a post to its executor (finish).
 void connection::settle(pending p, error_code ec, response_frame f) {
-    if (p.sink) {  // an answer to a sink goes to on_frame (parse_frames): here it is a failure
+    if (p.sink) {  // an answer to a sink goes to on_frame (parse_frames): here `ec` is always a failure
         load_.fetch_sub(1, std::memory_order_relaxed);
-        p.sink->on_failure(ec ? ec : error_code(client_errc::connection_closed_sent));
+        p.sink->on_failure(ec);
         return;
     }
     finish(std::move(p.handler), ec, std::move(f));

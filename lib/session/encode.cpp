@@ -78,7 +78,7 @@ error_code encode_statement(const encode_context& ctx, const bound_statement& s,
     const auto& p = s.prepared();
     protocol::execute_request e{p.id, p.result_metadata_id, params_of(ctx, s.options(), values)};
     // The rows metadata is known from PREPARE: ask the server not to repeat it (but v5 checks it by id).
-    e.params.skip_metadata = !p.result_columns.empty();
+    e.params.skip_metadata = !p.result_columns().empty();
     return protocol::encode_request(ctx.version, e, c.frame, out);
 }
 

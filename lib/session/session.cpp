@@ -72,7 +72,7 @@ struct result_builder {
             // With skip_metadata the columns come from PREPARE (indexed once, shared); otherwise they move
             // out of the frame we own.
             const auto count = static_cast<std::size_t>(rows->row_count);
-            auto set = rows->metadata.columns.empty() && prepared && prepared->result_set
+            auto set = rows->metadata.columns.empty() && prepared && !prepared->result_columns().empty()
                            ? prepared->result_set
                            : std::make_shared<const detail::column_set>(std::move(rows->metadata.columns));
             // The page's index lives in the same allocation as the frame it points into.
@@ -219,7 +219,6 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
             data->result_metadata_id = p->result_metadata_id;
             data->markers = p->variables.columns;
             data->pk_indexes = p->variables.pk_indexes;
-            data->result_columns = p->result.columns;
             data->result_set = std::make_shared<const detail::column_set>(p->result.columns);
             co_return prepared_statement(std::move(data));
         }
@@ -238,7 +237,6 @@ struct request_op final : connection::request_sink {
     erased_handler handler;
     protocol::byte_buffer frame;  // encoded once for frame_version; connections share it while writing
     std::uint8_t frame_version = 0;
-    std::shared_ptr<conn_t> conn;  // the connection holding the current attempt
     asio::cancellation_signal attempt_signal;  // the application's cancellation, forwarded to the connection
     asio::cancellation_slot user_slot;
     std::atomic<bool> cancelled{false};
@@ -288,10 +286,10 @@ struct request_op final : connection::request_sink {
                 if (ec) return fail(ec, fmt::format("cannot encode the request: {}", ec.message()));
                 frame_version = c->version();
             }
-            conn = std::move(c);
-            // Only a cancellable request pays for cancellation at the connection.
+            // Only a cancellable request pays for cancellation at the connection. The session's host list
+            // keeps the connection alive while it holds the request.
             const auto slot = user_slot.is_connected() ? attempt_signal.slot() : asio::cancellation_slot();
-            conn->submit(conn_t::shared_frame(keep, &frame), this, slot, deadline);
+            c->submit(conn_t::shared_frame(keep, &frame), this, slot, deadline);
             return;
         }
         complete(client_errc::no_host_available, result_builder::failed(std::move(req->diagnostics)));
@@ -299,7 +297,6 @@ struct request_op final : connection::request_sink {
 
     // On the connection's strand: the request got no answer.
     void on_failure(error_code ec) override {
-        conn.reset();
         auto& d = req->diagnostics;
         if (ec == client_errc::connection_closed_unsent || ec == client_errc::connection_draining || ec == client_errc::too_many_requests) {
             d.attempts.push_back({d.host, ec, ec.message()});
@@ -313,7 +310,6 @@ struct request_op final : connection::request_sink {
 
     // On the connection's strand: the answer, decoded here into the allocation the result keeps.
     void on_frame(const protocol::frame_header& h, protocol::bytes_view body) override {
-        conn.reset();
         auto& d = req->diagnostics;
         auto f = std::make_shared<result_builder::owned_response>(h, body);
         if (f->failure) return fail(f->failure, fmt::format("malformed answer: {}", f->failure.message()));

@@ -22,6 +22,7 @@ using Catch::Matchers::ContainsSubstring;
 using cqlcoro::test::check_same;
 using cqlcoro::test::everything;
 using cqlcoro::test::test_host;
+using cqlcoro::test::yield_until;
 
 namespace {
 
@@ -211,15 +212,6 @@ const host_metrics& only_host(const session& s) {
     last = s.metrics();
     REQUIRE(last.size() == 1);
     return last.front();
-}
-
-// Yields to the io_context until `done()` holds; fails after `limit` turns rather than hang.
-template <class Done>
-asio::awaitable<void> yield_until(Done done, int limit = 1'000'000) {
-    for (int i = 0; !done(); ++i) {
-        if (i == limit) FAIL("the awaited condition never held");
-        co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
-    }
 }
 
 }  // namespace

@@ -4,8 +4,12 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <exception>
+#include <stdexcept>
 
 namespace cqlcoro::test {
 
@@ -21,6 +25,16 @@ void run_coroutine(F f) {
     });
     io.run();
     if (failure) std::rethrow_exception(failure);
+}
+
+/// Yields to the io_context until `done()` holds, for a condition that other handlers make true (a write
+/// begun, a counter reached); throws after `limit` turns rather than hang.
+template <class Done>
+boost::asio::awaitable<void> yield_until(Done done, int limit = 1'000'000) {
+    for (int i = 0; !done(); ++i) {
+        if (i == limit) throw std::runtime_error("yield_until: the awaited condition never held");
+        co_await boost::asio::post(co_await boost::asio::this_coro::executor, boost::asio::use_awaitable);
+    }
 }
 
 }  // namespace cqlcoro::test
