@@ -6,8 +6,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/container/small_vector.hpp>
@@ -508,16 +506,10 @@ asio::awaitable<prepared_statement> session::prepare(std::string query) {
 
 void session::add_middleware(middleware m) { impl_->user_middlewares.push_back(std::move(m)); }
 
-// Every connection drains at the same time: closing takes the longest drain, not their sum.
 asio::awaitable<void> session::close(std::chrono::milliseconds timeout) {
     impl_->closing = true;
-    using close_op = decltype(asio::co_spawn(impl_->ex, std::declval<asio::awaitable<void>>(), asio::deferred));
-    std::vector<close_op> closes;
     for (const auto& h : impl_->hosts)
-        for (const auto& c : h->connections) closes.push_back(asio::co_spawn(impl_->ex, c->close(timeout), asio::deferred));
-    if (closes.empty()) co_return;
-    auto group = asio::experimental::make_parallel_group(std::move(closes));
-    co_await group.async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+        for (const auto& c : h->connections) co_await c->close(timeout);
 }
 
 std::vector<host_metrics> session::metrics() const {
