@@ -51,6 +51,9 @@ public:
     const std::string& keyspace_set() const noexcept { return keyspace_set_; }
     /// Every attempt the request made, and on failure the server's error.
     const cqlcoro::diagnostics& diagnostics() const noexcept { return diagnostics_; }
+    /// For a schema change: whether every up node reported the same schema version before the result
+    /// was handed back (session_params::schema_agreement_timeout); none for other results.
+    std::optional<bool> schema_in_agreement() const noexcept { return schema_agreement_; }
 
 private:
     friend struct result_builder;
@@ -60,6 +63,7 @@ private:
     std::optional<uuid> tracing_id_;
     std::optional<schema_change_info> schema_change_;
     std::string keyspace_set_;
+    std::optional<bool> schema_agreement_;
     cqlcoro::diagnostics diagnostics_;
 };
 

@@ -10,14 +10,16 @@
 // default token awaits and throws cqlcoro::error with those diagnostics. Cancellation slots work: a
 // request not yet written is never sent; one already written completes with operation_aborted.
 //
-// Requests run through a chain of coroutine middlewares: the application's (add_middleware), then the
-// request timeout, the query plan (round robin over the hosts for now) and the node attempt.
+// Requests run through the application's middlewares (add_middleware), then the built-in chain: the
+// request timeout, the query plan (token-aware over datacenter-aware round robin) and the node attempt.
+// The session follows the cluster through a control connection: see cqlcoro/metadata.hpp.
 #pragma once
 
 #include <cqlcoro/auth.hpp>
 #include <cqlcoro/detail/erased_handler.hpp>
 #include <cqlcoro/consistency.hpp>
 #include <cqlcoro/error.hpp>
+#include <cqlcoro/metadata.hpp>
 #include <cqlcoro/result.hpp>
 #include <cqlcoro/statement.hpp>
 #include <cqlcoro/tls.hpp>
@@ -29,6 +31,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -62,6 +65,43 @@ struct session_params {
     std::chrono::milliseconds heartbeat_interval = 30s;
     consistency default_consistency = consistency::local_one;
     std::int32_t default_page_size = 5000;
+
+    // ---- Cluster awareness: contact points are for bootstrap; the control connection finds the rest.
+    /// The datacenter whose nodes are local; empty: the datacenter of the first contact point that answers.
+    std::string local_datacenter;
+    /// Nodes of each other datacenter that query plans may use after the local ones (0: none, as in
+    /// the Java driver); they are `remote`, the others `ignored` (no connections).
+    std::size_t remote_hosts_per_dc = 0;
+    std::size_t connections_per_remote_host = 1;
+    /// Route statements with a routing key to a replica of their partition first (replicas shuffled).
+    bool token_aware = true;
+    bool shuffle_replicas = true;
+    /// The delay before each reconnection attempt to a node that is down.
+    reconnection_policy reconnection = reconnection_policy::exponential(std::chrono::seconds(1), std::chrono::minutes(1));
+    /// Server events are applied in batches: after `event_window` without a new one, or at once when
+    /// `event_max_batch` are waiting.
+    std::chrono::milliseconds event_window = 1s;
+    std::size_t event_max_batch = 20;
+    /// Read schema metadata (keyspaces, tables, ...); the token map needs the keyspaces' replication.
+    bool schema_metadata = true;
+    /// After a schema change through the session: wait (at most this long) until every up node reports
+    /// the same schema version; 0: do not wait. result::schema_in_agreement() tells the outcome.
+    std::chrono::milliseconds schema_agreement_timeout = 10s;
+    std::chrono::milliseconds schema_agreement_interval = 200ms;
+    /// prepare() prepares on every up node, not just the one that answers; nodes coming back up (and new
+    /// ones) get the session's prepared statements again, `reprepare_parallelism` at a time.
+    bool prepare_on_all_hosts = true;
+    bool reprepare_on_up = true;
+    std::size_t reprepare_parallelism = 8;
+    /// Maps the address a node advertises (system.peers) to the one the session connects to (NAT, cloud).
+    /// Contact points are used as given.
+    std::function<asio::ip::tcp::endpoint(const asio::ip::tcp::endpoint&)> address_translator;
+    /// Told when nodes are added, removed, come up or go down; runs on the session's strand: keep it short.
+    std::function<void(const node_event&)> on_node_event;
+    /// When connect() returns: once the first node has an open pool, or once every pool's first
+    /// connection attempt has finished (each up or marked down).
+    enum class readiness { first_host, all_pools };
+    readiness ready_when = readiness::first_host;
 };
 
 /// A host's counters, as session::metrics() reports them.
@@ -170,6 +210,11 @@ public:
     const session_params& params() const noexcept;
     /// Per-host counters, read without stopping anything (each is exact on its own, not as a set).
     std::vector<host_metrics> metrics() const;
+    /// The cluster as the session knows it now: nodes (with their state), schema, token map. An immutable
+    /// snapshot; call again for a later one.
+    std::shared_ptr<const cluster_metadata> metadata() const;
+    /// Waits (at most `timeout`) until every up node reports the same schema version; true when they do.
+    asio::awaitable<bool> check_schema_agreement(std::chrono::milliseconds timeout = 10s);
 
 private:
     using handler_t = detail::erased_handler;

@@ -48,6 +48,11 @@ struct statement_options {
     std::vector<std::pair<std::string, std::vector<std::uint8_t>>> custom_payload;  ///< v4+
     std::string keyspace;                         ///< v5: the keyspace of unqualified names
     std::optional<std::int32_t> now_in_seconds;   ///< v5: "now" for TTL and deletion, in seconds
+    /// Token-aware routing: the partition key as serialized bytes (composite_routing_key() for several
+    /// columns) and its keyspace. A bound statement computes both from its partition-key markers;
+    /// these override that.
+    std::vector<std::uint8_t> routing_key;
+    std::string routing_keyspace;
 };
 
 /// Fluent setters shared by every statement kind; `Derived` is the statement class.
@@ -70,6 +75,8 @@ public:
     CQLCORO_OPTION_SETTER(tracing, bool, tracing)
     CQLCORO_OPTION_SETTER(keyspace, std::string, keyspace)
     CQLCORO_OPTION_SETTER(now_in_seconds, std::int32_t, now_in_seconds)
+    CQLCORO_OPTION_SETTER(routing_key, std::vector<std::uint8_t>, routing_key)
+    CQLCORO_OPTION_SETTER(routing_keyspace, std::string, routing_keyspace)
 #undef CQLCORO_OPTION_SETTER
     /// Adds a custom payload entry (v4+).
     Derived& payload(std::string key, std::vector<std::uint8_t> value) & {

@@ -1,44 +1,144 @@
 #include "cluster/replicas.hpp"
 
+// GCC 12 reports a std::vector inside std::optional<token> as maybe-uninitialized when it is moved
+// out of the optional (a known false positive of its variant/optional analysis).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #include <algorithm>
+#include <numeric>
 #include <set>
 
 namespace cqlcoro::cluster {
 
-token_ring token_ring::build(std::vector<ring_host> hosts, const std::vector<std::vector<std::int64_t>>& tokens) {
+std::optional<partitioner> partitioner_from_class(std::string_view name) noexcept {
+    if (auto dot = name.rfind('.'); dot != std::string_view::npos) name.remove_prefix(dot + 1);
+    if (name == "Murmur3Partitioner") return partitioner::murmur3;
+    if (name == "RandomPartitioner") return partitioner::random;
+    if (name == "ByteOrderedPartitioner") return partitioner::byte_ordered;
+    return std::nullopt;
+}
+
+token token_of(partitioner p, key_bytes key) {
+    switch (p) {
+    case partitioner::murmur3: return murmur3_token(key);
+    case partitioner::random: return random_token(key).value_or(uint128{0});  // the minimum sorts first
+    case partitioner::byte_ordered: return std::vector<std::uint8_t>(key.begin(), key.end());
+    }
+    return std::int64_t{0};
+}
+
+std::optional<token> parse_token(partitioner p, std::string_view text) {
+    switch (p) {
+    case partitioner::murmur3:
+        if (auto t = parse_murmur3_token(text)) return token(*t);
+        return std::nullopt;
+    case partitioner::random:
+        if (auto t = parse_random_token(text)) return token(*t);
+        return std::nullopt;
+    case partitioner::byte_ordered:
+        if (auto t = parse_byte_ordered_token(text)) return token(std::move(*t));
+        return std::nullopt;
+    }
+    return std::nullopt;
+}
+
+namespace {
+
+// Sorts (token, owner) pairs of one token type into the ring.
+template <class T>
+void place(token_ring& ring, std::vector<std::pair<T, std::uint32_t>> all) {
+    std::sort(all.begin(), all.end());
+    std::vector<T> sorted;
+    sorted.reserve(all.size());
+    ring.owners.reserve(all.size());
+    for (auto& [t, owner] : all) {
+        sorted.push_back(std::move(t));
+        ring.owners.push_back(owner);
+    }
+    ring.tokens = std::move(sorted);
+}
+
+}  // namespace
+
+token_ring token_ring::build(partitioner p, std::vector<ring_host> hosts, const std::vector<std::vector<std::string>>& tokens) {
     token_ring ring;
+    ring.kind = p;
     ring.hosts = std::move(hosts);
-    for (std::size_t h = 0; h < tokens.size() && h < ring.hosts.size(); ++h)
-        for (auto t : tokens[h]) ring.entries.push_back({t, h});
-    std::sort(ring.entries.begin(), ring.entries.end(), [](const entry& a, const entry& b) { return a.token < b.token; });
+    auto collect = [&]<class T>(std::vector<std::pair<T, std::uint32_t>>& out) {
+        for (std::size_t h = 0; h < tokens.size() && h < ring.hosts.size(); ++h)
+            for (const auto& text : tokens[h])
+                if (auto t = parse_token(p, text)) out.emplace_back(std::get<T>(std::move(*t)), static_cast<std::uint32_t>(h));
+    };
+    switch (p) {
+    case partitioner::murmur3: {
+        std::vector<std::pair<std::int64_t, std::uint32_t>> all;
+        collect(all);
+        place(ring, std::move(all));
+        break;
+    }
+    case partitioner::random: {
+        std::vector<std::pair<uint128, std::uint32_t>> all;
+        collect(all);
+        place(ring, std::move(all));
+        break;
+    }
+    case partitioner::byte_ordered: {
+        std::vector<std::pair<std::vector<std::uint8_t>, std::uint32_t>> all;
+        collect(all);
+        place(ring, std::move(all));
+        break;
+    }
+    }
     return ring;
 }
 
-std::size_t token_ring::first_at_or_after(std::int64_t token) const noexcept {
-    auto it = std::lower_bound(entries.begin(), entries.end(), token, [](const entry& e, std::int64_t t) { return e.token < t; });
-    return it == entries.end() ? 0 : static_cast<std::size_t>(it - entries.begin());
+token_ring token_ring::build(std::vector<ring_host> hosts, const std::vector<std::vector<std::int64_t>>& tokens) {
+    token_ring ring;
+    ring.hosts = std::move(hosts);
+    std::vector<std::pair<std::int64_t, std::uint32_t>> all;
+    for (std::size_t h = 0; h < tokens.size() && h < ring.hosts.size(); ++h)
+        for (auto t : tokens[h]) all.emplace_back(t, static_cast<std::uint32_t>(h));
+    place(ring, std::move(all));
+    return ring;
 }
 
-std::vector<std::size_t> simple_replicas(const token_ring& ring, std::int64_t token, std::size_t rf) {
-    std::vector<std::size_t> out;
-    if (ring.entries.empty()) return out;
+std::size_t token_ring::first_at_or_after(const token& t) const noexcept {
+    return std::visit(
+        [&](const auto& sorted) -> std::size_t {
+            using T = typename std::decay_t<decltype(sorted)>::value_type;
+            const auto* want = std::get_if<T>(&t);
+            if (!want) return 0;  // a token of another partitioner: no placement, start anywhere
+            auto it = std::lower_bound(sorted.begin(), sorted.end(), *want);
+            return it == sorted.end() ? 0 : static_cast<std::size_t>(it - sorted.begin());
+        },
+        tokens);
+}
+
+std::vector<std::uint32_t> simple_replicas_at(const token_ring& ring, std::size_t start, std::size_t rf) {
+    std::vector<std::uint32_t> out;
+    if (ring.empty()) return out;
     rf = std::min(rf, ring.hosts.size());
-    const auto start = ring.first_at_or_after(token);
-    for (std::size_t i = 0; i < ring.entries.size() && out.size() < rf; ++i) {
-        const auto owner = ring.entries[(start + i) % ring.entries.size()].owner;
+    for (std::size_t i = 0; i < ring.size() && out.size() < rf; ++i) {
+        const auto owner = ring.owners[(start + i) % ring.size()];
         if (std::find(out.begin(), out.end(), owner) == out.end()) out.push_back(owner);
     }
     return out;
 }
 
-std::vector<std::size_t> network_topology_replicas(const token_ring& ring, std::int64_t token,
-                                                   const std::map<std::string, std::size_t>& rf_by_dc) {
+std::vector<std::uint32_t> everywhere_replicas_at(const token_ring& ring, std::size_t start) {
+    return simple_replicas_at(ring, start, ring.hosts.size());
+}
+
+std::vector<std::uint32_t> network_topology_replicas_at(const token_ring& ring, std::size_t start,
+                                                     const std::map<std::string, std::size_t>& rf_by_dc) {
     struct dc_state {
         std::size_t wanted = 0;
         std::size_t racks = 0;  // distinct racks in the datacenter
         std::size_t chosen = 0;
         std::set<std::string> seen_racks;
-        std::vector<std::size_t> skipped;  // hosts passed over because their rack already had a replica
+        std::vector<std::uint32_t> skipped;  // hosts passed over because their rack already had a replica
     };
     std::map<std::string, dc_state> dcs;
     {
@@ -55,20 +155,17 @@ std::vector<std::size_t> network_topology_replicas(const token_ring& ring, std::
             s.racks = racks[dc].size();
         }
     }
-    std::vector<std::size_t> out;
-    if (ring.entries.empty() || dcs.empty()) return out;
+    std::vector<std::uint32_t> out;
+    if (ring.empty() || dcs.empty()) return out;
+    std::size_t unfinished = dcs.size();
     std::vector<bool> taken(ring.hosts.size(), false);
-    auto all_done = [&] {
-        return std::all_of(dcs.begin(), dcs.end(), [](const auto& d) { return d.second.chosen >= d.second.wanted; });
-    };
-    auto choose = [&](dc_state& s, std::size_t host) {
+    auto choose = [&](dc_state& s, std::uint32_t host) {
         taken[host] = true;
-        ++s.chosen;
         out.push_back(host);
+        if (++s.chosen == s.wanted) --unfinished;
     };
-    const auto start = ring.first_at_or_after(token);
-    for (std::size_t i = 0; i < ring.entries.size() && !all_done(); ++i) {
-        const auto host = ring.entries[(start + i) % ring.entries.size()].owner;
+    for (std::size_t i = 0; i < ring.size() && unfinished > 0; ++i) {
+        const auto host = ring.owners[(start + i) % ring.size()];
         if (taken[host]) continue;
         const auto& h = ring.hosts[host];
         auto it = dcs.find(h.dc);

@@ -1,11 +1,11 @@
 #include <cqlcoro/session.hpp>
 
-#include "connection/connection.hpp"
-#include "session/encode.hpp"
+#include "session/session_impl.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/container/small_vector.hpp>
@@ -15,24 +15,16 @@
 #include <atomic>
 #include <cstring>
 #include <map>
+#include <random>
 
 namespace cqlcoro {
 
-using conn_t = connection::connection;
 using connection::clock;
 using detail::erased_handler;
 
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-
-protocol::compression to_protocol(cqlcoro::compression c) {
-    switch (c) {
-    case compression::lz4: return protocol::compression::lz4;
-    case compression::snappy: return protocol::compression::snappy;
-    default: return protocol::compression::none;
-    }
-}
 
 }  // namespace
 
@@ -84,6 +76,7 @@ struct result_builder {
         }
         return r;
     }
+    static void agreed(result& r, bool agreement) { r.schema_agreement_ = agreement; }
     static result failed(diagnostics d) {
         result r;
         r.diagnostics_ = std::move(d);
@@ -105,124 +98,141 @@ std::string_view request::text() const noexcept {
 
 namespace detail {
 
-struct host {
-    std::string name;  // "address:port"
-    std::vector<std::shared_ptr<conn_t>> connections;
+result result_from_frame(const connection::response_frame& f) {
+    auto owned = std::make_shared<result_builder::owned_response>(f.header, protocol::bytes_view(f.body.data(), f.body.size()));
+    if (owned->failure) throw error(owned->failure, "malformed answer: " + owned->failure.message());
+    if (!std::holds_alternative<protocol::result_response>(owned->message.body))
+        throw error(protocol_errc::unexpected_opcode, "the answer is not a RESULT");
+    return result_builder::from(std::move(owned), nullptr, {});
+}
 
-    // The open connection with the fewest requests in flight.
-    std::shared_ptr<conn_t> pick() const {
-        std::shared_ptr<conn_t> best;
-        for (const auto& c : connections)
-            if (c->state() == connection::connection_state::ready && (!best || c->in_flight() < best->in_flight())) best = c;
-        return best;
-    }
-};
-
-struct prepare_entry {
-    explicit prepare_entry(asio::any_io_executor ex) : done(ex, asio::steady_timer::time_point::max()) {}
-    asio::steady_timer done;  // cancelled when the PREPARE completes
-    bool finished = false;
-    prepared_statement value;
-    std::exception_ptr failure;
-};
-
-struct session_impl : std::enable_shared_from_this<session_impl> {
-    asio::any_io_executor ex;
-    asio::strand<asio::any_io_executor> strand;  // the prepare cache
-    session_params params;
-    std::vector<std::shared_ptr<host>> hosts;
-    std::uint8_t version = 0;
-    protocol::compression frame_compression = protocol::compression::none;
-    std::atomic<std::size_t> next_host{0};
-    std::vector<middleware> user_middlewares;
-    std::map<std::pair<std::string, std::string>, std::shared_ptr<prepare_entry>> prepared;
-    std::atomic<bool> closing{false};
-
-    explicit session_impl(asio::any_io_executor e) : ex(e), strand(asio::make_strand(e)) {}
-
-    session_detail::encode_context encoding() const {
-        return {.version = version, .compression = frame_compression, .default_cl = params.default_consistency,
-                .default_page_size = params.default_page_size};
-    }
-
-    // The chain: user middlewares, then timeout, query plan and node attempt.
-    asio::awaitable<outcome> run(request& r, std::size_t layer) {
-        if (layer < user_middlewares.size()) {
-            auto self = shared_from_this();
-            next_layer next = [self, layer](request& q) { return self->run(q, layer + 1); };
-            co_return co_await user_middlewares[layer](r, std::move(next));
-        }
-        co_return co_await built_in(r);
-    }
-
-    // The built-in chain (request_op, below) for a request coming out of the application's middlewares;
-    // `r` stays theirs (they may send it again), so the operation takes a copy.
-    asio::awaitable<outcome> built_in(request& r);
-    auto start_built_in(request q);
-
-    // The query plan, round robin: hosts in order from a start that advances with every request.
-    std::size_t plan_start() noexcept { return next_host.fetch_add(1, std::memory_order_relaxed); }
-    const host& planned(std::size_t start, std::size_t i) const noexcept { return *hosts[(start + i) % hosts.size()]; }
-
-    asio::awaitable<prepared_statement> prepare_on_strand(std::string query) {
+asio::awaitable<outcome> session_impl::run(request& r, std::size_t layer) {
+    if (layer < user_middlewares.size()) {
         auto self = shared_from_this();
-        auto key = std::make_pair(params.keyspace, query);
-        if (auto it = prepared.find(key); it != prepared.end()) {
-            auto entry = it->second;
-            if (!entry->finished) co_await entry->done.async_wait(use_tuple);
-            if (entry->failure) std::rethrow_exception(entry->failure);
-            co_return entry->value;
-        }
-        auto entry = std::make_shared<prepare_entry>(strand);
-        prepared.emplace(key, entry);
-        try {
-            entry->value = co_await send_prepare(query);
-        } catch (...) {
-            entry->failure = std::current_exception();
-            prepared.erase(key);  // a later prepare tries again
-        }
-        entry->finished = true;
-        entry->done.cancel();
+        next_layer next = [self, layer](request& q) { return self->run(q, layer + 1); };
+        co_return co_await user_middlewares[layer](r, std::move(next));
+    }
+    co_return co_await built_in(r);
+}
+
+asio::awaitable<prepared_statement> session_impl::prepare_on_strand(std::string query) {
+    auto self = shared_from_this();
+    auto key = std::make_pair(params.keyspace, query);
+    if (auto it = prepared.find(key); it != prepared.end()) {
+        auto entry = it->second;
+        if (!entry->finished) co_await entry->done.async_wait(use_tuple);
         if (entry->failure) std::rethrow_exception(entry->failure);
         co_return entry->value;
     }
-
-    asio::awaitable<prepared_statement> send_prepare(const std::string& query) {
-        diagnostics d;
-        const auto start = plan_start();
-        for (std::size_t i = 0; i < hosts.size(); ++i) {
-            const auto* h = &planned(start, i);
-            d.host = h->name;
-            auto conn = h->pick();
-            if (!conn) continue;
-            auto frame = std::make_shared<protocol::byte_buffer>();
-            auto ctx = encoding();
-            ctx.version = conn->version();
-            ctx.compression = conn->frame_compression();
-            if (auto ec = session_detail::encode_prepare(ctx, query, "", *frame)) throw error(ec, "PREPARE: " + ec.message());
-            auto [ec, f] = co_await conn->execute(conn_t::shared_frame(std::move(frame)), use_tuple);
-            if (ec == client_errc::connection_closed_unsent || ec == client_errc::connection_draining) continue;
-            if (ec) throw error(ec, fmt::format("{}: PREPARE failed: {}", h->name, ec.message()));
-            if (auto* e = std::get_if<protocol::error_response>(&f.message.body)) {
-                auto x = make_server_error(*e, h->name);
-                throw error(x.boost_code(), fmt::format("{} (preparing \"{}\")", x.what(), query), x.diagnostics());
-            }
-            const auto* res = std::get_if<protocol::result_response>(&f.message.body);
-            const auto* p = res ? std::get_if<protocol::prepared_result>(&res->body) : nullptr;
-            if (!p) throw error(protocol_errc::unexpected_opcode, fmt::format("{}: the answer to PREPARE is not a prepared result", h->name));
-            auto data = std::make_shared<prepared_data>();
-            data->query = query;
-            data->keyspace = params.keyspace;
-            data->id = p->id;
-            data->result_metadata_id = p->result_metadata_id;
-            data->markers = p->variables.columns;
-            data->pk_indexes = p->variables.pk_indexes;
-            data->result_set = std::make_shared<const detail::column_set>(p->result.columns);
-            co_return prepared_statement(std::move(data));
-        }
-        throw error(client_errc::no_host_available, fmt::format("PREPARE \"{}\": no host has an open connection", query));
+    auto entry = std::make_shared<prepare_entry>(strand);
+    prepared.emplace(key, entry);
+    try {
+        entry->value = co_await send_prepare(query);
+    } catch (...) {
+        entry->failure = std::current_exception();
+        prepared.erase(key);  // a later prepare tries again
     }
-};
+    entry->finished = true;
+    entry->done.cancel();
+    if (entry->failure) std::rethrow_exception(entry->failure);
+    co_return entry->value;
+}
+
+namespace {
+
+// PREPARE on one connection: the prepared result, or the error that says why not.
+asio::awaitable<prepared_statement> prepare_on(session_impl& s, conn_t& conn, const std::string& name, const std::string& query) {
+    auto frame = std::make_shared<protocol::byte_buffer>();
+    auto ctx = s.encoding();
+    ctx.version = conn.version();
+    ctx.compression = conn.frame_compression();
+    if (auto ec = session_detail::encode_prepare(ctx, query, "", *frame)) throw error(ec, "PREPARE: " + ec.message());
+    auto [ec, f] = co_await conn.execute(conn_t::shared_frame(std::move(frame)), use_tuple);
+    if (ec) throw error(ec, fmt::format("{}: PREPARE failed: {}", name, ec.message()));
+    if (auto* e = std::get_if<protocol::error_response>(&f.message.body)) {
+        auto x = make_server_error(*e, name);
+        throw error(x.boost_code(), fmt::format("{} (preparing \"{}\")", x.what(), query), x.diagnostics());
+    }
+    const auto* res = std::get_if<protocol::result_response>(&f.message.body);
+    const auto* p = res ? std::get_if<protocol::prepared_result>(&res->body) : nullptr;
+    if (!p) throw error(protocol_errc::unexpected_opcode, fmt::format("{}: the answer to PREPARE is not a prepared result", name));
+    auto data = std::make_shared<prepared_data>();
+    data->query = query;
+    data->keyspace = s.params.keyspace;
+    data->id = p->id;
+    data->result_metadata_id = p->result_metadata_id;
+    data->markers = p->variables.columns;
+    data->pk_indexes = p->variables.pk_indexes;
+    data->result_set = std::make_shared<const detail::column_set>(p->result.columns);
+    co_return prepared_statement(std::move(data));
+}
+
+}  // namespace
+
+asio::awaitable<prepared_statement> session_impl::send_prepare(const std::string& query) {
+    auto v = current();
+    const auto start = plan_start();
+    std::vector<std::uint32_t> plan;
+    for (std::size_t i = 0; i < v->local.size(); ++i) plan.push_back(v->local[(start + i) % v->local.size()]);
+    plan.insert(plan.end(), v->remote.begin(), v->remote.end());
+    for (auto i : plan) {
+        const auto& h = *v->hosts[i];
+        auto* conn = h.pick();
+        if (!conn) continue;
+        try {
+            auto p = co_await prepare_on(*this, *conn, h.name(), query);
+            if (params.prepare_on_all_hosts) co_await prepare_on_others(query, h.name());
+            co_return p;
+        } catch (const error& e) {
+            if (e.boost_code() == client_errc::connection_closed_unsent || e.boost_code() == client_errc::connection_draining ||
+                e.boost_code() == client_errc::connection_closed_sent)
+                continue;
+            throw;
+        }
+    }
+    throw error(client_errc::no_host_available, fmt::format("PREPARE \"{}\": no host has an open connection", query));
+}
+
+asio::awaitable<void> session_impl::prepare_on_others(const std::string& query, const std::string& answered_by) {
+    auto v = current();
+    for (const auto* list : {&v->local, &v->remote})
+        for (auto i : *list) {
+            const auto& h = *v->hosts[i];
+            if (h.name() == answered_by) continue;
+            if (auto* conn = h.pick()) {
+                try {
+                    co_await prepare_on(*this, *conn, h.name(), query);
+                } catch (const error&) {
+                    // that node prepares it on first use instead (UNPREPARED is handled)
+                }
+            }
+        }
+}
+
+asio::awaitable<void> session_impl::reprepare_all(std::shared_ptr<pool> p) {
+    auto queue = std::make_shared<std::deque<std::string>>();
+    for (const auto& [key, entry] : prepared)
+        if (entry->finished && !entry->failure && key.first == params.keyspace) queue->push_back(key.second);
+    if (queue->empty()) co_return;
+    auto self = shared_from_this();
+    // Bounded parallelism: a few workers take statements from one queue.
+    auto worker = [](std::shared_ptr<session_impl> s, std::shared_ptr<pool> pl, std::shared_ptr<std::deque<std::string>> q) -> asio::awaitable<void> {
+        while (!q->empty() && !s->closing && !pl->removed) {
+            auto query = std::move(q->front());
+            q->pop_front();
+            std::shared_ptr<conn_t> conn;
+            for (const auto& c : pl->connections)
+                if (c->state() == connection::connection_state::ready) conn = c;
+            if (!conn) co_return;
+            try {
+                co_await prepare_on(*s, *conn, pl->info->endpoint, query);
+            } catch (const error&) {
+            }
+        }
+    };
+    const auto n = std::min(queue->size(), std::max<std::size_t>(1, params.reprepare_parallelism));
+    for (std::size_t i = 0; i < n; ++i) asio::co_spawn(strand, worker(self, p, queue), asio::detached);
+}
 
 // The built-in part of the chain (request timeout, round-robin query plan, node attempt) as one
 // operation object, not coroutines: it is the hot path, and each coroutine layer costs frames,
@@ -231,9 +241,11 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
 struct request_op final : connection::request_sink {
     std::shared_ptr<request_op> keep;  // set while running: the pool's reference, handed back at the end
     std::shared_ptr<session_impl> impl;
+    std::shared_ptr<const routing_view> view;  // the hosts and connections this request may use
     std::optional<request> req;
     erased_handler handler;
     protocol::byte_buffer frame;  // encoded once for frame_version; connections share it while writing
+    protocol::byte_buffer aux;    // a PREPARE sent again after UNPREPARED
     std::uint8_t frame_version = 0;
     asio::cancellation_signal attempt_signal;  // the application's cancellation, forwarded to the connection
     asio::cancellation_slot user_slot;
@@ -241,18 +253,28 @@ struct request_op final : connection::request_sink {
     std::atomic<bool> initiating{false};  // completions during execute() itself are posted, never inline
     clock::time_point deadline;
     std::chrono::milliseconds timeout{0};
-    std::size_t plan_start = 0, tried = 0;
+    // The query plan: local replicas of the partition (shuffled), then the local datacenter's hosts
+    // round robin, then the remote ones.
+    boost::container::small_vector<std::uint32_t, 8> replicas;
+    std::size_t plan_start = 0, stage = 0, pos = 0;
+    conn_t* conn = nullptr;       // the attempt's connection (the view keeps it alive)
+    bool repreparing = false;     // the answer awaited is to the PREPARE in aux
+    bool reprepared = false;
 
     void begin(std::shared_ptr<session_impl> s, request r, erased_handler h) {
         impl = std::move(s);
+        view = impl->current();
         req.emplace(std::move(r));
         handler = std::move(h);
         frame_version = 0;
         cancelled.store(false, std::memory_order_relaxed);
+        repreparing = reprepared = false;
         timeout = req->options().timeout.value_or(impl->params.request_timeout);
         deadline = clock::now() + timeout;
         plan_start = impl->plan_start();
-        tried = 0;
+        stage = pos = 0;
+        replicas.clear();
+        if (impl->params.token_aware && view->tokens) route();
         user_slot = handler.cancellation_slot();
         if (user_slot.is_connected())
             user_slot.assign([this](asio::cancellation_type t) {
@@ -264,14 +286,85 @@ struct request_op final : connection::request_sink {
         initiating.store(false, std::memory_order_release);
     }
 
+    // The replicas of the request's partition that are local and usable, shuffled.
+    void route() {
+        const auto& o = req->options();
+        std::string_view keyspace = o.routing_keyspace;
+        bytes_view key(o.routing_key.data(), o.routing_key.size());
+        boost::container::small_vector<std::uint8_t, 64> composite;
+        const bound_statement* bound = std::get_if<bound_statement>(&req->what);
+        if (!bound)
+            if (const auto* b = std::get_if<batch>(&req->what))  // a batch routes as its first bound statement
+                for (const auto& e : b->entries())
+                    if ((bound = std::get_if<bound_statement>(&e)) && !bound->prepared().pk_indexes.empty()) break;
+        if (key.empty() && bound) {
+            const auto& p = bound->prepared();
+            const auto& pk = p.pk_indexes;
+            const auto& values = bound->values();
+            if (pk.empty()) return;
+            for (auto i : pk)
+                if (i >= values.size() || values.is_null(i) || values.is_unset(i)) return;
+            if (pk.size() == 1) {
+                key = values.value(pk[0]);
+            } else {
+                for (auto i : pk) {
+                    auto v = values.value(i);
+                    composite.push_back(static_cast<std::uint8_t>(v.size() >> 8));
+                    composite.push_back(static_cast<std::uint8_t>(v.size()));
+                    composite.insert(composite.end(), v.begin(), v.end());
+                    composite.push_back(0);
+                }
+                key = bytes_view(composite.data(), composite.size());
+            }
+            if (keyspace.empty() && pk[0] < p.markers.size()) keyspace = p.markers[pk[0]].keyspace;
+        }
+        if (key.empty()) return;
+        if (keyspace.empty()) keyspace = o.keyspace.empty() ? std::string_view(impl->params.keyspace) : std::string_view(o.keyspace);
+        const auto* table = view->tokens->table(keyspace);
+        if (!table) return;
+        for (auto i : view->tokens->replicas(*table, cluster::token_of(view->tokens->kind(), key))) {
+            if (i >= view->hosts.size()) continue;
+            if (std::find(view->local.begin(), view->local.end(), i) == view->local.end()) continue;
+            replicas.push_back(i);
+        }
+        if (impl->params.shuffle_replicas && replicas.size() > 1) {
+            thread_local std::minstd_rand rng{std::random_device{}()};
+            for (std::size_t i = replicas.size() - 1; i > 0; --i) std::swap(replicas[i], replicas[rng() % (i + 1)]);
+        }
+    }
+
+    const host_conns* next_host() noexcept {
+        const auto& v = *view;
+        for (;;) {
+            switch (stage) {
+            case 0:
+                if (pos < replicas.size()) return v.hosts[replicas[pos++]].get();
+                stage = 1;
+                pos = 0;
+                continue;
+            case 1:
+                while (pos < v.local.size()) {
+                    const auto i = v.local[(plan_start + pos++) % v.local.size()];
+                    if (std::find(replicas.begin(), replicas.end(), i) == replicas.end()) return v.hosts[i].get();
+                }
+                stage = 2;
+                pos = 0;
+                continue;
+            case 2:
+                if (pos < v.remote.size()) return v.hosts[v.remote[(plan_start + pos++) % v.remote.size()]].get();
+                stage = 3;
+                continue;
+            default: return nullptr;
+            }
+        }
+    }
+
     void attempt() {
-        const auto& hosts = impl->hosts;
-        for (; tried < hosts.size(); ++tried) {
-            const auto& h = impl->planned(plan_start, tried);
-            req->diagnostics.host = h.name;
-            auto c = h.pick();
+        while (const auto* h = next_host()) {
+            req->diagnostics.host = h->name();
+            auto* c = h->pick();
             if (!c) {
-                req->diagnostics.attempts.push_back({h.name, client_errc::connection_closed_unsent, "no open connection to the host"});
+                req->diagnostics.attempts.push_back({h->name(), client_errc::connection_closed_unsent, "no open connection to the host"});
                 continue;
             }
             if (cancelled.load(std::memory_order_relaxed)) return fail(asio::error::operation_aborted, "cancelled by the application");
@@ -284,26 +377,59 @@ struct request_op final : connection::request_sink {
                 if (ec) return fail(ec, fmt::format("cannot encode the request: {}", ec.message()));
                 frame_version = c->version();
             }
-            // Only a cancellable request pays for cancellation at the connection. The session's host list
-            // keeps the connection alive while it holds the request.
-            const auto slot = user_slot.is_connected() ? attempt_signal.slot() : asio::cancellation_slot();
-            c->submit(conn_t::shared_frame(keep, &frame), this, slot, deadline);
+            conn = c;
+            submit(frame);
             return;
         }
+        if (req->diagnostics.attempts.empty())
+            req->diagnostics.attempts.push_back({req->diagnostics.host, client_errc::no_host_available,
+                                                 "no node is up in the query plan (local datacenter: " + impl->local_dc + ")"});
         complete(client_errc::no_host_available, result_builder::failed(std::move(req->diagnostics)));
+    }
+
+    // Only a cancellable request pays for cancellation at the connection.
+    void submit(protocol::byte_buffer& f) {
+        const auto slot = user_slot.is_connected() ? attempt_signal.slot() : asio::cancellation_slot();
+        conn->submit(conn_t::shared_frame(keep, &f), this, slot, deadline);
     }
 
     // On the connection's strand: the request got no answer.
     void on_failure(error_code ec) override {
         auto& d = req->diagnostics;
+        repreparing = false;
         if (ec == client_errc::connection_closed_unsent || ec == client_errc::connection_draining || ec == client_errc::too_many_requests) {
             d.attempts.push_back({d.host, ec, ec.message()});
-            ++tried;  // not executed: the next host may take it
-            return attempt();
+            return attempt();  // not executed: the next host may take it
         }
         if (ec == client_errc::request_timeout) return fail(ec, fmt::format("no response within {} ms", timeout.count()));
         if (ec == asio::error::operation_aborted) return fail(ec, "cancelled by the application");
         fail(ec, ec.message());
+    }
+
+    // The statement of the request that has this prepared id (a batch may hold several).
+    const prepared_data* prepared_with(const std::vector<std::uint8_t>& id) const {
+        if (const auto* b = std::get_if<bound_statement>(&req->what)) return b->prepared().id == id ? &b->prepared() : nullptr;
+        if (const auto* b = std::get_if<batch>(&req->what))
+            for (const auto& e : b->entries())
+                if (const auto* s = std::get_if<bound_statement>(&e); s && s->prepared().id == id) return &s->prepared();
+        return nullptr;
+    }
+
+    // UNPREPARED: the node lost the statement (it restarted, or never had it). PREPARE it there again
+    // and send the request once more, on the same connection; the application sees nothing of it.
+    bool reprepare(const protocol::error_response& e) {
+        if (reprepared || cancelled.load(std::memory_order_relaxed)) return false;
+        const auto* u = std::get_if<unprepared_error>(&e.detail);
+        const auto* p = u ? prepared_with(u->id) : nullptr;
+        if (!p) return false;
+        aux.clear();
+        auto ctx = impl->encoding();
+        ctx.version = conn->version();
+        ctx.compression = conn->frame_compression();
+        if (session_detail::encode_prepare(ctx, p->query, "", aux)) return false;
+        reprepared = repreparing = true;
+        submit(aux);
+        return true;
     }
 
     // On the connection's strand: the answer, decoded here into the allocation the result keeps.
@@ -311,7 +437,17 @@ struct request_op final : connection::request_sink {
         auto& d = req->diagnostics;
         auto f = std::make_shared<result_builder::owned_response>(h, body);
         if (f->failure) return fail(f->failure, fmt::format("malformed answer: {}", f->failure.message()));
+        if (repreparing) {
+            repreparing = false;
+            if (auto* e = std::get_if<protocol::error_response>(&f->message.body)) {
+                d.attempts.push_back({d.host, e->code_as_error(), "preparing again after UNPREPARED: " + e->message});
+                d.server = std::move(*e);
+                return complete(d.server->code_as_error(), result_builder::failed(std::move(d)));
+            }
+            return submit(frame);
+        }
         if (auto* e = std::get_if<protocol::error_response>(&f->message.body)) {
+            if (e->code == static_cast<std::int32_t>(server_errc::unprepared) && reprepare(*e)) return;
             const auto code = e->code_as_error();
             d.attempts.push_back({d.host, code, e->message});
             d.server = std::move(*e);
@@ -341,10 +477,18 @@ struct request_op final : connection::request_sink {
         const bool may_run_inline = !initiating.load(std::memory_order_acquire);
         auto h = std::move(handler);
         auto s = std::move(impl);
+        view.reset();
+        conn = nullptr;
         req.reset();
         release(std::move(keep));
+        if (!ec && r.schema_change() && s->params.schema_agreement_timeout.count() > 0)
+            return after_schema_change(std::move(s), std::move(h), std::move(r));
         h.complete(s->ex, may_run_inline, ec, std::move(r));
     }
+
+    // A schema change through the session: the schema is read again and the nodes' agreement awaited
+    // before the application sees the result (as the Java driver does).
+    static void after_schema_change(std::shared_ptr<session_impl> s, erased_handler h, result r);
 
     // The pool: per thread, bounded. An object whose frame a connection still references (the write
     // that carried it has not completed yet, or it is queued behind a cancellation) stays in the pool
@@ -387,6 +531,26 @@ auto session_impl::start_built_in(request q) {
         use_tuple, std::move(q));
 }
 
+void request_op::after_schema_change(std::shared_ptr<session_impl> s, erased_handler h, result r) {
+    auto handler = std::make_shared<erased_handler>(std::move(h));
+    auto change = *r.schema_change();
+    auto work = [](std::shared_ptr<session_impl> s, schema_change_info c, result r) -> asio::awaitable<result> {
+        bool agreed = false;
+        try {
+            agreed = co_await s->wait_schema_agreement(s->params.schema_agreement_timeout);
+            protocol::schema_change changed{c.change_type, c.target, c.keyspace, c.name, c.arg_types};  // named: GCC 12
+            co_await s->refresh_schema_element(changed);
+        } catch (const cqlcoro::error&) {
+            // the control connection is being replaced; the refresh comes with the new one
+        }
+        result_builder::agreed(r, agreed);
+        co_return r;
+    };
+    asio::co_spawn(s->strand, work(s, std::move(change), std::move(r)), [s, handler](std::exception_ptr, result out) {
+        handler->complete(s->ex, false, {}, std::move(out));
+    });
+}
+
 asio::awaitable<outcome> session_impl::built_in(request& r) {
     request copy{r.what, r.diagnostics};  // a named local: GCC 12 mishandles aggregate temporaries in co_await
     auto [ec, res] = co_await start_built_in(std::move(copy));
@@ -423,48 +587,17 @@ const std::vector<column_spec>& result::columns() const noexcept {
 asio::awaitable<session> session::connect(asio::any_io_executor ex, session_params params) {
     if (params.contact_points.empty()) throw error(client_errc::invalid_configuration, "session_params.contact_points is empty");
     if (params.connections_per_host == 0) throw error(client_errc::invalid_configuration, "connections_per_host must be at least 1");
+    if (params.connections_per_remote_host == 0)
+        throw error(client_errc::invalid_configuration, "connections_per_remote_host must be at least 1 (remote_hosts_per_dc = 0 uses no remote nodes)");
     if (params.protocol_version != 0 && (params.protocol_version < 3 || params.protocol_version > 5))
         throw error(client_errc::invalid_configuration, fmt::format("protocol_version {}: use 3, 4, 5, or 0 to negotiate", params.protocol_version));
+    if (params.event_max_batch == 0) throw error(client_errc::invalid_configuration, "event_max_batch must be at least 1");
+    if (params.reconnection.base.count() <= 0 || params.reconnection.max < params.reconnection.base)
+        throw error(client_errc::invalid_configuration, "reconnection: the base delay must be positive and not above the maximum");
     auto impl = std::make_shared<detail::session_impl>(ex);
-    impl->params = params;
-    std::uint8_t max_version = params.protocol_version ? params.protocol_version : 5;
     if (params.tls) params.tls->context = make_tls_context(*params.tls);  // read the files once, share the context
-    std::vector<std::string> failures;
-    for (const auto& cp : params.contact_points) {
-        auto h = std::make_shared<detail::host>();
-        h->name = fmt::format("{}:{}", cp, params.port);
-        for (std::size_t i = 0; i < params.connections_per_host; ++i) {
-            connection::connection_params cpar;
-            cpar.host = cp;
-            cpar.port = params.port;
-            cpar.max_version = max_version;
-            cpar.compression = to_protocol(params.compression);
-            cpar.auth = params.auth;
-            cpar.tls = params.tls;
-            cpar.keyspace = params.keyspace;
-            cpar.connect_timeout = params.connect_timeout;
-            cpar.heartbeat_interval = params.heartbeat_interval;
-            try {
-                auto c = co_await conn_t::connect(ex, cpar);
-                // Every connection of the session speaks the version the first one negotiated.
-                if (impl->version == 0) {
-                    impl->version = c->version();
-                    impl->frame_compression = c->frame_compression();
-                    max_version = c->version();
-                }
-                h->connections.push_back(std::move(c));
-            } catch (const error& e) {
-                failures.push_back(e.what());
-                break;  // the host is unreachable or refuses: do not try its other connections now
-            }
-        }
-        impl->hosts.push_back(std::move(h));
-    }
-    if (impl->version == 0) {
-        std::string all;
-        for (const auto& f : failures) all += (all.empty() ? "" : "; ") + f;
-        throw error(client_errc::no_host_available, "no contact point could be reached: " + all);
-    }
+    impl->params = std::move(params);
+    co_await asio::co_spawn(impl->strand, impl->start(), asio::use_awaitable);
     session s;
     s.impl_ = std::move(impl);
     co_return s;
@@ -506,17 +639,37 @@ asio::awaitable<prepared_statement> session::prepare(std::string query) {
 
 void session::add_middleware(middleware m) { impl_->user_middlewares.push_back(std::move(m)); }
 
+namespace {
+
+asio::awaitable<void> close_on_strand(std::shared_ptr<detail::session_impl> impl, std::chrono::milliseconds timeout) {
+    impl->closing = true;
+    impl->wake.cancel();
+    impl->readiness.cancel();
+    if (impl->control) impl->control->abort();
+    std::vector<std::shared_ptr<conn_t>> all;
+    for (auto& p : impl->pools) {
+        if (p->retry) {
+            p->retry->cancel();
+            p->retry.reset();
+        }
+        all.insert(all.end(), p->connections.begin(), p->connections.end());
+    }
+    for (auto& c : all) co_await c->close(timeout);
+    impl->publish();
+}
+
+}  // namespace
+
 asio::awaitable<void> session::close(std::chrono::milliseconds timeout) {
-    impl_->closing = true;
-    for (const auto& h : impl_->hosts)
-        for (const auto& c : h->connections) co_await c->close(timeout);
+    co_await asio::co_spawn(impl_->strand, close_on_strand(impl_, timeout), asio::use_awaitable);
 }
 
 std::vector<host_metrics> session::metrics() const {
     std::vector<host_metrics> out;
-    for (const auto& h : impl_->hosts) {
+    auto v = impl_->current();
+    for (const auto& h : v->hosts) {
         auto& m = out.emplace_back();
-        m.host = h->name;
+        m.host = h->name();
         for (const auto& c : h->connections) {
             m.open_connections += c->state() == connection::connection_state::ready ? 1 : 0;
             m.in_flight += c->in_flight();
@@ -525,6 +678,16 @@ std::vector<host_metrics> session::metrics() const {
         }
     }
     return out;
+}
+
+std::shared_ptr<const cluster_metadata> session::metadata() const { return impl_->current()->md; }
+
+asio::awaitable<bool> session::check_schema_agreement(std::chrono::milliseconds timeout) {
+    auto impl = impl_;
+    auto work = [](std::shared_ptr<detail::session_impl> s, std::chrono::milliseconds t) -> asio::awaitable<bool> {
+        co_return co_await s->wait_schema_agreement(t);
+    };
+    co_return co_await asio::co_spawn(impl->strand, work(impl, timeout), asio::use_awaitable);
 }
 
 std::uint8_t session::protocol_version() const noexcept { return impl_->version; }

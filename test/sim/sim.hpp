@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,6 +56,9 @@ struct cluster_config {
     std::string cluster_name = "cqlcoro-sim";
     std::string release_version = "3.11.16";
     std::size_t tokens_per_node = 4;
+    /// Keyspaces listed in the schema tables besides the system ones: name and replication (with its
+    /// "class": SimpleStrategy, NetworkTopologyStrategy, ...).
+    std::vector<std::pair<std::string, std::map<std::string, std::string>>> keyspaces;
     /// Keep every request for requests()/wait_for_requests(); load benchmarks turn it off.
     bool record_requests = true;
 };

@@ -100,6 +100,7 @@ std::optional<rows_answer> system_table(const cluster::impl& sim, const node& n,
                        col("keyspaces", "replication", cql_type::map_of(t(type_kind::varchar), t(type_kind::varchar)), "system_schema")});
         for (const auto& ks : keyspaces)
             r.row(ks, true, std::map<std::string, std::string>{{"class", "org.apache.cassandra.locator.LocalStrategy"}});
+        for (const auto& [ks, rep] : cfg.keyspaces) r.row(ks, true, rep);
         return r;
     }
     if (v2_layout(cfg.release_version) && table == "system.schema_keyspaces") {
@@ -109,6 +110,12 @@ std::optional<rows_answer> system_table(const cluster::impl& sim, const node& n,
                        col("schema_keyspaces", "strategy_options", t(type_kind::varchar))});
         for (const auto& ks : keyspaces)
             if (ks != "system_schema") r.row(ks, true, "org.apache.cassandra.locator.LocalStrategy", "{}");
+        for (const auto& [ks, rep] : cfg.keyspaces) {
+            std::string options = "{";
+            for (const auto& [k, v] : rep)
+                if (k != "class") options += (options.size() > 1 ? "," : "") + ("\"" + k + "\":\"" + v + "\"");
+            r.row(ks, true, rep.count("class") ? rep.at("class") : std::string(), options + "}");
+        }
         return r;
     }
     // The other schema tables exist, empty, in the layout of the release.

@@ -12,7 +12,7 @@
 #include <catch2/catch_test_macros.hpp>
 
 using namespace cqlcoro::cluster;
-using v = std::vector<std::size_t>;
+using v = std::vector<std::uint32_t>;
 
 namespace {
 

@@ -1,0 +1,756 @@
+// The cluster layer: the control connection, node discovery, events, pools and their reconnection,
+// schema metadata and agreement. Everything here runs on the session's strand; what requests need is
+// published as an immutable routing_view (publish()).
+#include "session/session_impl.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+
+namespace cqlcoro::detail {
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// The causes of a connection's end that say nothing about its node.
+bool node_failure(error_code ec) {
+    return ec && ec != client_errc::connection_draining && ec != asio::error::operation_aborted &&
+           ec != client_errc::orphan_budget_exceeded && ec != client_errc::close_timeout;
+}
+
+// A result from a control query's response frame.
+struct control_answer {
+    std::optional<result> rows;
+    std::optional<server_error_info> error;
+};
+
+std::string endpoint_text(const asio::ip::address& a, std::uint16_t port) {
+    return a.is_v6() ? fmt::format("[{}]:{}", a.to_string(), port) : fmt::format("{}:{}", a.to_string(), port);
+}
+
+asio::ip::address to_address(const inet_address& a) {
+    if (a.size == 4) return asio::ip::address_v4({a.bytes[0], a.bytes[1], a.bytes[2], a.bytes[3]});
+    asio::ip::address_v6::bytes_type b;
+    std::copy_n(a.bytes.begin(), 16, b.begin());
+    return asio::ip::address_v6(b);
+}
+
+template <class T>
+std::optional<T> column_value(const result& r, const row_view& row, std::string_view name) {
+    const auto& cols = r.columns();
+    for (std::size_t i = 0; i < cols.size(); ++i) {
+        if (cols[i].name != name) continue;
+        if (row.is_null(i)) return std::nullopt;
+        try {
+            return row.get<T>(i);
+        } catch (const cqlcoro::error&) {
+            return std::nullopt;
+        }
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+result result_from_frame(const connection::response_frame& f);  // session.cpp
+
+connection::connection_params session_impl::connection_params_for(const std::string& host, std::uint16_t port, bool is_control) const {
+    connection::connection_params c;
+    c.host = host;
+    c.port = port;
+    c.max_version = version ? version : (params.protocol_version ? params.protocol_version : 5);
+    c.compression = params.compression == compression::lz4      ? protocol::compression::lz4
+                    : params.compression == compression::snappy ? protocol::compression::snappy
+                                                                : protocol::compression::none;
+    c.auth = params.auth;
+    c.tls = params.tls;
+    if (!is_control) c.keyspace = params.keyspace;
+    c.connect_timeout = params.connect_timeout;
+    c.heartbeat_interval = params.heartbeat_interval;
+    if (is_control) c.events = {"TOPOLOGY_CHANGE", "STATUS_CHANGE", "SCHEMA_CHANGE"};
+    return c;
+}
+
+asio::awaitable<bool> session_impl::connect_control(const std::vector<std::pair<std::string, std::uint16_t>>& candidates,
+                                                     std::string& failures) {
+    auto self = shared_from_this();
+    std::weak_ptr<session_impl> weak = self;
+    for (const auto& [host, port] : candidates) {
+        if (closing) co_return false;
+        try {
+            auto holder = std::make_shared<std::weak_ptr<conn_t>>();
+            // Named handlers: GCC 12 destroys capturing lambda temporaries of a co_await expression twice.
+            conn_t::event_handler on_ev = [weak](const connection::response_frame& f) {
+                const auto* e = std::get_if<protocol::event_response>(&f.message.body);
+                auto s = weak.lock();
+                if (!e || !s) return;
+                asio::post(s->strand, [s, ev = *e]() mutable { s->on_event(std::move(ev)); });
+            };
+            conn_t::state_handler on_st = [weak, holder](connection::connection_state st, error_code) {
+                auto s = weak.lock();
+                if (!s || st != connection::connection_state::closed) return;
+                asio::post(s->strand, [s, holder] {
+                    auto c = holder->lock();
+                    if (c && c == s->control && !s->closing) {
+                        s->control_lost = true;
+                        s->wake.cancel();
+                    }
+                });
+            };
+            auto cpar = connection_params_for(host, port, true);
+            auto c = co_await conn_t::connect(ex, std::move(cpar), std::move(on_ev), std::move(on_st));
+            *holder = c;
+            if (version == 0) {
+                version = c->version();
+                frame_compression = c->frame_compression();
+            }
+            control = std::move(c);
+            control_endpoint = fmt::format("{}:{}", host, port);
+            co_return true;
+        } catch (const error& e) {
+            failures += (failures.empty() ? "" : "; ") + std::string(e.what());
+        }
+    }
+    co_return false;
+}
+
+asio::awaitable<std::optional<result>> session_impl::control_query(std::string query) {
+    if (!control) throw error(client_errc::connection_closed_unsent, "no control connection");
+    protocol::query_request q{query, {}};
+    q.params.cl = consistency::one;
+    auto [ec, f] = co_await control->execute(protocol::request(q), use_tuple);
+    if (ec) throw error(ec, fmt::format("{}: control query failed: {}", control_endpoint, ec.message()));
+    if (std::holds_alternative<protocol::error_response>(f.message.body)) co_return std::nullopt;  // e.g. no such table
+    co_return result_from_frame(f);
+}
+
+// ---------------------------------------------------------------- nodes
+
+asio::awaitable<void> session_impl::refresh_nodes() {
+    ++node_refreshes;
+    auto local = co_await control_query("SELECT * FROM system.local WHERE key='local'");
+    if (!local || local->empty()) throw error(protocol_errc::unexpected_opcode, fmt::format("{}: system.local has no row", control_endpoint));
+    std::optional<result> peers;
+    bool v2 = false;
+    if (peers_v2) {
+        peers = co_await control_query("SELECT * FROM system.peers_v2");
+        if (peers) v2 = true;
+        else peers_v2 = false;  // before Cassandra 4.0: fall back, and do not ask again
+    }
+    if (!v2) peers = co_await control_query("SELECT * FROM system.peers");
+
+    std::vector<std::shared_ptr<node>> found;
+    // The local row: the node of the control connection, at the address we reached it by.
+    {
+        auto row = local->one();
+        auto n = std::make_shared<node>();
+        auto [host, port_text] = [&] {
+            auto colon = control_endpoint.rfind(':');
+            return std::pair(control_endpoint.substr(0, colon), control_endpoint.substr(colon + 1));
+        }();
+        boost::system::error_code aec;
+        n->address = asio::ip::make_address(host, aec);
+        if (aec) {
+            asio::ip::tcp::resolver resolver(strand);
+            auto [rec, results] = co_await resolver.async_resolve(host, port_text, use_tuple);
+            if (!rec && !results.empty()) n->address = results.begin()->endpoint().address();
+        }
+        n->port = static_cast<std::uint16_t>(std::stoi(port_text));
+        n->broadcast_rpc_address = column_value<asio::ip::address>(*local, row, "rpc_address").value_or(n->address);
+        n->host_id = column_value<uuid>(*local, row, "host_id").value_or(uuid{});
+        n->datacenter = column_value<std::string>(*local, row, "data_center").value_or("");
+        n->rack = column_value<std::string>(*local, row, "rack").value_or("");
+        n->release_version = column_value<std::string>(*local, row, "release_version").value_or("");
+        n->schema_version = column_value<uuid>(*local, row, "schema_version");
+        auto tokens = column_value<std::set<std::string>>(*local, row, "tokens").value_or(std::set<std::string>{});
+        n->tokens.assign(tokens.begin(), tokens.end());
+        n->endpoint = endpoint_text(n->address, n->port);
+        if (auto p = column_value<std::string>(*local, row, "partitioner")) partitioner = cluster::partitioner_from_class(*p);
+        cluster_name = column_value<std::string>(*local, row, "cluster_name").value_or("");
+        layout = n->release_version.starts_with("1.") || n->release_version.starts_with("2.") ? cluster::schema_layout::v2
+                                                                                                : cluster::schema_layout::v3;
+        found.push_back(std::move(n));
+    }
+    if (peers) {
+        for (auto row : peers->rows()) {
+            auto n = std::make_shared<node>();
+            auto peer = column_value<asio::ip::address>(*peers, row, "peer");
+            auto rpc = column_value<asio::ip::address>(*peers, row, v2 ? "native_address" : "rpc_address");
+            auto host_id = column_value<uuid>(*peers, row, "host_id");
+            auto dc = column_value<std::string>(*peers, row, "data_center");
+            auto tokens = column_value<std::set<std::string>>(*peers, row, "tokens");
+            if (!peer || !host_id || !dc || !tokens) continue;  // a node still joining, or a stale row: not usable yet
+            if (!rpc || rpc->is_unspecified()) rpc = peer;       // bound to 0.0.0.0: the gossip address is the best guess
+            n->broadcast_rpc_address = *rpc;
+            std::uint16_t port = params.port;
+            if (v2)
+                if (auto p = column_value<std::int32_t>(*peers, row, "native_port")) port = static_cast<std::uint16_t>(*p);
+            asio::ip::tcp::endpoint ep(*rpc, port);
+            if (params.address_translator) ep = params.address_translator(ep);
+            n->address = ep.address();
+            n->port = ep.port();
+            n->endpoint = endpoint_text(n->address, n->port);
+            n->host_id = *host_id;
+            n->datacenter = *dc;
+            n->rack = column_value<std::string>(*peers, row, "rack").value_or("");
+            n->release_version = column_value<std::string>(*peers, row, "release_version").value_or("");
+            n->schema_version = column_value<uuid>(*peers, row, "schema_version");
+            n->tokens.assign(tokens->begin(), tokens->end());
+            found.push_back(std::move(n));
+        }
+    }
+    if (local_dc.empty()) local_dc = params.local_datacenter.empty() ? found.front()->datacenter : params.local_datacenter;
+    apply_nodes(std::move(found));
+}
+
+void session_impl::apply_nodes(std::vector<std::shared_ptr<node>> found) {
+    std::vector<std::shared_ptr<pool>> next;
+    std::vector<std::shared_ptr<pool>> added;
+    std::set<pool*> kept;
+    for (auto& n : found) {
+        // The same node: the same host id at the same address. A host id at a new address is a new node
+        // to connect to (the old address is gone); a new address with an old host's tokens likewise.
+        auto it = std::find_if(pools.begin(), pools.end(), [&](const std::shared_ptr<pool>& p) {
+            return p->info->host_id == n->host_id && p->info->address == n->address && p->info->port == n->port;
+        });
+        if (it != pools.end() && !kept.count(it->get())) {
+            auto& p = *it;
+            const auto& old = *p->info;
+            if (old.datacenter != n->datacenter || old.rack != n->rack || old.tokens != n->tokens ||
+                old.release_version != n->release_version || old.schema_version != n->schema_version ||
+                old.broadcast_rpc_address != n->broadcast_rpc_address) {
+                n->state_.store(old.state());
+                n->distance_.store(old.distance());
+                n->open_.store(old.open_connections());
+                p->info = n;  // a new identity snapshot; the pool and its connections stay
+            }
+            kept.insert(p.get());
+            next.push_back(p);
+            continue;
+        }
+        auto p = std::make_shared<pool>();
+        p->info = n;
+        next.push_back(p);
+        added.push_back(p);
+    }
+    for (auto& p : pools)
+        if (!kept.count(p.get())) {
+            close_pool(p);
+            notify(node_event_kind::removed, p->info);
+        }
+    pools = std::move(next);
+    std::vector<std::shared_ptr<const node>> nodes;
+    for (const auto& p : pools) nodes.push_back(p->info);
+    rebuild_metadata(std::move(nodes), md ? md->keyspaces_ : std::map<std::string, keyspace_metadata>{});
+    for (auto& p : added) notify(node_event_kind::added, p->info);
+    update_distances();
+    publish();
+}
+
+void session_impl::rebuild_metadata(std::vector<std::shared_ptr<const node>> nodes, std::map<std::string, keyspace_metadata> keyspaces) {
+    auto m = std::make_shared<cluster_metadata>();
+    m->nodes_ = std::move(nodes);
+    m->keyspaces_ = std::move(keyspaces);
+    m->cluster_name_ = cluster_name;
+    if (md) m->refreshed_ = md->refreshed_;
+    if (partitioner) {
+        static constexpr const char* names[] = {"org.apache.cassandra.dht.Murmur3Partitioner", "org.apache.cassandra.dht.RandomPartitioner",
+                                                "org.apache.cassandra.dht.ByteOrderedPartitioner"};
+        m->partitioner_ = names[static_cast<int>(*partitioner)];
+        m->tokens_ = token_map::build(*partitioner, m->nodes_, m->keyspaces_, md ? md->tokens_.get() : nullptr);
+    }
+    md = std::move(m);
+}
+
+node_distance session_impl::distance_of(const node& n, std::map<std::string, std::size_t>& remote_seen) const {
+    if (n.datacenter == local_dc) return node_distance::local;
+    auto& seen = remote_seen[n.datacenter];
+    if (seen < params.remote_hosts_per_dc) {
+        ++seen;
+        return node_distance::remote;
+    }
+    return node_distance::ignored;
+}
+
+void session_impl::update_distances() {
+    std::map<std::string, std::size_t> remote_seen;
+    for (const auto& p : pools) {
+        const auto d = distance_of(*p->info, remote_seen);
+        p->info->distance_.store(d);
+        p->target = d == node_distance::local ? params.connections_per_host
+                    : d == node_distance::remote ? params.connections_per_remote_host
+                                                 : 0;
+        if (p->target == 0) {
+            for (auto& c : p->connections) c->abort();
+            p->first_attempt_done = true;
+            continue;
+        }
+        // A node that is down waits for its reconnection; others fill up now.
+        if (p->info->state() != node_state::down || !p->retry) open_pool(p);
+    }
+    readiness.cancel();
+}
+
+void session_impl::open_pool(const std::shared_ptr<pool>& p) {
+    if (closing || p->removed) return;
+    while (p->connections.size() + p->opening < p->target) {
+        ++p->opening;
+        asio::co_spawn(strand, open_connection(p), asio::detached);
+    }
+}
+
+asio::awaitable<void> session_impl::open_connection(std::shared_ptr<pool> p) {
+    auto self = shared_from_this();
+    std::weak_ptr<session_impl> weak = self;
+    std::weak_ptr<pool> wp = p;
+    auto holder = std::make_shared<std::weak_ptr<conn_t>>();
+    std::string failure;
+    std::shared_ptr<conn_t> c;
+    try {
+        conn_t::state_handler on_st = [weak, wp, holder](connection::connection_state st, error_code ec) {
+            auto s = weak.lock();
+            if (!s) return;
+            asio::post(s->strand, [s, wp, holder, st, ec] {
+                auto pl = wp.lock();
+                auto conn = holder->lock();
+                if (pl && conn) s->on_connection_state(pl, conn.get(), st, ec);
+            });
+        };
+        auto cpar = connection_params_for(p->info->address.to_string(), p->info->port, false);
+        conn_t::event_handler no_events;
+        c = co_await conn_t::connect(ex, std::move(cpar), std::move(no_events), std::move(on_st));
+        *holder = c;
+    } catch (const error& e) {
+        failure = e.what();
+    }
+    --p->opening;
+    p->first_attempt_done = true;
+    readiness.cancel();
+    if (c) {
+        if (closing || p->removed || p->connections.size() >= p->target) {
+            c->abort();
+            co_return;
+        }
+        p->connections.push_back(std::move(c));
+        p->attempt = 0;
+        p->info->open_.store(p->connections.size());
+        if (p->info->state() != node_state::up) mark_up(p);
+        publish();
+        open_pool(p);
+        co_return;
+    }
+    p->last_failure = failure;
+    if (closing || p->removed) co_return;
+    if (p->connections.empty()) mark_down(p, failure);
+    else schedule_reconnect(p);  // the pool is short of its target: try again later
+}
+
+void session_impl::on_connection_state(const std::shared_ptr<pool>& p, conn_t* c, connection::connection_state s, error_code ec) {
+    if (s != connection::connection_state::closed) {
+        if (s == connection::connection_state::draining) publish();  // no longer picked; its replacement comes when it closes
+        return;
+    }
+    auto it = std::find_if(p->connections.begin(), p->connections.end(), [&](const auto& x) { return x.get() == c; });
+    if (it == p->connections.end()) return;
+    p->connections.erase(it);
+    p->info->open_.store(p->connections.size());
+    if (closing || p->removed) {
+        publish();
+        return;
+    }
+    if (node_failure(ec)) {
+        // A reset or a dead heartbeat: the node is down now, not when gossip says so 20 s later.
+        mark_down(p, c->failure().second.empty() ? ec.message() : c->failure().second);
+        return;
+    }
+    publish();
+    open_pool(p);  // replaced (orphan budget, a drain): the node is fine
+}
+
+void session_impl::mark_up(const std::shared_ptr<pool>& p) {
+    const bool was_known = p->info->state() != node_state::unknown;
+    p->info->state_.store(node_state::up);
+    notify(node_event_kind::up, p->info);
+    if (params.reprepare_on_up && (was_known || !prepared.empty()))
+        asio::co_spawn(strand, reprepare_all(p), asio::detached);
+}
+
+void session_impl::mark_down(const std::shared_ptr<pool>& p, const std::string& why) {
+    (void)why;
+    if (p->info->state() != node_state::down) {
+        p->info->state_.store(node_state::down);
+        notify(node_event_kind::down, p->info);
+    }
+    for (auto& c : p->connections) c->abort();  // their close comes back through on_connection_state
+    publish();
+    if (p->target > 0) schedule_reconnect(p);
+}
+
+void session_impl::schedule_reconnect(const std::shared_ptr<pool>& p) {
+    if (closing || p->removed || p->retry) return;
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    const auto delay = params.reconnection.delay(p->attempt++, unit(rng));
+    p->retry = std::make_unique<asio::steady_timer>(strand, delay);
+    p->retry->async_wait([self = shared_from_this(), p](error_code ec) {
+        if (ec) return;  // cancelled: reconnect_now or close took over
+        p->retry.reset();
+        self->open_pool(p);
+    });
+}
+
+void session_impl::reconnect_now(const std::shared_ptr<pool>& p) {
+    if (p->retry) {
+        p->retry->cancel();
+        p->retry.reset();
+    }
+    p->attempt = 0;
+    open_pool(p);
+}
+
+void session_impl::close_pool(const std::shared_ptr<pool>& p) {
+    p->removed = true;
+    if (p->retry) {
+        p->retry->cancel();
+        p->retry.reset();
+    }
+    for (auto& c : p->connections) asio::co_spawn(ex, c->close(params.request_timeout), asio::detached);
+}
+
+void session_impl::notify(node_event_kind k, const std::shared_ptr<node>& n) {
+    if (!params.on_node_event) return;
+    try {
+        params.on_node_event(node_event{k, n});
+    } catch (...) {  // a listener's failure is its own
+    }
+}
+
+void session_impl::publish() {
+    auto v = std::make_shared<routing_view>();
+    v->md = md;
+    v->tokens = md && md->tokens_ ? md->tokens_.get() : nullptr;
+    v->hosts.reserve(pools.size());
+    for (std::uint32_t i = 0; i < pools.size(); ++i) {
+        const auto& p = pools[i];
+        auto h = std::make_shared<host_conns>();
+        h->info = p->info;
+        h->connections = p->connections;
+        const bool usable = !h->connections.empty() && p->info->state() == node_state::up && !p->removed;
+        if (usable) {
+            if (p->info->distance() == node_distance::local) v->local.push_back(i);
+            else if (p->info->distance() == node_distance::remote) v->remote.push_back(i);
+        }
+        v->hosts.push_back(std::move(h));
+    }
+    view.store(std::move(v), std::memory_order_release);
+}
+
+std::shared_ptr<pool> session_impl::pool_for(const asio::ip::address& a, std::optional<std::uint16_t> port) const {
+    std::shared_ptr<pool> by_address;
+    for (const auto& p : pools) {
+        if (p->info->broadcast_rpc_address != a && p->info->address != a) continue;
+        if (!port || p->info->port == *port) return p;
+        if (!by_address) by_address = p;  // the event names the untranslated port
+    }
+    return by_address;
+}
+
+bool session_impl::pools_ready(session_params::readiness r) const {
+    bool any_up = false, all_done = true;
+    for (const auto& p : pools) {
+        if (p->target == 0) continue;
+        any_up = any_up || !p->connections.empty();
+        all_done = all_done && (p->first_attempt_done && (p->opening == 0 || p->info->state() == node_state::down));
+    }
+    return r == session_params::readiness::first_host ? any_up || all_done : all_done;
+}
+
+// ---------------------------------------------------------------- schema
+
+void session_impl::set_schema(std::map<std::string, keyspace_metadata> keyspaces) {
+    std::vector<std::shared_ptr<const node>> nodes;
+    for (const auto& p : pools) nodes.push_back(p->info);
+    rebuild_metadata(std::move(nodes), std::move(keyspaces));
+    auto m = std::const_pointer_cast<cluster_metadata>(md);
+    m->refreshed_ = std::chrono::system_clock::now();
+    publish();
+}
+
+asio::awaitable<void> session_impl::refresh_schema(std::string keyspace) {
+    ++schema_refreshes;
+    const auto q = cluster::queries_for(layout, keyspace);
+    cluster::schema_rows rows;
+    rows.keyspaces = co_await control_query(q.keyspaces);
+    if (params.schema_metadata) {
+        rows.tables = co_await control_query(q.tables);
+        rows.columns = co_await control_query(q.columns);
+        if (!q.indexes.empty()) rows.indexes = co_await control_query(q.indexes);
+        if (!q.views.empty()) rows.views = co_await control_query(q.views);
+        rows.types = co_await control_query(q.types);
+        rows.functions = co_await control_query(q.functions);
+        rows.aggregates = co_await control_query(q.aggregates);
+    }
+    auto fragment = cluster::parse_schema(layout, rows);
+    auto keyspaces = keyspace.empty() || !md ? std::map<std::string, keyspace_metadata>{} : md->keyspaces_;
+    if (keyspace.empty()) {
+        for (auto& name : fragment.keyspaces_with_rows) keyspaces[name] = std::move(fragment.keyspaces[name]);
+    } else if (std::find(fragment.keyspaces_with_rows.begin(), fragment.keyspaces_with_rows.end(), keyspace) != fragment.keyspaces_with_rows.end()) {
+        keyspaces[keyspace] = std::move(fragment.keyspaces[keyspace]);
+    } else {
+        keyspaces.erase(keyspace);  // dropped
+    }
+    set_schema(std::move(keyspaces));
+}
+
+asio::awaitable<void> session_impl::refresh_schema_element(const protocol::schema_change& c) {
+    if (c.target == "KEYSPACE") {
+        if (c.change_type == "DROPPED" && md) {
+            auto keyspaces = md->keyspaces_;
+            keyspaces.erase(c.keyspace);
+            set_schema(std::move(keyspaces));
+            co_return;
+        }
+        co_await refresh_schema(c.keyspace);
+        co_return;
+    }
+    if (!md || !md->keyspace(c.keyspace)) {  // an element of a keyspace we do not know yet: read the keyspace
+        co_await refresh_schema(c.keyspace);
+        co_return;
+    }
+    ++schema_refreshes;
+    auto keyspaces = md->keyspaces_;
+    auto& ks = keyspaces[c.keyspace];
+    const bool v3 = layout == cluster::schema_layout::v3;
+    const auto q = cluster::queries_for(layout, c.keyspace);
+    const auto name = cluster::cql_literal(c.name);
+    cluster::schema_rows rows;
+    if (c.target == "TABLE") {
+        ks.tables.erase(c.name);
+        ks.views.erase(c.name);
+        if (c.change_type != "DROPPED") {
+            const auto table_col = v3 ? " AND table_name = " : " AND columnfamily_name = ";
+            rows.tables = co_await control_query(q.tables + table_col + name);
+            rows.columns = co_await control_query(q.columns + table_col + name);
+            if (v3) {
+                rows.indexes = co_await control_query(q.indexes + table_col + name);
+                rows.views = co_await control_query(q.views + " AND view_name = " + name);
+            }
+        }
+    } else if (c.target == "TYPE") {
+        ks.user_types.erase(c.name);
+        if (c.change_type != "DROPPED") rows.types = co_await control_query(q.types + " AND type_name = " + name);
+    } else if (c.target == "FUNCTION" || c.target == "AGGREGATE") {
+        // Overloads share the name: all of them are read again.
+        if (c.target == "FUNCTION") std::erase_if(ks.functions, [&](const auto& kv) { return kv.second.name == c.name; });
+        else std::erase_if(ks.aggregates, [&](const auto& kv) { return kv.second.name == c.name; });
+        if (c.target == "FUNCTION") rows.functions = co_await control_query(q.functions + " AND function_name = " + name);
+        else rows.aggregates = co_await control_query(q.aggregates + " AND aggregate_name = " + name);
+    }
+    auto fragment = cluster::parse_schema(layout, rows);
+    if (auto it = fragment.keyspaces.find(c.keyspace); it != fragment.keyspaces.end()) {
+        for (auto& [n, t] : it->second.tables)
+            if (!t.columns.empty() || !t.options.empty()) ks.tables[n] = std::move(t);
+        for (auto& [n, t] : it->second.views) ks.views[n] = std::move(t);
+        for (auto& [n, t] : it->second.user_types) ks.user_types[n] = std::move(t);
+        for (auto& [n, f] : it->second.functions) ks.functions[n] = std::move(f);
+        for (auto& [n, a] : it->second.aggregates) ks.aggregates[n] = std::move(a);
+    }
+    set_schema(std::move(keyspaces));
+}
+
+asio::awaitable<bool> session_impl::wait_schema_agreement(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    asio::steady_timer timer(strand);
+    while (!closing) {
+        try {
+            std::set<uuid> versions;
+            auto local = co_await control_query("SELECT schema_version FROM system.local WHERE key='local'");
+            if (local && !local->empty())
+                if (auto v = column_value<uuid>(*local, local->one(), "schema_version")) versions.insert(*v);
+            auto peers = co_await control_query("SELECT host_id, schema_version FROM system.peers");
+            if (peers)
+                for (auto row : peers->rows()) {
+                    auto id = column_value<uuid>(*peers, row, "host_id");
+                    auto v = column_value<uuid>(*peers, row, "schema_version");
+                    if (!id || !v) continue;
+                    auto p = std::find_if(pools.begin(), pools.end(), [&](const auto& x) { return x->info->host_id == *id; });
+                    if (p != pools.end() && (*p)->info->state() == node_state::down) continue;  // only nodes that are up count
+                    versions.insert(*v);
+                }
+            if (versions.size() == 1) co_return true;
+        } catch (const error&) {
+            // the control connection is being replaced: try again until the deadline
+        }
+        if (std::chrono::steady_clock::now() + params.schema_agreement_interval > deadline) co_return false;
+        timer.expires_after(params.schema_agreement_interval);
+        co_await timer.async_wait(use_tuple);
+    }
+    co_return false;
+}
+
+// ---------------------------------------------------------------- events and the control loop
+
+void session_impl::on_event(protocol::event_response e) {
+    if (closing) return;
+    events.push_back(std::move(e));
+    last_event = std::chrono::steady_clock::now();
+    if (events.size() == 1 || events.size() >= params.event_max_batch) wake.cancel();
+}
+
+asio::awaitable<void> session_impl::process_events(std::vector<protocol::event_response> batch) {
+    bool topology = false;
+    std::vector<std::pair<inet_address, std::string>> status;  // the last word per node wins (2.1 repeats UP)
+    std::vector<protocol::schema_change> schema;
+    for (auto& e : batch) {
+        if (std::holds_alternative<protocol::topology_change_event>(e.event)) {
+            topology = true;
+        } else if (auto* s = std::get_if<protocol::status_change_event>(&e.event)) {
+            auto it = std::find_if(status.begin(), status.end(), [&](const auto& x) { return x.first == s->address; });
+            if (it != status.end()) it->second = s->change;
+            else status.emplace_back(s->address, s->change);
+        } else if (auto* c = std::get_if<protocol::schema_change_event>(&e.event)) {
+            auto same = [&](const protocol::schema_change& x) {
+                return x.target == c->change.target && x.keyspace == c->change.keyspace && x.name == c->change.name;
+            };
+            if (std::find_if(schema.begin(), schema.end(), same) == schema.end()) schema.push_back(c->change);
+        }
+    }
+    if (topology) co_await refresh_nodes();
+    bool unknown_up = false;
+    for (const auto& [addr, change] : status) {
+        auto p = pool_for(to_address(addr), static_cast<std::uint16_t>(addr.port));
+        if (!p) {
+            unknown_up = unknown_up || change == "UP";
+            continue;
+        }
+        if (change == "UP") {
+            if (p->target == 0) p->info->state_.store(node_state::up);
+            else if (p->info->state() != node_state::up) reconnect_now(p);
+        } else if (change == "DOWN") {
+            // Open connections are the better witness: a node that still answers us stays up.
+            if (p->connections.empty() && p->opening == 0) {
+                if (p->target == 0) p->info->state_.store(node_state::down);
+                else mark_down(p, "the cluster reported it down");
+            }
+        }
+    }
+    if (unknown_up && !topology) co_await refresh_nodes();
+    // Schema: a keyspace-level change covers its elements.
+    std::set<std::string> whole;
+    for (const auto& c : schema)
+        if (c.target == "KEYSPACE") whole.insert(c.keyspace);
+    for (const auto& c : schema) {
+        if (c.target != "KEYSPACE" && whole.count(c.keyspace)) continue;
+        co_await refresh_schema_element(c);
+    }
+}
+
+asio::awaitable<void> session_impl::control_loop() {
+    auto self = shared_from_this();
+    control_running = true;
+    std::size_t failures = 0;
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    while (!closing) {
+        if (control_lost || !control) {
+            control_lost = false;
+            if (control) {
+                control->abort();
+                control.reset();
+            }
+            // Up nodes of the local datacenter first, then the others, then the contact points.
+            std::vector<std::pair<std::string, std::uint16_t>> candidates;
+            for (int pass = 0; pass < 2; ++pass)
+                for (const auto& p : pools) {
+                    const bool local = p->info->distance() == node_distance::local;
+                    if ((pass == 0) == local && p->info->state() != node_state::down)
+                        candidates.emplace_back(p->info->address.to_string(), p->info->port);
+                }
+            for (const auto& p : pools)
+                if (p->info->state() == node_state::down) candidates.emplace_back(p->info->address.to_string(), p->info->port);
+            for (const auto& cp : params.contact_points) candidates.emplace_back(cp, params.port);
+            std::string why;
+            bool ok = co_await connect_control(candidates, why);
+            if (ok) {
+                try {
+                    co_await refresh_nodes();
+                    co_await refresh_schema();
+                    failures = 0;
+                } catch (const error&) {
+                    ok = false;
+                    control_lost = true;
+                }
+            }
+            if (!ok && !closing) {
+                control_lost = true;
+                wake.expires_after(params.reconnection.delay(failures++, unit(rng)));
+                co_await wake.async_wait(use_tuple);
+            }
+            continue;
+        }
+        if (events.empty()) {
+            wake.expires_at(asio::steady_timer::time_point::max());
+            co_await wake.async_wait(use_tuple);
+            continue;
+        }
+        const auto due = last_event + params.event_window;
+        if (events.size() < params.event_max_batch && std::chrono::steady_clock::now() < due) {
+            wake.expires_at(due);
+            co_await wake.async_wait(use_tuple);
+            continue;
+        }
+        const auto n = std::min(events.size(), params.event_max_batch);
+        std::vector<protocol::event_response> batch(std::make_move_iterator(events.begin()), std::make_move_iterator(events.begin() + static_cast<std::ptrdiff_t>(n)));
+        events.erase(events.begin(), events.begin() + static_cast<std::ptrdiff_t>(n));
+        try {
+            co_await process_events(std::move(batch));
+        } catch (const error&) {
+            control_lost = true;  // the control connection failed mid-refresh: reconnect and read everything again
+        }
+    }
+    control_running = false;
+}
+
+asio::awaitable<void> session_impl::start() {
+    std::vector<std::pair<std::string, std::uint16_t>> candidates;
+    for (const auto& cp : params.contact_points) candidates.emplace_back(cp, params.port);
+    std::string failures;
+    if (!co_await connect_control(candidates, failures))
+        throw error(client_errc::no_host_available, "no contact point could be reached: " + failures);
+    co_await refresh_nodes();
+    if (!params.local_datacenter.empty() &&
+        std::none_of(pools.begin(), pools.end(), [&](const auto& p) { return p->info->datacenter == params.local_datacenter; })) {
+        std::set<std::string> dcs;
+        for (const auto& p : pools) dcs.insert(p->info->datacenter);
+        std::string known;
+        for (const auto& d : dcs) known += (known.empty() ? "" : ", ") + d;
+        control->abort();
+        throw error(client_errc::invalid_configuration,
+                    fmt::format("local_datacenter \"{}\" has no node; the cluster's datacenters are: {}", params.local_datacenter, known));
+    }
+    co_await refresh_schema();
+    const auto deadline = std::chrono::steady_clock::now() + params.connect_timeout + std::chrono::seconds(1);
+    while (!pools_ready(params.ready_when) && std::chrono::steady_clock::now() < deadline) {
+        readiness.expires_at(deadline);
+        co_await readiness.async_wait(use_tuple);
+    }
+    if (current()->local.empty() && current()->remote.empty()) {
+        // Every pool failed: report why, as a failed connect would.
+        std::string why;
+        for (const auto& p : pools)
+            if (p->target > 0) why += (why.empty() ? "" : "; ") + p->info->endpoint + ": " + (p->last_failure.empty() ? "not connected" : p->last_failure);
+        closing = true;
+        for (const auto& p : pools) close_pool(p);
+        control->abort();
+        throw error(client_errc::no_host_available, "no node of the local datacenter could be connected: " + why);
+    }
+    asio::co_spawn(strand, control_loop(), asio::detached);
+}
+
+}  // namespace cqlcoro::detail

@@ -1,0 +1,176 @@
+// The session's insides, shared by the request path (session.cpp) and the cluster layer (cluster.cpp).
+//
+// Threads: the request path runs on whatever thread calls execute(), and reads only an immutable
+// routing_view (hosts, their connections, the token map), swapped atomically when anything changes.
+// Everything that changes the view (the control connection, events, pools, reconnection, schema) runs
+// on the session's strand.
+#pragma once
+
+#include <cqlcoro/metadata.hpp>
+#include <cqlcoro/session.hpp>
+
+#include "cluster/schema.hpp"
+#include "cluster/token_map.hpp"
+#include "connection/connection.hpp"
+#include "session/encode.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <random>
+
+namespace cqlcoro {
+
+using conn_t = connection::connection;
+
+namespace detail {
+
+/// A host as requests see it: fixed for one view.
+struct host_conns {
+    std::shared_ptr<node> info;
+    std::vector<std::shared_ptr<conn_t>> connections;
+
+    const std::string& name() const noexcept { return info->endpoint; }
+    /// The open connection with the fewest requests in flight (ids reserved at submit count, so
+    /// concurrent pickers see each other's requests).
+    conn_t* pick() const noexcept {
+        conn_t* best = nullptr;
+        std::size_t best_load = 0;
+        for (const auto& c : connections) {
+            if (c->state() != connection::connection_state::ready) continue;
+            const auto load = c->in_flight();
+            if (!best || load < best_load) {
+                best = c.get();
+                best_load = load;
+            }
+        }
+        return best;
+    }
+};
+
+/// What the request path reads: immutable, replaced as a whole.
+struct routing_view {
+    std::vector<std::shared_ptr<const host_conns>> hosts;  // the order of md->nodes() (the token map's host indexes)
+    std::vector<std::uint32_t> local, remote;              // usable hosts (up, with a connection), by distance
+    std::shared_ptr<const cluster_metadata> md;
+    const token_map* tokens = nullptr;
+};
+
+/// A host's pool, on the session strand.
+struct pool {
+    std::shared_ptr<node> info;
+    std::vector<std::shared_ptr<conn_t>> connections;
+    std::size_t target = 0;       // connections wanted (by distance)
+    std::size_t opening = 0;      // connects under way
+    std::size_t attempt = 0;      // failed reconnection attempts in a row
+    std::unique_ptr<asio::steady_timer> retry;  // the next reconnection, when one is scheduled
+    bool removed = false;
+    bool first_attempt_done = false;  // readiness: the pool's first connect finished, either way
+    std::string last_failure;
+};
+
+struct prepare_entry {
+    explicit prepare_entry(asio::any_io_executor ex) : done(ex, asio::steady_timer::time_point::max()) {}
+    asio::steady_timer done;  // cancelled when the PREPARE completes
+    bool finished = false;
+    prepared_statement value;
+    std::exception_ptr failure;
+};
+
+struct pending_event {
+    protocol::event_response event;
+};
+
+struct session_impl : std::enable_shared_from_this<session_impl> {
+    asio::any_io_executor ex;
+    asio::strand<asio::any_io_executor> strand;  // the cluster layer and the prepare cache
+    session_params params;
+    std::uint8_t version = 0;
+    protocol::compression frame_compression = protocol::compression::none;
+    std::atomic<std::size_t> next_host{0};
+    std::vector<middleware> user_middlewares;
+    std::map<std::pair<std::string, std::string>, std::shared_ptr<prepare_entry>> prepared;
+    std::atomic<bool> closing{false};
+
+    // The request path's view.
+    std::atomic<std::shared_ptr<const routing_view>> view;
+
+    // Strand-confined cluster state.
+    std::shared_ptr<const cluster_metadata> md;
+    std::vector<std::shared_ptr<pool>> pools;  // md->nodes() order
+    std::optional<cluster::partitioner> partitioner;
+    cluster::schema_layout layout = cluster::schema_layout::v2;
+    bool peers_v2 = true;  // until the server says it has no such table
+    std::string local_dc;
+    std::string cluster_name;
+    std::shared_ptr<conn_t> control;
+    std::shared_ptr<node> control_node;
+    std::string control_endpoint;
+    std::deque<protocol::event_response> events;
+    asio::steady_timer::time_point last_event{};
+    asio::steady_timer wake;  // the control loop's sleep: cancelled to wake it
+    bool control_lost = false;
+    bool control_running = false;
+    asio::steady_timer readiness;  // cancelled whenever a pool's first attempt finishes
+    std::mt19937_64 rng{std::random_device{}()};
+    std::uint64_t schema_refreshes = 0, node_refreshes = 0;  // counted for tests (read on the strand)
+
+    explicit session_impl(asio::any_io_executor e)
+        : ex(e), strand(asio::make_strand(e)), wake(strand, asio::steady_timer::time_point::max()),
+          readiness(strand, asio::steady_timer::time_point::max()) {}
+
+    session_detail::encode_context encoding() const {
+        return {.version = version, .compression = frame_compression, .default_cl = params.default_consistency,
+                .default_page_size = params.default_page_size};
+    }
+    std::shared_ptr<const routing_view> current() const noexcept { return view.load(std::memory_order_acquire); }
+
+    // The chain: user middlewares, then the built-in operation.
+    asio::awaitable<outcome> run(request& r, std::size_t layer);
+    asio::awaitable<outcome> built_in(request& r);
+    auto start_built_in(request q);
+
+    std::size_t plan_start() noexcept { return next_host.fetch_add(1, std::memory_order_relaxed); }
+
+    // Prepared statements (strand).
+    asio::awaitable<prepared_statement> prepare_on_strand(std::string query);
+    asio::awaitable<prepared_statement> send_prepare(const std::string& query);
+    asio::awaitable<void> prepare_on_others(const std::string& query, const std::string& answered_by);
+    asio::awaitable<void> reprepare_all(std::shared_ptr<pool> p);
+
+    // The cluster layer (cluster.cpp), all on the strand.
+    connection::connection_params connection_params_for(const std::string& host, std::uint16_t port, bool control) const;
+    asio::awaitable<void> start();
+    asio::awaitable<bool> connect_control(const std::vector<std::pair<std::string, std::uint16_t>>& candidates, std::string& failures);
+    asio::awaitable<std::optional<result>> control_query(std::string query);
+    asio::awaitable<void> refresh_nodes();
+    asio::awaitable<void> refresh_schema(std::string keyspace = {});
+    asio::awaitable<void> refresh_schema_element(const protocol::schema_change& c);
+    asio::awaitable<void> control_loop();
+    asio::awaitable<void> process_events(std::vector<protocol::event_response> batch);
+    asio::awaitable<bool> wait_schema_agreement(std::chrono::milliseconds timeout);
+    void on_event(protocol::event_response e);
+    void apply_nodes(std::vector<std::shared_ptr<node>> found);
+    void set_schema(std::map<std::string, keyspace_metadata> keyspaces);
+    void rebuild_metadata(std::vector<std::shared_ptr<const node>> nodes, std::map<std::string, keyspace_metadata> keyspaces);
+    node_distance distance_of(const node& n, std::map<std::string, std::size_t>& remote_seen) const;
+    void update_distances();
+    void open_pool(const std::shared_ptr<pool>& p);
+    asio::awaitable<void> open_connection(std::shared_ptr<pool> p);
+    void on_connection_state(const std::shared_ptr<pool>& p, conn_t* c, connection::connection_state s, error_code ec);
+    void mark_up(const std::shared_ptr<pool>& p);
+    void mark_down(const std::shared_ptr<pool>& p, const std::string& why);
+    void schedule_reconnect(const std::shared_ptr<pool>& p);
+    void reconnect_now(const std::shared_ptr<pool>& p);
+    void close_pool(const std::shared_ptr<pool>& p);
+    void notify(node_event_kind k, const std::shared_ptr<node>& n);
+    void publish();
+    std::shared_ptr<pool> pool_for(const boost::asio::ip::address& a, std::optional<std::uint16_t> port = {}) const;
+    bool pools_ready(session_params::readiness r) const;
+};
+
+}  // namespace detail
+}  // namespace cqlcoro

@@ -1,0 +1,393 @@
+// The session as a member of a simulated cluster: discovery from one contact point (system.peers and
+// peers_v2), datacenters and distances, token-aware routing, nodes going down and coming back,
+// debounced events, a node's new address, and UNPREPARED handled without the application noticing.
+#include "sim.hpp"
+
+#include "cluster/token.hpp"
+
+#include <cqlcoro/session.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "test_coro.hpp"
+
+#include <catch2/catch_test_macros.hpp>
+#include <catch2/matchers/catch_matchers_string.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+using namespace cqlcoro;
+namespace asio = boost::asio;
+using Catch::Matchers::ContainsSubstring;
+
+namespace {
+
+constexpr std::uint16_t port = 19052;
+
+session_params one_contact_point(const sim::cluster& c, std::size_t node = 1) {
+    session_params p;
+    p.contact_points = {c.address(node)};
+    p.port = c.port(node);
+    p.heartbeat_interval = std::chrono::milliseconds(0);
+    p.event_window = std::chrono::milliseconds(20);
+    p.reconnection = reconnection_policy::constant(std::chrono::milliseconds(50));
+    return p;
+}
+
+std::shared_ptr<const node> node_at(const cluster_metadata& md, const std::string& endpoint) {
+    for (const auto& n : md.nodes())
+        if (n->endpoint == endpoint) return n;
+    return nullptr;
+}
+
+// Requests of the application (the control connection's queries of system tables left out).
+std::vector<sim::recorded_request> app_requests(const sim::cluster& c) {
+    std::vector<sim::recorded_request> out;
+    for (auto& r : c.requests())
+        if (r.query.find("FROM system") == std::string::npos && r.op != protocol::opcode::options &&
+            r.op != protocol::opcode::startup && r.op != protocol::opcode::register_)
+            out.push_back(std::move(r));
+    return out;
+}
+
+std::size_t queries_of(const sim::cluster& c, std::string_view table) {
+    std::size_t n = 0;
+    for (const auto& r : c.requests()) n += r.query.find(table) != std::string::npos;
+    return n;
+}
+
+// The owner of a Murmur3 token, found by scanning every node's tokens: an independent reading of the ring.
+std::string owner_of(const cluster_metadata& md, std::int64_t token) {
+    std::string best, lowest;
+    std::int64_t best_token = 0, lowest_token = 0;
+    for (const auto& n : md.nodes())
+        for (const auto& text : n->tokens) {
+            const auto t = std::stoll(text);
+            if (t >= token && (best.empty() || t < best_token)) {
+                best = n->endpoint;
+                best_token = t;
+            }
+            if (lowest.empty() || t < lowest_token) {
+                lowest = n->endpoint;
+                lowest_token = t;
+            }
+        }
+    return best.empty() ? lowest : best;
+}
+
+asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+    asio::steady_timer t(co_await asio::this_coro::executor, d);
+    co_await t.async_wait(asio::use_awaitable);
+}
+
+}  // namespace
+
+TEST_CASE("cluster: one contact point finds every node; other datacenters are ignored unless asked for") {
+    sim::cluster c({.nodes = 3, .datacenters = {2, 1}, .port = port});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, one_contact_point(c));
+        auto md = s.metadata();
+        REQUIRE(md->nodes().size() == 3);
+        CHECK(md->cluster_name() == "cqlcoro-sim");
+        CHECK(md->partitioner() == "org.apache.cassandra.dht.Murmur3Partitioner");
+        for (std::size_t i = 1; i <= 3; ++i) {
+            auto n = node_at(*md, fmt::format("{}:{}", c.address(i), port));
+            REQUIRE(n);
+            CHECK(n->datacenter == (i <= 2 ? "dc1" : "dc2"));
+            CHECK(n->tokens.size() == 4);
+            CHECK(n->release_version == "3.11.16");
+            CHECK(n->distance() == (i <= 2 ? node_distance::local : node_distance::ignored));
+            CHECK(n->state() == (i <= 2 ? node_state::up : node_state::unknown));
+        }
+        CHECK(c.connection_count(3) == 0);  // ignored: no pool
+        // Requests go round robin over the local datacenter only.
+        c.clear_requests();
+        for (int i = 0; i < 8; ++i) co_await s.execute(statement("SELECT 1"));
+        std::map<std::size_t, int> per_node;
+        for (const auto& r : app_requests(c)) ++per_node[r.node];
+        CHECK(per_node[1] == 4);
+        CHECK(per_node[2] == 4);
+        CHECK(per_node[3] == 0);
+        co_await s.close(std::chrono::milliseconds(100));
+
+        // With one remote node per datacenter, dc2's node is remote and used when dc1 cannot serve.
+        auto p = one_contact_point(c, 3);
+        p.local_datacenter = "dc1";
+        p.remote_hosts_per_dc = 1;
+        auto s2 = co_await session::connect(ex, p);
+        auto n3 = node_at(*s2.metadata(), fmt::format("{}:{}", c.address(3), port));
+        REQUIRE(n3);
+        CHECK(n3->distance() == node_distance::remote);
+        auto md2 = s2.metadata();
+        auto n1 = node_at(*md2, fmt::format("{}:{}", c.address(1), port)), n2 = node_at(*md2, fmt::format("{}:{}", c.address(2), port));
+        c.stop(1);
+        c.stop(2);
+        co_await cqlcoro::test::yield_until([&] { return n1->state() == node_state::down && n2->state() == node_state::down; }, 100'000'000);
+        c.clear_requests();
+        co_await s2.execute(statement("SELECT 1"));
+        REQUIRE(app_requests(c).size() == 1);
+        CHECK(app_requests(c)[0].node == 3);
+        c.start(1);
+        c.start(2);
+        co_await s2.close(std::chrono::milliseconds(100));
+
+        // A local datacenter the cluster does not have is a configuration error that names the real ones.
+        auto bad = one_contact_point(c);
+        bad.local_datacenter = "dc9";
+        try {
+            co_await session::connect(ex, bad);
+            FAIL("connect accepted an unknown local datacenter");
+        } catch (const cqlcoro::error& e) {
+            CHECK(e.boost_code() == client_errc::invalid_configuration);
+            CHECK_THAT(std::string(e.what()), ContainsSubstring("dc9") && ContainsSubstring("dc1, dc2"));
+        }
+    });
+}
+
+TEST_CASE("cluster: system.peers_v2 (Cassandra 4.0+) gives each node's own port; v5 end to end") {
+    sim::cluster c({.nodes = 3, .port = port, .distinct_ports = true, .release_version = "4.1.3"});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, one_contact_point(c));
+        CHECK(s.protocol_version() == 5);
+        auto md = s.metadata();
+        REQUIRE(md->nodes().size() == 3);
+        for (std::size_t i = 1; i <= 3; ++i) CHECK(node_at(*md, fmt::format("127.0.0.1:{}", port + i - 1)));
+        CHECK(queries_of(c, "system.peers_v2") >= 1);
+        CHECK(queries_of(c, "FROM system.peers\n") + queries_of(c, "FROM system.peers ") == 0);  // v2 answered: no fallback
+        CHECK(md->keyspace("system_schema"));  // the 3.0+ schema layout was read
+        c.clear_requests();
+        for (int i = 0; i < 6; ++i) co_await s.execute(statement("SELECT 1"));
+        std::map<std::size_t, int> per_node;
+        for (const auto& r : app_requests(c)) ++per_node[r.node];
+        CHECK(per_node.size() == 3);
+        co_await s.close(std::chrono::milliseconds(100));
+    });
+}
+
+TEST_CASE("cluster: Cassandra 2.1 layout: peers_v2 refused once, then system.peers; schema from system.schema_*") {
+    sim::cluster c({.nodes = 2, .port = port, .max_version = 3, .cassandra21_refusals = true, .release_version = "2.1.0",
+                    .keyspaces = {{"shop", {{"class", "org.apache.cassandra.locator.SimpleStrategy"}, {"replication_factor", "2"}}}}});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, one_contact_point(c));
+        CHECK(s.protocol_version() == 3);
+        auto md = s.metadata();
+        CHECK(md->nodes().size() == 2);
+        const auto* shop = md->keyspace("shop");
+        REQUIRE(shop);
+        CHECK(shop->replication.strategy_class == "org.apache.cassandra.locator.SimpleStrategy");
+        CHECK(shop->replication.options.at("replication_factor") == "2");
+        CHECK(queries_of(c, "system.peers_v2") == 1);
+        CHECK(queries_of(c, "system.schema_keyspaces") >= 1);
+        // Events refresh the node list without asking for peers_v2 again.
+        c.push_topology_change(2, "NEW_NODE");
+        co_await cqlcoro::test::yield_until([&] { return queries_of(c, "system.peers") >= 3; });
+        CHECK(queries_of(c, "system.peers_v2") == 1);
+        co_await s.close(std::chrono::milliseconds(100));
+    });
+}
+
+TEST_CASE("cluster: token-aware routing sends each partition to its replica") {
+    sim::cluster c({.nodes = 4, .port = port, .tokens_per_node = 8,
+                    .keyspaces = {{"ks", {{"class", "org.apache.cassandra.locator.SimpleStrategy"}, {"replication_factor", "1"}}}}});
+    const auto int_ = cql_type::of(type_kind::int_);
+    c.prime({.query = "INSERT INTO ks.t (k, v) VALUES (?, ?)"},
+            sim::prime_then{.markers = {{"ks", "t", "k", int_}, {"ks", "t", "v", int_}}, .pk_indexes = {0}});
+    c.prime({.query = "INSERT INTO ks.c (a, b, v) VALUES (?, ?, ?)"},
+            sim::prime_then{.markers = {{"ks", "c", "a", int_}, {"ks", "c", "b", cql_type::of(type_kind::varchar)}, {"ks", "c", "v", int_}},
+                            .pk_indexes = {0, 1}});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, one_contact_point(c));
+        auto md = s.metadata();
+        auto insert = co_await s.prepare("INSERT INTO ks.t (k, v) VALUES (?, ?)");
+        auto composite = co_await s.prepare("INSERT INTO ks.c (a, b, v) VALUES (?, ?, ?)");
+        c.clear_requests();
+        std::map<std::size_t, int> per_node;
+        for (std::int32_t k = 0; k < 200; ++k) {
+            auto r = co_await s.execute(insert.bind(k, k));
+            // The replica, found independently: the owner of the key's Murmur3 token on the ring.
+            std::vector<std::uint8_t> key{static_cast<std::uint8_t>(k >> 24), static_cast<std::uint8_t>(k >> 16),
+                                            static_cast<std::uint8_t>(k >> 8), static_cast<std::uint8_t>(k)};
+            const auto expected = owner_of(*md, cluster::murmur3_token(key));
+            CHECK(r.coordinator() == expected);
+            auto replicas = md->replicas("ks", key);
+            REQUIRE(replicas.size() == 1);
+            CHECK(replicas[0]->endpoint == expected);
+            CHECK(md->token_of(key) == std::to_string(cluster::murmur3_token(key)));
+        }
+        for (const auto& r : app_requests(c)) ++per_node[r.node];
+        CHECK(per_node.size() == 4);  // the keys spread over every node
+        // A composite partition key: the routing key is the composite form.
+        for (std::int32_t a = 0; a < 50; ++a) {
+            auto b = fmt::format("b{}", a);
+            auto r = co_await s.execute(composite.bind(a, b, 0));
+            std::vector<std::uint8_t> ka{static_cast<std::uint8_t>(a >> 24), static_cast<std::uint8_t>(a >> 16),
+                                           static_cast<std::uint8_t>(a >> 8), static_cast<std::uint8_t>(a)};
+            std::vector<std::span<const std::uint8_t>> parts{ka, std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(b.data()), b.size())};
+            auto key = composite_routing_key(parts);
+            CHECK(r.coordinator() == owner_of(*md, cluster::murmur3_token(key)));
+        }
+        // A simple statement routes by an explicit routing key.
+        std::vector<std::uint8_t> seven{0, 0, 0, 7};
+        auto by_key = statement("SELECT v FROM ks.t WHERE k = 7").routing_key(seven).routing_keyspace("ks");
+        auto r = co_await s.execute(std::move(by_key));
+        CHECK(r.coordinator() == owner_of(*md, cluster::murmur3_token(seven)));
+        co_await s.close(std::chrono::milliseconds(100));
+    });
+}
+
+TEST_CASE("cluster: a node whose connections drop is down at once, skipped, and reconnected when it is back") {
+    sim::cluster c({.nodes = 3, .port = port});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto p = one_contact_point(c);
+        std::vector<std::string> seen;
+        p.on_node_event = [&](const node_event& e) { seen.push_back(fmt::format("{} {}", to_string(e.kind), e.about->endpoint)); };
+        auto s = co_await session::connect(ex, p);
+        const auto two = fmt::format("{}:{}", c.address(2), port);
+        CHECK(std::count(seen.begin(), seen.end(), "added " + two) == 1);
+        CHECK(std::count(seen.begin(), seen.end(), "up " + two) == 1);
+        auto n2 = node_at(*s.metadata(), two);
+        REQUIRE(n2);
+        c.stop(2);  // connections reset; no gossip event comes
+        co_await cqlcoro::test::yield_until([&] { return n2->state() == node_state::down; });
+        CHECK(std::count(seen.begin(), seen.end(), "down " + two) == 1);
+        c.clear_requests();
+        for (int i = 0; i < 12; ++i) {
+            auto [ec, r] = co_await s.execute(statement("SELECT 1"), asio::as_tuple(asio::use_awaitable));
+            CHECK_FALSE(ec);
+        }
+        for (const auto& r : app_requests(c)) CHECK(r.node != 2);
+        c.start(2);  // reconnected by the policy (50 ms), without any event
+        co_await cqlcoro::test::yield_until([&] { return n2->state() == node_state::up; }, 100'000'000);
+        CHECK(std::count(seen.begin(), seen.end(), "up " + two) == 2);
+        c.clear_requests();
+        for (int i = 0; i < 12; ++i) co_await s.execute(statement("SELECT 1"));
+        bool reached = false;
+        for (const auto& r : app_requests(c)) reached = reached || r.node == 2;
+        CHECK(reached);
+        co_await s.close(std::chrono::milliseconds(100));
+    });
+}
+
+TEST_CASE("cluster: an event storm is applied in a few debounced batches; DOWN then UPs ends up") {
+    sim::cluster c({.nodes = 3, .port = port});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto p = one_contact_point(c);
+        p.event_window = std::chrono::milliseconds(200);
+        p.event_max_batch = 50;
+        auto s = co_await session::connect(ex, p);
+        const auto before = queries_of(c, "system.peers");
+        // 100 topology events within the window: at most two batches (by count), each one refresh.
+        for (int i = 0; i < 100; ++i) c.push_topology_change(2, "MOVED_NODE", 1);
+        co_await cqlcoro::test::yield_until([&] { return queries_of(c, "system.peers") >= before + 1; }, 100'000'000);
+        co_await sleep_for(std::chrono::milliseconds(500));  // let any further batch happen
+        const auto refreshes = queries_of(c, "system.peers") - before;
+        CHECK(refreshes >= 1);
+        CHECK(refreshes <= 2);
+        // Cassandra 2.1 on restart: DOWN, then UP several times, possibly out of order. Node 3 keeps its
+        // connections all along: it stays up, and nothing reconnects it.
+        auto n3 = node_at(*s.metadata(), fmt::format("{}:{}", c.address(3), port));
+        REQUIRE(n3);
+        const auto conns = c.connection_count(3);
+        c.push_status_change(3, "DOWN", 1);
+        c.push_status_change(3, "UP", 1);
+        c.push_status_change(3, "UP", 1);
+        co_await sleep_for(std::chrono::milliseconds(400));
+        CHECK(n3->state() == node_state::up);
+        CHECK(c.connection_count(3) == conns);
+        co_await s.close(std::chrono::milliseconds(100));
+    });
+}
+
+TEST_CASE("cluster: a node at a new address (same host id) is reconnected there") {
+    // Four sim nodes; system.peers is primed to show what the test wants: first nodes 2 and 3, then
+    // node 3's host id and tokens at node 4's address, as after a node changed its IP.
+    sim::cluster c({.nodes = 4, .port = port});
+    const auto inet = cql_type::of(type_kind::inet), text = cql_type::of(type_kind::varchar), id = cql_type::of(type_kind::uuid);
+    auto peers = [&](std::vector<std::tuple<std::string, uuid, std::vector<std::string>>> rows) {
+        auto r = sim::rows({{"system", "peers", "peer", inet}, {"system", "peers", "rpc_address", inet},
+                            {"system", "peers", "host_id", id}, {"system", "peers", "data_center", text},
+                            {"system", "peers", "rack", text}, {"system", "peers", "tokens", cql_type::set_of(text)}});
+        for (const auto& [addr, host, tokens] : rows) {
+            auto a = asio::ip::make_address(addr);
+            r.row(a, a, host, std::string("dc1"), std::string("rack1"), std::set<std::string>(tokens.begin(), tokens.end()));
+        }
+        return r;
+    };
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        // Learn nodes 2 and 3 as the sim lists them, then hide node 4.
+        std::shared_ptr<const node> n2, n3;
+        {
+            auto probe = co_await session::connect(ex, one_contact_point(c));
+            n2 = node_at(*probe.metadata(), fmt::format("{}:{}", c.address(2), port));
+            n3 = node_at(*probe.metadata(), fmt::format("{}:{}", c.address(3), port));
+            co_await probe.close(std::chrono::milliseconds(100));
+        }
+        REQUIRE(n2);
+        REQUIRE(n3);
+        c.prime({.query = "SELECT * FROM system.peers"},
+                peers({{c.address(2), n2->host_id, n2->tokens}, {c.address(3), n3->host_id, n3->tokens}}));
+        auto p = one_contact_point(c);
+        std::vector<std::string> seen;
+        p.on_node_event = [&](const node_event& e) { seen.push_back(fmt::format("{} {}", to_string(e.kind), e.about->endpoint)); };
+        auto s = co_await session::connect(ex, p);
+        REQUIRE(s.metadata()->nodes().size() == 3);
+        CHECK(c.connection_count(3) == 1);
+        c.prime({.query = "SELECT * FROM system.peers"},
+                peers({{c.address(2), n2->host_id, n2->tokens}, {c.address(4), n3->host_id, n3->tokens}}));
+        c.push_topology_change(4, "NEW_NODE", 1);
+        const auto four = fmt::format("{}:{}", c.address(4), port), three = fmt::format("{}:{}", c.address(3), port);
+        co_await cqlcoro::test::yield_until([&] { return std::count(seen.begin(), seen.end(), "up " + four) == 1; }, 100'000'000);
+        auto md = s.metadata();
+        REQUIRE(md->nodes().size() == 3);
+        auto moved = node_at(*md, four);
+        REQUIRE(moved);
+        CHECK(moved->host_id == n3->host_id);
+        CHECK(moved->tokens == n3->tokens);
+        CHECK_FALSE(node_at(*md, three));
+        CHECK(std::count(seen.begin(), seen.end(), "removed " + three) == 1);
+        CHECK(std::count(seen.begin(), seen.end(), "added " + four) == 1);
+        co_await cqlcoro::test::yield_until([&] { return c.connection_count(3) == 0; }, 100'000'000);
+        c.clear_requests();
+        for (int i = 0; i < 6; ++i) co_await s.execute(statement("SELECT 1"));
+        bool reached = false;
+        for (const auto& r : app_requests(c)) reached = reached || r.node == 4;
+        CHECK(reached);
+        co_await s.close(std::chrono::milliseconds(100));
+    });
+}
+
+TEST_CASE("cluster: UNPREPARED after a node forgot its statements is handled without an error reaching the application") {
+    sim::cluster c({.nodes = 2, .port = port});
+    const auto int_ = cql_type::of(type_kind::int_);
+    c.prime({.query = "SELECT v FROM ks.t WHERE k = ?"},
+            sim::prime_then{sim::rows({sim::column("v", int_)}).row(42), {}, {{"ks", "t", "k", int_}}, {0}});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, one_contact_point(c));
+        auto q = co_await s.prepare("SELECT v FROM ks.t WHERE k = ?");
+        // Prepared on both nodes up front.
+        std::size_t prepares = 0;
+        for (const auto& r : c.requests()) prepares += r.op == protocol::opcode::prepare;
+        CHECK(prepares == 2);
+        c.forget_prepared(1);
+        c.forget_prepared(2);
+        c.clear_requests();
+        for (int i = 0; i < 4; ++i) {
+            auto r = co_await s.execute(q.bind(i));
+            CHECK(r.one().get<std::int32_t>("v") == 42);
+        }
+        std::size_t executes = 0;
+        prepares = 0;
+        for (const auto& r : c.requests()) {
+            executes += r.op == protocol::opcode::execute;
+            prepares += r.op == protocol::opcode::prepare;
+        }
+        CHECK(prepares == 2);    // once per node
+        CHECK(executes == 6);    // two refused, then sent again, then two that went through at once
+        co_await s.close(std::chrono::milliseconds(100));
+    });
+}
