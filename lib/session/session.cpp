@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <map>
@@ -163,6 +164,25 @@ asio::awaitable<prepared_statement> prepare_on(session_impl& s, conn_t& conn, co
     data->result_metadata_id = p->result_metadata_id;
     data->markers = p->variables.columns;
     data->pk_indexes = p->variables.pk_indexes;
+    if (data->pk_indexes.empty() && !data->markers.empty() && s.md) {
+        // Protocol v3 does not send the partition key's marker positions: find them from the schema,
+        // by the table's partition key column names among the markers.
+        const auto& first = data->markers.front();
+        if (const auto* ks = s.md->keyspace(first.keyspace)) {
+            auto t = ks->tables.find(first.table);
+            if (t != ks->tables.end() && !t->second.partition_key.empty()) {
+                std::vector<std::uint16_t> found;
+                for (const auto& column : t->second.partition_key) {
+                    auto m = std::find_if(data->markers.begin(), data->markers.end(), [&](const column_spec& c) {
+                        return c.name == column && c.keyspace == first.keyspace && c.table == first.table;
+                    });
+                    if (m == data->markers.end()) break;
+                    found.push_back(static_cast<std::uint16_t>(m - data->markers.begin()));
+                }
+                if (found.size() == t->second.partition_key.size()) data->pk_indexes = std::move(found);
+            }
+        }
+    }
     data->result_set = std::make_shared<const detail::column_set>(p->result.columns);
     co_return prepared_statement(std::move(data));
 }

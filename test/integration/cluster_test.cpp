@@ -1,0 +1,246 @@
+// The session against a real three-node Cassandra 2.1 cluster in two datacenters (dc1: two nodes, dc2:
+// one), started by scripts/test: discovery from one contact point, token-aware routing checked against
+// the server's own tokens, a node killed under load and restarted, DDL and schema agreement, and
+// UNPREPARED after a restart. CQLCORO_TEST_MULTI_HOSTS names the nodes, CQLCORO_TEST_MULTI_DIR the
+// harness's cluster directory.
+#include <cqlcoro/session.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "test_coro.hpp"
+
+#include <catch2/catch_test_macros.hpp>
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <sstream>
+
+using namespace cqlcoro;
+namespace asio = boost::asio;
+using cqlcoro::test::yield_until;
+
+namespace {
+
+std::vector<std::string> multi_hosts() {
+    const char* h = std::getenv("CQLCORO_TEST_MULTI_HOSTS");
+    if (!h || !*h) throw std::runtime_error("CQLCORO_TEST_MULTI_HOSTS is not set: run the suite through scripts/test");
+    std::vector<std::string> out;
+    std::stringstream in(h);
+    for (std::string s; std::getline(in, s, ',');) out.push_back(s);
+    if (out.size() != 3) throw std::runtime_error("the cluster tests need three nodes");
+    return out;
+}
+
+void harness(const std::string& what, int node) {
+    const char* tool = std::getenv("CQLCORO_TEST_CLUSTER");
+    const char* dir = std::getenv("CQLCORO_TEST_MULTI_DIR");
+    if (!tool || !dir) throw std::runtime_error("CQLCORO_TEST_CLUSTER / CQLCORO_TEST_MULTI_DIR are not set: run the suite through scripts/test");
+    const auto cmd = fmt::format("CQLCORO_CLUSTER_DIR={} {} {} {}", dir, tool, what, node);
+    if (std::system(cmd.c_str()) != 0) throw std::runtime_error(cmd + " failed");
+}
+
+session_params params() {
+    session_params p;
+    p.contact_points = {multi_hosts()[0]};
+    p.local_datacenter = "dc1";
+    p.reconnection = reconnection_policy::constant(std::chrono::milliseconds(250));
+    p.event_window = std::chrono::milliseconds(100);
+    return p;
+}
+
+std::shared_ptr<const node> by_address(const cluster_metadata& md, const std::string& address) {
+    for (const auto& n : md.nodes())
+        if (n->address.to_string() == address) return n;
+    return nullptr;
+}
+
+// The dc1 node owning `token`: the first dc1 token at or after it, wrapping (NTS with dc1 = 1).
+std::string dc1_owner(const cluster_metadata& md, std::int64_t token) {
+    std::string best, lowest;
+    std::int64_t best_token = 0, lowest_token = 0;
+    for (const auto& n : md.nodes()) {
+        if (n->datacenter != "dc1") continue;
+        for (const auto& text : n->tokens) {
+            const auto t = std::stoll(text);
+            if (t >= token && (best.empty() || t < best_token)) best = n->endpoint, best_token = t;
+            if (lowest.empty() || t < lowest_token) lowest = n->endpoint, lowest_token = t;
+        }
+    }
+    return best.empty() ? lowest : best;
+}
+
+std::vector<std::uint8_t> int_key(std::int32_t k) {
+    return {static_cast<std::uint8_t>(k >> 24), static_cast<std::uint8_t>(k >> 16), static_cast<std::uint8_t>(k >> 8), static_cast<std::uint8_t>(k)};
+}
+
+asio::awaitable<void> schema(session& s) {
+    co_await s.execute(statement("CREATE KEYSPACE IF NOT EXISTS cqlcoro_cluster WITH replication = "
+                                 "{'class': 'NetworkTopologyStrategy', 'dc1': 1, 'dc2': 1}"));
+    co_await s.execute(statement("CREATE TABLE IF NOT EXISTS cqlcoro_cluster.kv (k int PRIMARY KEY, v int)"));
+}
+
+}  // namespace
+
+TEST_CASE("real cluster: one contact point discovers three nodes in two datacenters, with schema") {
+    const auto hosts = multi_hosts();
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, params());
+        co_await schema(s);
+        auto md = s.metadata();
+        REQUIRE(md->nodes().size() == 3);
+        for (std::size_t i = 0; i < 3; ++i) {
+            auto n = by_address(*md, hosts[i]);
+            REQUIRE(n);
+            CHECK(n->datacenter == (i < 2 ? "dc1" : "dc2"));
+            CHECK(n->release_version == "2.1.0");
+            CHECK(n->tokens.size() == 16);
+            CHECK(n->distance() == (i < 2 ? node_distance::local : node_distance::ignored));
+            CHECK(n->state() == (i < 2 ? node_state::up : node_state::unknown));
+        }
+        const auto* ks = md->keyspace("cqlcoro_cluster");
+        REQUIRE(ks);
+        CHECK(ks->replication.strategy_class == "org.apache.cassandra.locator.NetworkTopologyStrategy");
+        CHECK(ks->replication.options.at("dc1") == "1");
+        const auto& kv = ks->tables.at("kv");
+        CHECK(kv.partition_key == std::vector<std::string>{"k"});
+        REQUIRE(kv.column("v"));
+        CHECK(kv.column("v")->type_text == "int");
+        CHECK(md->keyspace("system"));  // Cassandra 2.1's system.schema_* tables were read
+        co_await s.close();
+    });
+}
+
+TEST_CASE("real cluster: token-aware routing sends every key to its dc1 replica, as the server computes the token") {
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, params());
+        co_await schema(s);
+        auto insert = co_await s.prepare("INSERT INTO cqlcoro_cluster.kv (k, v) VALUES (?, ?)");
+        auto token = co_await s.prepare("SELECT token(k) FROM cqlcoro_cluster.kv WHERE k = ?");
+        auto md = s.metadata();
+        std::map<std::string, int> per_node;
+        for (std::int32_t k = 0; k < 100; ++k) {
+            auto w = co_await s.execute(insert.bind(k, k));
+            // The server's own token for the key, and the dc1 node that owns it on the ring it reports.
+            auto t = co_await s.execute(token.bind(k));
+            const auto server_token = t.one().get<std::int64_t>(0);
+            const auto key = int_key(k);
+            CHECK(md->token_of(key) == std::to_string(server_token));
+            const auto owner = dc1_owner(*md, server_token);
+            CHECK(w.coordinator() == owner);
+            auto replicas = md->replicas("cqlcoro_cluster", key);
+            REQUIRE(replicas.size() == 2);  // dc1's and dc2's
+            CHECK(replicas[0]->endpoint != replicas[1]->endpoint);
+            CHECK((replicas[0]->datacenter == "dc1" ? replicas[0] : replicas[1])->endpoint == owner);
+            ++per_node[w.coordinator()];
+        }
+        CHECK(per_node.size() == 2);  // both dc1 nodes own keys; dc2 is never a coordinator
+        co_await s.close();
+    });
+}
+
+TEST_CASE("real cluster: DDL waits for schema agreement and the new table is in the metadata at once") {
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, params());
+        co_await schema(s);
+        const auto name = fmt::format("t{}", std::chrono::steady_clock::now().time_since_epoch().count() % 1000000000);
+        auto r = co_await s.execute(statement(fmt::format(
+            "CREATE TABLE cqlcoro_cluster.{} (a int, b text, c bigint, s int static, d list<int>, PRIMARY KEY ((a, b), c)) "
+            "WITH CLUSTERING ORDER BY (c DESC)", name)));
+        REQUIRE(r.schema_change());
+        REQUIRE(r.schema_in_agreement());
+        CHECK(*r.schema_in_agreement());
+        CHECK(co_await s.check_schema_agreement());
+        const auto* ks = s.metadata()->keyspace("cqlcoro_cluster");
+        REQUIRE(ks);
+        REQUIRE(ks->tables.count(name));
+        const auto& t = ks->tables.at(name);
+        CHECK(t.partition_key == std::vector<std::string>{"a", "b"});
+        CHECK(t.clustering == std::vector<std::string>{"c"});
+        REQUIRE(t.column("c"));
+        CHECK(t.column("c")->descending);
+        CHECK(t.column("d")->type_text == "list<int>");
+        CHECK(t.column("s")->kind == column_kind::static_);
+        co_await s.execute(statement(fmt::format("DROP TABLE cqlcoro_cluster.{}", name)));
+        CHECK_FALSE(s.metadata()->keyspace("cqlcoro_cluster")->tables.count(name));
+        co_await s.close();
+    });
+}
+
+TEST_CASE("real cluster: a node killed under load is down at once; restarted, it is back and UNPREPARED is handled") {
+    const auto hosts = multi_hosts();
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto p = params();
+        p.reprepare_on_up = false;  // so the restarted node answers UNPREPARED, which the session must handle
+        std::vector<std::string> events;
+        p.on_node_event = [&](const node_event& e) { events.push_back(fmt::format("{} {}", to_string(e.kind), e.about->address.to_string())); };
+        auto s = co_await session::connect(ex, p);
+        co_await schema(s);
+        auto insert = co_await s.prepare("INSERT INTO cqlcoro_cluster.kv (k, v) VALUES (?, ?)");
+        for (std::int32_t k = 0; k < 100; ++k) co_await s.execute(insert.bind(k, k));
+        auto read = co_await s.prepare("SELECT v FROM cqlcoro_cluster.kv WHERE k = ?");
+        auto md = s.metadata();
+        auto victim = by_address(*md, hosts[1]);
+        REQUIRE(victim);
+        // Load: a few workers reading in a loop; no request may be lost, and none may hang.
+        // Errors of the server (the coordinator's own view of the dead replica: unavailable, read
+        // timeouts) are the cluster's; the driver's own failures are counted apart.
+        bool stop = false;
+        std::size_t done = 0, failed = 0, running = 0;
+        auto worker = [&](std::int32_t first) -> asio::awaitable<void> {
+            ++running;
+            for (std::int32_t k = first; !stop; k = (k + 1) % 100) {
+                auto [ec, r] = co_await s.execute(read.bind(k).consistency(consistency::one), asio::as_tuple(asio::use_awaitable));
+                ++done;
+                if (ec && ec.category() != server_category()) ++failed;  // written as the node died: connection_closed_sent
+            }
+            --running;
+        };
+        for (std::int32_t w = 0; w < 4; ++w) asio::co_spawn(ex, worker(w * 25), asio::detached);
+        co_await yield_until([&] { return done > 200; }, 100'000'000);
+        const auto killed_at = std::chrono::steady_clock::now();
+        harness("kill", 2);
+        co_await yield_until([&] { return victim->state() == node_state::down; }, 100'000'000);
+        const auto noticed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed_at);
+        CHECK(noticed < std::chrono::seconds(5));  // the reset, not gossip's 20 s
+        WARN(fmt::format("node 2 marked down {} ms after kill -9", noticed.count()));
+        const auto failed_at_kill = failed;
+        auto sent_to_victim = [&] {
+            for (const auto& m : s.metrics())
+                if (m.host == victim->endpoint) return m.requests_sent;
+            return std::uint64_t{0};
+        };
+        const auto before = sent_to_victim();
+        const auto done_before = done;
+        co_await yield_until([&] { return done > done_before + 400; }, 100'000'000);
+        CHECK(failed == failed_at_kill);        // after the mark, no request fails in the driver
+        CHECK(sent_to_victim() == before);      // and nothing goes to the dead node
+        stop = true;
+        co_await yield_until([&] { return running == 0; }, 100'000'000);
+
+        harness("restart", 2);  // returns once the node serves CQL
+        const auto restarted_at = std::chrono::steady_clock::now();
+        co_await yield_until([&] { return s.metadata()->nodes().size() == 3 && by_address(*s.metadata(), hosts[1])->state() == node_state::up; },
+                             1'000'000'000);
+        const auto back = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - restarted_at);
+        WARN(fmt::format("node 2 back up {} ms after its restart", back.count()));
+        CHECK(back < std::chrono::seconds(5));
+        CHECK(std::count(events.begin(), events.end(), "down " + hosts[1]) == 1);
+        CHECK(std::count(events.begin(), events.end(), "up " + hosts[1]) >= 1);
+        // The restarted node has forgotten the prepared statement: its keys get UNPREPARED, re-prepared
+        // and sent again without the application seeing an error.
+        int on_victim = 0;
+        // (Rows written just before a kill -9 may be gone from that node: only success is checked.)
+        for (std::int32_t k = 0; k < 100; ++k) {
+            auto r = co_await s.execute(read.bind(k));
+            on_victim += r.coordinator() == victim->endpoint;
+        }
+        CHECK(on_victim > 0);
+        co_await s.close();
+    });
+}
