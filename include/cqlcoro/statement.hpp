@@ -50,9 +50,12 @@ struct statement_options {
     std::optional<std::int32_t> now_in_seconds;   ///< v5: "now" for TTL and deletion, in seconds
     /// Token-aware routing: the partition key as serialized bytes (composite_routing_key() for several
     /// columns) and its keyspace. A bound statement computes both from its partition-key markers;
-    /// these override that.
-    std::vector<std::uint8_t> routing_key;
-    std::string routing_keyspace;
+    /// these override that. (Held apart, so statements that do not set them stay small to move.)
+    struct routing_hint {
+        std::vector<std::uint8_t> key;
+        std::string keyspace;
+    };
+    std::shared_ptr<const routing_hint> routing;
 };
 
 /// Fluent setters shared by every statement kind; `Derived` is the statement class.
@@ -75,9 +78,23 @@ public:
     CQLCORO_OPTION_SETTER(tracing, bool, tracing)
     CQLCORO_OPTION_SETTER(keyspace, std::string, keyspace)
     CQLCORO_OPTION_SETTER(now_in_seconds, std::int32_t, now_in_seconds)
-    CQLCORO_OPTION_SETTER(routing_key, std::vector<std::uint8_t>, routing_key)
-    CQLCORO_OPTION_SETTER(routing_keyspace, std::string, routing_keyspace)
 #undef CQLCORO_OPTION_SETTER
+    /// Token-aware routing for a statement whose partition key the driver cannot see (a simple
+    /// statement): the key's serialized bytes (composite_routing_key() for several columns) and keyspace.
+    Derived& routing_key(std::vector<std::uint8_t> key) & {
+        auto h = options_.routing ? *options_.routing : statement_options::routing_hint{};
+        h.key = std::move(key);
+        options_.routing = std::make_shared<const statement_options::routing_hint>(std::move(h));
+        return self();
+    }
+    Derived&& routing_key(std::vector<std::uint8_t> key) && { return std::move(routing_key(std::move(key))); }
+    Derived& routing_keyspace(std::string keyspace) & {
+        auto h = options_.routing ? *options_.routing : statement_options::routing_hint{};
+        h.keyspace = std::move(keyspace);
+        options_.routing = std::make_shared<const statement_options::routing_hint>(std::move(h));
+        return self();
+    }
+    Derived&& routing_keyspace(std::string keyspace) && { return std::move(routing_keyspace(std::move(keyspace))); }
     /// Adds a custom payload entry (v4+).
     Derived& payload(std::string key, std::vector<std::uint8_t> value) & {
         options_.custom_payload.emplace_back(std::move(key), std::move(value));

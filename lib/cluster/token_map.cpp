@@ -1,5 +1,6 @@
 #include "cluster/token_map.hpp"
 
+#include <atomic>
 #include <charconv>
 
 namespace cqlcoro {
@@ -65,7 +66,9 @@ std::string replication_key(const replication_metadata& r) {
 
 std::shared_ptr<const token_map> token_map::build(cluster::partitioner p, const std::vector<std::shared_ptr<const node>>& nodes,
                                                   const std::map<std::string, keyspace_metadata>& keyspaces, const token_map* previous) {
+    static std::atomic<std::uint64_t> built{0};
     auto m = std::make_shared<token_map>();
+    m->generation_ = ++built;
     std::vector<cluster::ring_host> hosts;
     std::vector<std::vector<std::string>> tokens;
     hosts.reserve(nodes.size());

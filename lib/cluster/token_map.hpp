@@ -9,6 +9,7 @@
 #include <cqlcoro/metadata.hpp>
 
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <span>
 #include <string>
@@ -43,11 +44,18 @@ public:
         return t.at(ring_.first_at_or_after(tok));
     }
     std::size_t table_count() const noexcept { return by_replication_.size(); }
+    /// Unique per map built in the process (an address may be reused; this is not).
+    std::uint64_t generation() const noexcept { return generation_; }
 
 private:
     cluster::token_ring ring_;
+    std::uint64_t generation_ = 0;
     std::map<std::string, std::shared_ptr<const replica_table>> by_replication_;  // key: canonical replication text
-    std::map<std::string, const replica_table*, std::less<>> by_keyspace_;
+    struct text_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    };
+    std::unordered_map<std::string, const replica_table*, text_hash, std::equal_to<>> by_keyspace_;  // the request path's lookup
 };
 
 /// The canonical text of a replication setting ("" when the strategy is one the driver cannot place).

@@ -279,6 +279,9 @@ struct request_op final : connection::request_sink {
     std::size_t plan_start = 0, stage = 0, pos = 0;
     conn_t* conn = nullptr;       // the attempt's connection (the view keeps it alive)
     bool repreparing = false;     // the answer awaited is to the PREPARE in aux
+    std::uint64_t cached_generation = 0;  // route()'s last lookup: the map (by generation, never by
+    std::string cached_keyspace;          // address, which a new map may reuse), the keyspace, its table
+    const token_map::replica_table* cached_table = nullptr;
     bool reprepared = false;
 
     void begin(std::shared_ptr<session_impl> s, request r, erased_handler h) {
@@ -309,8 +312,12 @@ struct request_op final : connection::request_sink {
     // The replicas of the request's partition that are local and usable, shuffled.
     void route() {
         const auto& o = req->options();
-        std::string_view keyspace = o.routing_keyspace;
-        bytes_view key(o.routing_key.data(), o.routing_key.size());
+        std::string_view keyspace;
+        bytes_view key;
+        if (o.routing) {
+            keyspace = o.routing->keyspace;
+            key = bytes_view(o.routing->key.data(), o.routing->key.size());
+        }
         boost::container::small_vector<std::uint8_t, 64> composite;
         const bound_statement* bound = std::get_if<bound_statement>(&req->what);
         if (!bound)
@@ -340,7 +347,14 @@ struct request_op final : connection::request_sink {
         }
         if (key.empty()) return;
         if (keyspace.empty()) keyspace = o.keyspace.empty() ? std::string_view(impl->params.keyspace) : std::string_view(o.keyspace);
-        const auto* table = view->tokens->table(keyspace);
+        // The keyspace's table, remembered by this (pooled) operation: a request usually routes in the
+        // keyspace its predecessor did.
+        if (view->tokens->generation() != cached_generation || keyspace != cached_keyspace) {
+            cached_generation = view->tokens->generation();
+            cached_keyspace.assign(keyspace);
+            cached_table = view->tokens->table(keyspace);
+        }
+        const auto* table = cached_table;
         if (!table) return;
         for (auto i : view->tokens->replicas(*table, cluster::token_of(view->tokens->kind(), key))) {
             if (i >= view->hosts.size()) continue;

@@ -33,6 +33,8 @@ namespace {
 int main(int argc, char** argv) {
     sim::cluster_config cfg;
     cfg.port = 19142;
+    // The keyspace of the primed table, so clients route its statements by token.
+    cfg.keyspaces = {{"sim", {{"class", "org.apache.cassandra.locator.SimpleStrategy"}, {"replication_factor", "1"}}}};
     std::vector<std::pair<std::string, int>> primed_rows;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
