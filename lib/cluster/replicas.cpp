@@ -131,61 +131,94 @@ std::vector<std::uint32_t> everywhere_replicas_at(const token_ring& ring, std::s
     return simple_replicas_at(ring, start, ring.hosts.size());
 }
 
-std::vector<std::uint32_t> network_topology_replicas_at(const token_ring& ring, std::size_t start,
-                                                     const std::map<std::string, std::size_t>& rf_by_dc) {
-    struct dc_state {
-        std::size_t wanted = 0;
-        std::size_t racks = 0;  // distinct racks in the datacenter
-        std::size_t chosen = 0;
-        std::set<std::string> seen_racks;
-        std::vector<std::uint32_t> skipped;  // hosts passed over because their rack already had a replica
-    };
-    std::map<std::string, dc_state> dcs;
-    {
-        std::map<std::string, std::set<std::string>> racks;
-        std::map<std::string, std::size_t> hosts_in;
-        for (const auto& h : ring.hosts) {
-            racks[h.dc].insert(h.rack);
-            ++hosts_in[h.dc];
+ring_topology::ring_topology(const token_ring& ring) {
+    std::map<std::string, std::uint32_t> dc_index;
+    std::map<std::pair<std::uint32_t, std::string>, std::uint32_t> rack_index;
+    for (const auto& h : ring.hosts) {
+        auto [d, new_dc] = dc_index.try_emplace(h.dc, static_cast<std::uint32_t>(dcs.size()));
+        if (new_dc) {
+            dcs.push_back(h.dc);
+            hosts_in_dc.push_back(0);
+            racks_in_dc.push_back(0);
         }
-        for (const auto& [dc, rf] : rf_by_dc) {
-            if (!hosts_in.count(dc) || rf == 0) continue;
-            auto& s = dcs[dc];
-            s.wanted = std::min(rf, hosts_in[dc]);
-            s.racks = racks[dc].size();
+        auto [r, new_rack] = rack_index.try_emplace(std::pair(d->second, h.rack), static_cast<std::uint32_t>(racks));
+        if (new_rack) {
+            ++racks;
+            ++racks_in_dc[d->second];
         }
+        ++hosts_in_dc[d->second];
+        dc_of.push_back(d->second);
+        rack_of.push_back(r->second);
     }
-    std::vector<std::uint32_t> out;
-    if (ring.empty() || dcs.empty()) return out;
-    std::size_t unfinished = dcs.size();
-    std::vector<bool> taken(ring.hosts.size(), false);
-    auto choose = [&](dc_state& s, std::uint32_t host) {
-        taken[host] = true;
+}
+
+void network_topology_replicas_at(const token_ring& ring, const ring_topology& topo, std::size_t start,
+                                  const std::vector<std::size_t>& rf, std::vector<std::uint32_t>& out) {
+    // Scratch reused across calls on this thread: a placement allocates nothing once warm.
+    thread_local std::vector<std::size_t> wanted, chosen, seen_count;
+    thread_local std::vector<std::uint8_t> rack_seen;
+    thread_local std::vector<std::uint64_t> taken, listed;  // stamps: equal to `stamp` means set
+    thread_local std::vector<std::vector<std::uint32_t>> skipped;
+    thread_local std::uint64_t stamp = 0;
+    const std::size_t n_dc = topo.dcs.size();
+    wanted.assign(n_dc, 0);
+    chosen.assign(n_dc, 0);
+    seen_count.assign(n_dc, 0);
+    rack_seen.assign(topo.racks, 0);
+    if (taken.size() < ring.hosts.size()) {
+        taken.resize(ring.hosts.size(), 0);
+        listed.resize(ring.hosts.size(), 0);
+    }
+    if (skipped.size() < n_dc) skipped.resize(n_dc);
+    ++stamp;
+    std::size_t unfinished = 0;
+    for (std::size_t d = 0; d < n_dc; ++d) {
+        skipped[d].clear();
+        wanted[d] = d < rf.size() ? std::min(rf[d], topo.hosts_in_dc[d]) : 0;
+        unfinished += wanted[d] > 0;
+    }
+    if (ring.empty()) return;
+    auto choose = [&](std::uint32_t d, std::uint32_t host) {
+        taken[host] = stamp;
         out.push_back(host);
-        if (++s.chosen == s.wanted) --unfinished;
+        if (++chosen[d] == wanted[d]) --unfinished;
     };
     for (std::size_t i = 0; i < ring.size() && unfinished > 0; ++i) {
         const auto host = ring.owners[(start + i) % ring.size()];
-        if (taken[host]) continue;
-        const auto& h = ring.hosts[host];
-        auto it = dcs.find(h.dc);
-        if (it == dcs.end()) continue;
-        auto& s = it->second;
-        if (s.chosen >= s.wanted) continue;
-        if (s.seen_racks.count(h.rack) && s.seen_racks.size() < s.racks) {
-            if (std::find(s.skipped.begin(), s.skipped.end(), host) == s.skipped.end()) s.skipped.push_back(host);
+        if (taken[host] == stamp) continue;
+        const auto d = topo.dc_of[host];
+        if (chosen[d] >= wanted[d]) continue;
+        const auto r = topo.rack_of[host];
+        if (rack_seen[r] && seen_count[d] < topo.racks_in_dc[d]) {
+            if (listed[host] != stamp) {
+                listed[host] = stamp;
+                skipped[d].push_back(host);
+            }
             continue;
         }
-        choose(s, host);
-        s.seen_racks.insert(h.rack);
-        if (s.seen_racks.size() == s.racks) {  // every rack used: the skipped hosts fill up, in ring order
-            for (auto skipped : s.skipped) {
-                if (s.chosen >= s.wanted) break;
-                if (!taken[skipped]) choose(s, skipped);
+        choose(d, host);
+        if (!rack_seen[r]) {
+            rack_seen[r] = 1;
+            ++seen_count[d];
+        }
+        if (seen_count[d] == topo.racks_in_dc[d]) {  // every rack used: the skipped hosts fill up, in ring order
+            for (auto s : skipped[d]) {
+                if (chosen[d] >= wanted[d]) break;
+                if (taken[s] != stamp) choose(d, s);
             }
-            s.skipped.clear();
+            skipped[d].clear();
         }
     }
+}
+
+std::vector<std::uint32_t> network_topology_replicas_at(const token_ring& ring, std::size_t start,
+                                                        const std::map<std::string, std::size_t>& rf_by_dc) {
+    const ring_topology topo(ring);
+    std::vector<std::size_t> rf(topo.dcs.size(), 0);
+    for (std::size_t d = 0; d < topo.dcs.size(); ++d)
+        if (auto it = rf_by_dc.find(topo.dcs[d]); it != rf_by_dc.end()) rf[d] = it->second;
+    std::vector<std::uint32_t> out;
+    network_topology_replicas_at(ring, topo, start, rf, out);
     return out;
 }
 

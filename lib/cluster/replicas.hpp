@@ -62,6 +62,21 @@ std::vector<std::uint32_t> simple_replicas_at(const token_ring& ring, std::size_
 std::vector<std::uint32_t> network_topology_replicas_at(const token_ring& ring, std::size_t start,
                                                      const std::map<std::string, std::size_t>& rf_by_dc);
 
+/// The ring's datacenters and racks as small integers, computed once for many placements.
+struct ring_topology {
+    std::vector<std::string> dcs;          // by dc index
+    std::vector<std::uint32_t> dc_of;      // by host
+    std::vector<std::uint32_t> rack_of;    // by host: a rack index unique across datacenters
+    std::vector<std::size_t> hosts_in_dc;  // by dc index
+    std::vector<std::size_t> racks_in_dc;  // by dc index
+    std::size_t racks = 0;
+    explicit ring_topology(const token_ring& ring);
+};
+
+/// NetworkTopologyStrategy for many positions: `rf` by dc index (ring_topology::dcs); appends to `out`.
+void network_topology_replicas_at(const token_ring& ring, const ring_topology& topo, std::size_t start,
+                                  const std::vector<std::size_t>& rf, std::vector<std::uint32_t>& out);
+
 /// EverywhereStrategy: every host, from the position's owner clockwise.
 std::vector<std::uint32_t> everywhere_replicas_at(const token_ring& ring, std::size_t start);
 

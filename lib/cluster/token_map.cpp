@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <charconv>
+#include <optional>
 
 namespace cqlcoro {
 
@@ -24,23 +25,33 @@ token_map::replica_table compute(const cluster::token_ring& ring, const replicat
     t.offsets.reserve(ring.size() + 1);
     t.offsets.push_back(0);
     const auto kind = short_class(r.strategy_class);
-    std::map<std::string, std::size_t> by_dc;
     std::size_t rf = 0;
+    std::optional<cluster::ring_topology> topo;
+    std::vector<std::size_t> rf_by_dc;
     if (kind == "SimpleStrategy") {
         if (auto it = r.options.find("replication_factor"); it != r.options.end()) rf = factor(it->second);
+        t.flat.reserve(ring.size() * std::min(rf, ring.hosts.size()));
     } else if (kind == "NetworkTopologyStrategy") {
-        for (const auto& [k, v] : r.options)
-            if (k != "class" && k != "replication_factor") by_dc[k] = factor(v);
+        topo.emplace(ring);
+        rf_by_dc.assign(topo->dcs.size(), 0);
+        for (std::size_t d = 0; d < topo->dcs.size(); ++d)
+            if (auto it = r.options.find(topo->dcs[d]); it != r.options.end()) rf_by_dc[d] = factor(it->second);
     }
     for (std::size_t pos = 0; pos < ring.size(); ++pos) {
-        std::vector<std::uint32_t> one;
-        if (kind == "SimpleStrategy") one = cluster::simple_replicas_at(ring, pos, rf);
-        else if (kind == "NetworkTopologyStrategy") one = cluster::network_topology_replicas_at(ring, pos, by_dc);
-        else if (kind == "EverywhereStrategy") one = cluster::everywhere_replicas_at(ring, pos);
-        else one = {ring.owners[pos]};  // LocalStrategy: every node holds its own; the token's owner is as good as any
-        t.flat.insert(t.flat.end(), one.begin(), one.end());
+        if (kind == "SimpleStrategy") {
+            auto one = cluster::simple_replicas_at(ring, pos, rf);
+            t.flat.insert(t.flat.end(), one.begin(), one.end());
+        } else if (kind == "NetworkTopologyStrategy") {
+            cluster::network_topology_replicas_at(ring, *topo, pos, rf_by_dc, t.flat);
+        } else if (kind == "EverywhereStrategy") {
+            auto one = cluster::everywhere_replicas_at(ring, pos);
+            t.flat.insert(t.flat.end(), one.begin(), one.end());
+        } else {
+            t.flat.push_back(ring.owners[pos]);  // LocalStrategy: every node holds its own; the token's owner is as good as any
+        }
         t.offsets.push_back(static_cast<std::uint32_t>(t.flat.size()));
     }
+    t.flat.shrink_to_fit();
     return t;
 }
 
@@ -93,6 +104,13 @@ std::shared_ptr<const token_map> token_map::build(cluster::partitioner p, const 
         m->by_keyspace_.emplace(name, it->second.get());
     }
     return m;
+}
+
+std::size_t token_map::memory_bytes() const noexcept {
+    std::size_t n = ring_.owners.capacity() * sizeof(std::uint32_t);
+    std::visit([&](const auto& v) { n += v.capacity() * sizeof(v[0]); }, ring_.tokens);
+    for (const auto& [_, t] : by_replication_) n += (t->flat.capacity() + t->offsets.capacity()) * sizeof(std::uint32_t);
+    return n;
 }
 
 const token_map::replica_table* token_map::table(std::string_view keyspace) const noexcept {

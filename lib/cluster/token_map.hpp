@@ -44,6 +44,8 @@ public:
         return t.at(ring_.first_at_or_after(tok));
     }
     std::size_t table_count() const noexcept { return by_replication_.size(); }
+    /// Bytes held by the ring and the replica tables.
+    std::size_t memory_bytes() const noexcept;
     /// Unique per map built in the process (an address may be reused; this is not).
     std::uint64_t generation() const noexcept { return generation_; }
 

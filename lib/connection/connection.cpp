@@ -54,7 +54,7 @@ connection::connection(asio::any_io_executor ex, const connection_params& p)
       heartbeat_timeout_(p.heartbeat_timeout),
       drain_timeout_(p.drain_timeout),
       ids_(p.max_requests),
-      in_flight_(ids_.capacity()),
+      in_flight_(std::min<std::size_t>(ids_.capacity(), 64)),
       deadline_timer_(strand_),
       heartbeat_timer_(strand_),
       closed_signal_(strand_, clock::time_point::max()),
@@ -358,6 +358,10 @@ void connection::enqueue(shared_frame frame, pending p, bool cancellable) {
     }
     const auto seq = p.seq;
     const bool timed = p.deadline != clock::time_point::max();
+    // The table grows with the highest id in use (ids are handed out lowest first), so an idle
+    // connection of a large pool does not hold 32768 entries.
+    if (static_cast<std::size_t>(*id) >= in_flight_.size())
+        in_flight_.resize(std::min(ids_.capacity(), std::max<std::size_t>(in_flight_.size() * 2, static_cast<std::size_t>(*id) + 1)));
     in_flight_[static_cast<std::size_t>(*id)].emplace(std::move(p));
     if (timed) heap_push(*id);
     if (cancellable) cancellable_.emplace(seq, *id);
@@ -767,7 +771,8 @@ void connection::fail_all(error_code cause, std::string why) {
     closed_signal_.cancel();
     deadline_timer_.cancel();
     deadlines_.clear();
-    for (auto& slot : in_flight_) {
+    for (std::size_t i = 0; i < in_flight_.size(); ++i) {  // by index: a completion may run code that queues
+        auto& slot = in_flight_[i];
         if (!slot) continue;
         pending p = std::move(*slot);
         slot.reset();
