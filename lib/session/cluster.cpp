@@ -619,7 +619,9 @@ asio::awaitable<void> session_impl::process_events(std::vector<protocol::event_r
             auto same = [&](const protocol::schema_change& x) {
                 return x.target == c->change.target && x.keyspace == c->change.keyspace && x.name == c->change.name;
             };
-            if (std::find_if(schema.begin(), schema.end(), same) == schema.end()) schema.push_back(c->change);
+            // One refresh per element; the latest change decides (CREATED then DROPPED is DROPPED).
+            if (auto it = std::find_if(schema.begin(), schema.end(), same); it != schema.end()) *it = c->change;
+            else schema.push_back(c->change);
         }
     }
     if (topology) co_await refresh_nodes();

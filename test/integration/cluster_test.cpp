@@ -155,7 +155,8 @@ TEST_CASE("real cluster: DDL waits for schema agreement and the new table is in 
         REQUIRE(r.schema_change());
         REQUIRE(r.schema_in_agreement());
         CHECK(*r.schema_in_agreement());
-        CHECK(co_await s.check_schema_agreement());
+        const bool agreed = co_await s.check_schema_agreement();
+        CHECK(agreed);
         const auto* ks = s.metadata()->keyspace("cqlcoro_cluster");
         REQUIRE(ks);
         REQUIRE(ks->tables.count(name));

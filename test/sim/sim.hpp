@@ -113,8 +113,9 @@ struct undecodable {};          ///< a RESULT of an unknown kind in an intact fr
 
 /// What a primed request gets.
 struct prime_then {
-    std::variant<rows_answer, void_answer, protocol::error_response, close_connection, hang, half_close, undecodable> answer =
-        void_answer{};
+    std::variant<rows_answer, void_answer, protocol::error_response, close_connection, hang, half_close, undecodable,
+                 protocol::schema_change>
+        answer = void_answer{};  ///< a schema_change answers as DDL does (RESULT of kind SCHEMA_CHANGE)
     std::chrono::milliseconds delay{0};
     /// For PREPARE of this query: the bind markers and partition-key indexes to return.
     std::vector<column_spec> markers;
@@ -174,6 +175,8 @@ public:
     void resume(std::size_t node);
     /// Close every connection of the node; it keeps listening.
     void drop_connections(std::size_t node);
+    /// The schema version the node reports in system.local / system.peers; none: the cluster's (all agree).
+    void set_schema_version(std::size_t node, std::optional<uuid> version);
     /// Forget prepared statements: EXECUTE of an unknown id gets UNPREPARED.
     void forget_prepared(std::size_t node);
     std::size_t connection_count(std::size_t node) const;

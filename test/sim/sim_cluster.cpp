@@ -143,6 +143,9 @@ void cluster::drop_connections(std::size_t n) {
         for (auto& c : all) c->close();
     });
 }
+void cluster::set_schema_version(std::size_t n, std::optional<uuid> v) {
+    impl_->sync([&] { impl_->at(n).schema_version = v; });
+}
 void cluster::forget_prepared(std::size_t n) {
     impl_->sync([&] { impl_->at(n).prepared.clear(); });
 }

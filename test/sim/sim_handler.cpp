@@ -286,6 +286,8 @@ void request_handler::handle_statement(const frame_header& h, std::string_view q
             r.body = rows_result(*rows, p, h.version);
         else if (auto err = std::get_if<error_response>(&then.answer))
             r.body = *err;
+        else if (auto change = std::get_if<protocol::schema_change>(&then.answer))
+            r.body = result_response{protocol::schema_change_result{*change}};
         else
             r.body = result_response{void_result{}};
         if (h.version >= 4) r.warnings = then.warnings;

@@ -83,6 +83,7 @@ struct node {
     bool paused = false;
     std::list<std::shared_ptr<connection_base>> connections;
     std::map<byte_buffer, prepared_entry> prepared;
+    std::optional<uuid> schema_version;  ///< set: this node's own (it disagrees with the cluster's)
 
     node(cluster::impl& s, std::size_t i) : sim(s), index(i) {}
     void start();

@@ -62,7 +62,7 @@ std::optional<rows_answer> system_table(const cluster::impl& sim, const node& n,
         for (auto& c : r.columns) c.table = "local";
         r.row("local", "COMPLETED", addr, cfg.cluster_name, "3.4.5", n.datacenter, n.host_id, addr,
               std::to_string(cfg.max_version), "org.apache.cassandra.dht.Murmur3Partitioner", n.rack, cfg.release_version, addr,
-              static_cast<std::int32_t>(n.endpoint.port()), sim.schema_version, token_set(n));
+              static_cast<std::int32_t>(n.endpoint.port()), n.schema_version.value_or(sim.schema_version), token_set(n));
         return r;
     }
     if (table == "system.peers") {
@@ -74,7 +74,7 @@ std::optional<rows_answer> system_table(const cluster::impl& sim, const node& n,
         for (const auto& p : sim.nodes) {
             if (p.get() == &n) continue;
             auto a = p->endpoint.address();
-            r.row(a, p->datacenter, p->host_id, std::nullopt, p->rack, cfg.release_version, a, sim.schema_version, token_set(*p));
+            r.row(a, p->datacenter, p->host_id, std::nullopt, p->rack, cfg.release_version, a, p->schema_version.value_or(sim.schema_version), token_set(*p));
         }
         return r;
     }
@@ -89,7 +89,7 @@ std::optional<rows_answer> system_table(const cluster::impl& sim, const node& n,
             if (p.get() == &n) continue;
             auto a = p->endpoint.address();
             r.row(a, 7000, p->datacenter, p->host_id, a, static_cast<std::int32_t>(p->endpoint.port()), std::nullopt,
-                  std::nullopt, p->rack, cfg.release_version, sim.schema_version, token_set(*p));
+                  std::nullopt, p->rack, cfg.release_version, p->schema_version.value_or(sim.schema_version), token_set(*p));
         }
         return r;
     }

@@ -391,3 +391,158 @@ TEST_CASE("cluster: UNPREPARED after a node forgot its statements is handled wit
         co_await s.close(std::chrono::milliseconds(100));
     });
 }
+
+namespace {
+
+column_spec schema_col(std::string table, std::string name, cql_type type) { return {"system_schema", std::move(table), std::move(name), std::move(type)}; }
+
+std::size_t exactly(const sim::cluster& c, std::string_view query) {
+    std::size_t n = 0;
+    for (const auto& r : c.requests()) n += r.query == query;
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("cluster: schema metadata from the 3.0+ tables, refreshed per element by SCHEMA_CHANGE") {
+    sim::cluster c({.nodes = 2, .port = port,
+                    .keyspaces = {{"shop", {{"class", "org.apache.cassandra.locator.NetworkTopologyStrategy"}, {"dc1", "1"}}}}});
+    const auto text = cql_type::of(type_kind::varchar), int_ = cql_type::of(type_kind::int_);
+    const auto texts = cql_type::list_of(text), text_map = cql_type::map_of(text, text);
+    c.prime({.query = "SELECT * FROM system_schema.tables"},
+            sim::rows({schema_col("tables", "keyspace_name", text), schema_col("tables", "table_name", text),
+                       schema_col("tables", "comment", text), schema_col("tables", "gc_grace_seconds", int_)})
+                .row("shop", "orders", "the orders", 864000));
+    auto columns = [&] {
+        return sim::rows({schema_col("columns", "keyspace_name", text), schema_col("columns", "table_name", text),
+                          schema_col("columns", "column_name", text), schema_col("columns", "clustering_order", text),
+                          schema_col("columns", "kind", text), schema_col("columns", "position", int_), schema_col("columns", "type", text)});
+    };
+    c.prime({.query = "SELECT * FROM system_schema.columns"},
+            columns()
+                .row("shop", "orders", "total", "none", "regular", -1, "decimal")
+                .row("shop", "orders", "day", "none", "partition_key", 1, "date")
+                .row("shop", "orders", "ts", "desc", "clustering", 0, "timestamp")
+                .row("shop", "orders", "id", "none", "partition_key", 0, "uuid")
+                .row("shop", "orders", "note", "none", "static", -1, "text")
+                .row("shop", "orders", "tags", "none", "regular", -1, "frozen<list<text>>")
+                .row("shop", "by_day", "day", "none", "partition_key", 0, "date")
+                .row("shop", "by_day", "id", "none", "clustering", 0, "uuid"));
+    c.prime({.query = "SELECT * FROM system_schema.indexes"},
+            sim::rows({schema_col("indexes", "keyspace_name", text), schema_col("indexes", "table_name", text),
+                       schema_col("indexes", "index_name", text), schema_col("indexes", "kind", text), schema_col("indexes", "options", text_map)})
+                .row("shop", "orders", "orders_total", "COMPOSITES", std::map<std::string, std::string>{{"target", "total"}}));
+    c.prime({.query = "SELECT * FROM system_schema.views"},
+            sim::rows({schema_col("views", "keyspace_name", text), schema_col("views", "view_name", text),
+                       schema_col("views", "base_table_name", text), schema_col("views", "where_clause", text)})
+                .row("shop", "by_day", "orders", "day IS NOT NULL AND id IS NOT NULL"));
+    c.prime({.query = "SELECT * FROM system_schema.types"},
+            sim::rows({schema_col("types", "keyspace_name", text), schema_col("types", "type_name", text),
+                       schema_col("types", "field_names", texts), schema_col("types", "field_types", texts)})
+                .row("shop", "address", std::vector<std::string>{"street", "zip"}, std::vector<std::string>{"text", "int"}));
+    c.prime({.query = "SELECT * FROM system_schema.functions"},
+            sim::rows({schema_col("functions", "keyspace_name", text), schema_col("functions", "function_name", text),
+                       schema_col("functions", "argument_names", texts), schema_col("functions", "argument_types", texts),
+                       schema_col("functions", "body", text), schema_col("functions", "called_on_null_input", cql_type::of(type_kind::boolean)),
+                       schema_col("functions", "language", text), schema_col("functions", "return_type", text)})
+                .row("shop", "plus", std::vector<std::string>{"a", "b"}, std::vector<std::string>{"int", "int"}, "return a + b;", false,
+                     "java", "int"));
+    c.prime({.query = "SELECT * FROM system_schema.aggregates"},
+            sim::rows({schema_col("aggregates", "keyspace_name", text), schema_col("aggregates", "aggregate_name", text),
+                       schema_col("aggregates", "argument_types", texts), schema_col("aggregates", "final_func", text),
+                       schema_col("aggregates", "initcond", text), schema_col("aggregates", "return_type", text),
+                       schema_col("aggregates", "state_func", text), schema_col("aggregates", "state_type", text)})
+                .row("shop", "total", std::vector<std::string>{"int"}, "", "0", "int", "plus", "int"));
+    // What a targeted refresh of a new table reads.
+    c.prime({.query = "SELECT * FROM system_schema.tables WHERE keyspace_name = 'shop' AND table_name = 'carts'"},
+            sim::rows({schema_col("tables", "keyspace_name", text), schema_col("tables", "table_name", text)}).row("shop", "carts"));
+    c.prime({.query = "SELECT * FROM system_schema.columns WHERE keyspace_name = 'shop' AND table_name = 'carts'"},
+            columns().row("shop", "carts", "cart", "none", "partition_key", 0, "uuid"));
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto p = one_contact_point(c);
+        p.event_window = std::chrono::milliseconds(200);  // the storm below is one batch
+        p.event_max_batch = 50;
+        auto s = co_await session::connect(ex, p);
+        auto md = s.metadata();
+        const auto* shop = md->keyspace("shop");
+        REQUIRE(shop);
+        CHECK(shop->replication.strategy_class == "org.apache.cassandra.locator.NetworkTopologyStrategy");
+        CHECK(shop->replication.options == std::map<std::string, std::string>{{"dc1", "1"}});
+        REQUIRE(shop->tables.count("orders"));
+        const auto& orders = shop->tables.at("orders");
+        CHECK(orders.partition_key == std::vector<std::string>{"id", "day"});
+        CHECK(orders.clustering == std::vector<std::string>{"ts"});
+        std::vector<std::string> order;
+        for (const auto& col : orders.columns) order.push_back(col.name);
+        CHECK(order == std::vector<std::string>{"id", "day", "ts", "note", "tags", "total"});  // keys, then the others by name
+        CHECK(orders.column("ts")->descending);
+        CHECK(orders.column("note")->kind == column_kind::static_);
+        CHECK(orders.column("tags")->type_text == "frozen<list<text>>");
+        CHECK(orders.column("total")->type.kind == type_kind::decimal);
+        CHECK(orders.options.at("comment") == "the orders");
+        CHECK(orders.options.at("gc_grace_seconds") == "864000");
+        REQUIRE(orders.indexes.size() == 1);
+        CHECK(orders.indexes[0].name == "orders_total");
+        CHECK(orders.indexes[0].target == "total");
+        REQUIRE(shop->views.count("by_day"));
+        CHECK(shop->views.at("by_day").base_table == "orders");
+        CHECK(shop->views.at("by_day").partition_key == std::vector<std::string>{"day"});
+        CHECK_FALSE(shop->tables.count("by_day"));
+        REQUIRE(shop->user_types.count("address"));
+        CHECK(shop->user_types.at("address").fields == std::vector<std::pair<std::string, std::string>>{{"street", "text"}, {"zip", "int"}});
+        REQUIRE(shop->functions.count("plus(int,int)"));
+        CHECK(shop->functions.at("plus(int,int)").body == "return a + b;");
+        REQUIRE(shop->aggregates.count("total(int)"));
+        CHECK(shop->aggregates.at("total(int)").state_function == "plus");
+        CHECK(shop->aggregates.at("total(int)").initial_condition == "0");
+
+        // A storm of changes to one new table: one targeted read, no full one.
+        const auto full_before = exactly(c, "SELECT * FROM system_schema.tables");
+        for (int i = 0; i < 30; ++i) c.push_schema_change({"CREATED", "TABLE", "shop", "carts", {}}, 1);
+        co_await cqlcoro::test::yield_until([&] { return s.metadata()->keyspace("shop")->tables.count("carts") > 0; }, 100000000);
+        CHECK(s.metadata()->keyspace("shop")->tables.at("carts").partition_key == std::vector<std::string>{"cart"});
+        CHECK(s.metadata()->keyspace("shop")->tables.count("orders"));  // the rest is kept
+        CHECK(exactly(c, "SELECT * FROM system_schema.tables WHERE keyspace_name = 'shop' AND table_name = 'carts'") == 1);
+        CHECK(exactly(c, "SELECT * FROM system_schema.tables") == full_before);
+        // CREATED then DROPPED in one batch: the latest word counts, and a drop removes without asking.
+        c.push_schema_change({"CREATED", "TABLE", "shop", "carts", {}}, 1);
+        c.push_schema_change({"DROPPED", "TABLE", "shop", "carts", {}}, 1);
+        co_await cqlcoro::test::yield_until([&] { return s.metadata()->keyspace("shop")->tables.count("carts") == 0; }, 100'000'000);
+        CHECK(exactly(c, "SELECT * FROM system_schema.tables WHERE keyspace_name = 'shop' AND table_name = 'carts'") == 1);
+        co_await s.close(std::chrono::milliseconds(100));
+    });
+}
+
+TEST_CASE("cluster: DDL through the session waits for schema agreement, bounded") {
+    sim::cluster c({.nodes = 2, .port = port});
+    c.prime({.query = "CREATE TABLE ks.x (k int PRIMARY KEY)"}, sim::prime_then{protocol::schema_change{"CREATED", "TABLE", "ks", "x", {}}});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto p = one_contact_point(c);
+        p.schema_agreement_timeout = std::chrono::milliseconds(300);
+        p.schema_agreement_interval = std::chrono::milliseconds(20);
+        auto s = co_await session::connect(ex, p);
+        auto r = co_await s.execute(statement("CREATE TABLE ks.x (k int PRIMARY KEY)"));
+        REQUIRE(r.schema_change());
+        REQUIRE(r.schema_in_agreement());
+        CHECK(*r.schema_in_agreement());
+        auto plain = co_await s.execute(statement("SELECT 1"));
+        CHECK_FALSE(plain.schema_in_agreement());  // not a schema change
+        // Node 2 lags: the wait is bounded and the result says so.
+        c.set_schema_version(2, uuid{{1, 2, 3}});
+        const auto t0 = std::chrono::steady_clock::now();
+        auto lagging = co_await s.execute(statement("CREATE TABLE ks.x (k int PRIMARY KEY)"));
+        const auto waited = std::chrono::steady_clock::now() - t0;
+        REQUIRE(lagging.schema_in_agreement());
+        CHECK_FALSE(*lagging.schema_in_agreement());
+        CHECK(waited >= std::chrono::milliseconds(250));
+        const bool agreed_while_lagging = co_await s.check_schema_agreement(std::chrono::milliseconds(100));
+        CHECK_FALSE(agreed_while_lagging);
+        // A node that is down does not count.
+        c.stop(2);
+        co_await cqlcoro::test::yield_until(
+            [&] { return node_at(*s.metadata(), fmt::format("{}:{}", c.address(2), port))->state() == node_state::down; }, 100'000'000);
+        const bool agreed_without_it = co_await s.check_schema_agreement(std::chrono::milliseconds(100));
+        CHECK(agreed_without_it);
+        co_await s.close(std::chrono::milliseconds(100));
+    });
+}
