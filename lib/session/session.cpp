@@ -213,20 +213,42 @@ asio::awaitable<prepared_statement> session_impl::send_prepare(const std::string
     throw error(client_errc::no_host_available, fmt::format("PREPARE \"{}\": no host has an open connection", query));
 }
 
+namespace {
+
+// The other nodes' PREPAREs run side by side; the last to finish wakes the waiter.
+struct prepare_fanout {
+    explicit prepare_fanout(asio::any_io_executor ex) : done(ex, asio::steady_timer::time_point::max()) {}
+    asio::steady_timer done;
+    std::size_t pending = 0;
+};
+
+asio::awaitable<void> prepare_one(std::shared_ptr<session_impl> s, std::shared_ptr<const routing_view> v, std::uint32_t host,
+                                  std::string query, std::shared_ptr<prepare_fanout> f) {
+    const auto& h = *v->hosts[host];
+    if (auto* conn = h.pick()) {
+        try {
+            co_await prepare_on(*s, *conn, h.name(), query);
+        } catch (const error&) {
+            // that node prepares it on first use instead (UNPREPARED is handled)
+        }
+    }
+    if (--f->pending == 0) f->done.cancel();
+}
+
+}  // namespace
+
 asio::awaitable<void> session_impl::prepare_on_others(const std::string& query, const std::string& answered_by) {
     auto v = current();
+    auto fan = std::make_shared<prepare_fanout>(strand);
     for (const auto* list : {&v->local, &v->remote})
         for (auto i : *list) {
-            const auto& h = *v->hosts[i];
-            if (h.name() == answered_by) continue;
-            if (auto* conn = h.pick()) {
-                try {
-                    co_await prepare_on(*this, *conn, h.name(), query);
-                } catch (const error&) {
-                    // that node prepares it on first use instead (UNPREPARED is handled)
-                }
-            }
+            if (v->hosts[i]->name() == answered_by) continue;
+            ++fan->pending;
+            asio::co_spawn(strand, prepare_one(shared_from_this(), v, i, query, fan), asio::detached);
         }
+    if (fan->pending == 0) co_return;
+    fan->done.expires_after(params.request_timeout);  // bounded: a node that does not answer does not hold prepare() up
+    co_await fan->done.async_wait(use_tuple);
 }
 
 asio::awaitable<void> session_impl::reprepare_all(std::shared_ptr<pool> p) {
@@ -596,8 +618,9 @@ std::exception_ptr make_request_exception(error_code ec, const result& r) {
     const auto& d = r.diagnostics();
     std::string what;
     if (d.server) what = describe_server_error(*d.server, d.host);
-    else if (!d.attempts.empty() && !d.attempts.back().message.empty()) what = fmt::format("{}: {}", d.host, d.attempts.back().message);
-    else what = d.host.empty() ? ec.message() : fmt::format("{}: {}", d.host, ec.message());
+    else if (!d.attempts.empty() && !d.attempts.back().message.empty() && d.attempts.back().message != ec.message())
+        what = fmt::format("{}: {}", d.host, d.attempts.back().message);
+    else what = d.host.empty() ? std::string("request failed") : d.host;  // std::system_error appends the code's message
     if (d.attempts.size() > 1) what += fmt::format(" ({} attempts)", d.attempts.size());
     return std::make_exception_ptr(error(ec, what, d));
 }
