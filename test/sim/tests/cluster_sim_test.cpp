@@ -546,3 +546,99 @@ TEST_CASE("cluster: DDL through the session waits for schema agreement, bounded"
         co_await s.close(std::chrono::milliseconds(100));
     });
 }
+
+TEST_CASE("cluster: the control connection moves to another node when its node goes, and events still arrive") {
+    sim::cluster c({.nodes = 3, .port = port});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, one_contact_point(c));
+        const auto peers_before = queries_of(c, "system.peers");
+        c.stop(1);  // the contact point, which holds the control connection
+        // The new control connection reads the nodes again from another node.
+        co_await cqlcoro::test::yield_until([&] { return queries_of(c, "system.peers") > peers_before; }, 100'000'000);
+        std::size_t via = 0;
+        for (const auto& r : c.requests())
+            if (r.query.find("system.peers") != std::string::npos) via = r.node;
+        CHECK(via != 1);
+        // It REGISTERed there: an event through that node is applied.
+        auto n3 = node_at(*s.metadata(), fmt::format("{}:{}", c.address(3), port));
+        REQUIRE(n3);
+        c.stop(3);
+        c.start(3);
+        co_await cqlcoro::test::yield_until([&] { return n3->state() == node_state::down; }, 100'000'000);
+        c.push_status_change(3, "UP", via);
+        co_await cqlcoro::test::yield_until([&] { return n3->state() == node_state::up; }, 100'000'000);
+        for (int i = 0; i < 4; ++i) co_await s.execute(statement("SELECT 1"));
+        co_await s.close(std::chrono::milliseconds(100));
+    });
+}
+
+TEST_CASE("cluster: a node that comes back up gets the session's prepared statements again") {
+    sim::cluster c({.nodes = 2, .port = port});
+    const auto int_ = cql_type::of(type_kind::int_);
+    c.prime({.query = "SELECT v FROM ks.t WHERE k = ?"},
+            sim::prime_then{sim::rows({sim::column("v", int_)}).row(1), {}, {{"ks", "t", "k", int_}}, {0}});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, one_contact_point(c));
+        co_await s.prepare("SELECT v FROM ks.t WHERE k = ?");
+        auto n2 = node_at(*s.metadata(), fmt::format("{}:{}", c.address(2), port));
+        REQUIRE(n2);
+        c.stop(2);
+        c.forget_prepared(2);  // as a restart does
+        co_await cqlcoro::test::yield_until([&] { return n2->state() == node_state::down; }, 100'000'000);
+        c.clear_requests();
+        c.start(2);
+        auto prepared_on_2 = [&] {
+            for (const auto& r : c.requests())
+                if (r.node == 2 && r.op == protocol::opcode::prepare) return true;
+            return false;
+        };
+        co_await cqlcoro::test::yield_until(prepared_on_2, 100'000'000);  // without any request of the application
+        CHECK(n2->state() == node_state::up);
+        co_await s.close(std::chrono::milliseconds(100));
+    });
+}
+
+TEST_CASE("cluster: the address translator maps the addresses nodes advertise to ones the session can reach") {
+    // The peers advertise 10.0.0.x, which nothing here answers; the translator maps them to the sim's nodes.
+    sim::cluster c({.nodes = 3, .port = port});
+    const auto inet = cql_type::of(type_kind::inet), text = cql_type::of(type_kind::varchar), id = cql_type::of(type_kind::uuid);
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        std::vector<std::shared_ptr<const node>> real;
+        {
+            auto probe = co_await session::connect(ex, one_contact_point(c));
+            for (std::size_t i = 2; i <= 3; ++i) real.push_back(node_at(*probe.metadata(), fmt::format("{}:{}", c.address(i), port)));
+            co_await probe.close(std::chrono::milliseconds(100));
+        }
+        auto rows = sim::rows({{"system", "peers", "peer", inet}, {"system", "peers", "rpc_address", inet}, {"system", "peers", "host_id", id},
+                               {"system", "peers", "data_center", text}, {"system", "peers", "rack", text},
+                               {"system", "peers", "tokens", cql_type::set_of(text)}});
+        for (std::size_t i = 0; i < 2; ++i) {
+            auto advertised = asio::ip::make_address(fmt::format("10.0.0.{}", i + 2));
+            rows.row(advertised, advertised, real[i]->host_id, std::string("dc1"), std::string("rack1"),
+                     std::set<std::string>(real[i]->tokens.begin(), real[i]->tokens.end()));
+        }
+        c.prime({.query = "SELECT * FROM system.peers"}, rows);
+        auto p = one_contact_point(c);
+        std::size_t translated = 0;
+        p.address_translator = [&](const asio::ip::tcp::endpoint& e) {
+            ++translated;
+            auto b = e.address().to_v4().to_bytes();
+            return asio::ip::tcp::endpoint(asio::ip::make_address_v4(fmt::format("127.0.0.{}", b[3])), e.port());
+        };
+        auto s = co_await session::connect(ex, p);
+        CHECK(translated >= 2);
+        auto md = s.metadata();
+        for (std::size_t i = 2; i <= 3; ++i) {
+            auto n = node_at(*md, fmt::format("{}:{}", c.address(i), port));
+            REQUIRE(n);
+            CHECK(n->broadcast_rpc_address.to_string() == fmt::format("10.0.0.{}", i));
+            CHECK(n->state() == node_state::up);
+        }
+        c.clear_requests();
+        for (int i = 0; i < 6; ++i) co_await s.execute(statement("SELECT 1"));
+        std::map<std::size_t, int> per_node;
+        for (const auto& r : app_requests(c)) ++per_node[r.node];
+        CHECK(per_node.size() == 3);
+        co_await s.close(std::chrono::milliseconds(100));
+    });
+}
