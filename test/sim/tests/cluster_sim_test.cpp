@@ -80,6 +80,19 @@ std::string owner_of(const cluster_metadata& md, std::int64_t token) {
     return best.empty() ? lowest : best;
 }
 
+// A system.peers answer listing these nodes (address, host id, tokens), all in dc1.
+sim::rows_answer peers_table(const std::vector<std::tuple<std::string, uuid, std::vector<std::string>>>& nodes) {
+    const auto inet = cql_type::of(type_kind::inet), text = cql_type::of(type_kind::varchar), id = cql_type::of(type_kind::uuid);
+    auto r = sim::rows({{"system", "peers", "peer", inet}, {"system", "peers", "rpc_address", inet}, {"system", "peers", "host_id", id},
+                        {"system", "peers", "data_center", text}, {"system", "peers", "rack", text},
+                        {"system", "peers", "tokens", cql_type::set_of(text)}});
+    for (const auto& [addr, host, tokens] : nodes) {
+        auto a = asio::ip::make_address(addr);
+        r.row(a, a, host, std::string("dc1"), std::string("rack1"), std::set<std::string>(tokens.begin(), tokens.end()));
+    }
+    return r;
+}
+
 asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
     asio::steady_timer t(co_await asio::this_coro::executor, d);
     co_await t.async_wait(asio::use_awaitable);
@@ -307,17 +320,6 @@ TEST_CASE("cluster: a node at a new address (same host id) is reconnected there"
     // Four sim nodes; system.peers is primed to show what the test wants: first nodes 2 and 3, then
     // node 3's host id and tokens at node 4's address, as after a node changed its IP.
     sim::cluster c({.nodes = 4, .port = port});
-    const auto inet = cql_type::of(type_kind::inet), text = cql_type::of(type_kind::varchar), id = cql_type::of(type_kind::uuid);
-    auto peers = [&](std::vector<std::tuple<std::string, uuid, std::vector<std::string>>> rows) {
-        auto r = sim::rows({{"system", "peers", "peer", inet}, {"system", "peers", "rpc_address", inet},
-                            {"system", "peers", "host_id", id}, {"system", "peers", "data_center", text},
-                            {"system", "peers", "rack", text}, {"system", "peers", "tokens", cql_type::set_of(text)}});
-        for (const auto& [addr, host, tokens] : rows) {
-            auto a = asio::ip::make_address(addr);
-            r.row(a, a, host, std::string("dc1"), std::string("rack1"), std::set<std::string>(tokens.begin(), tokens.end()));
-        }
-        return r;
-    };
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
         // Learn nodes 2 and 3 as the sim lists them, then hide node 4.
         std::shared_ptr<const node> n2, n3;
@@ -330,7 +332,7 @@ TEST_CASE("cluster: a node at a new address (same host id) is reconnected there"
         REQUIRE(n2);
         REQUIRE(n3);
         c.prime({.query = "SELECT * FROM system.peers"},
-                peers({{c.address(2), n2->host_id, n2->tokens}, {c.address(3), n3->host_id, n3->tokens}}));
+                peers_table({{c.address(2), n2->host_id, n2->tokens}, {c.address(3), n3->host_id, n3->tokens}}));
         auto p = one_contact_point(c);
         std::vector<std::string> seen;
         p.on_node_event = [&](const node_event& e) { seen.push_back(fmt::format("{} {}", to_string(e.kind), e.about->endpoint)); };
@@ -338,7 +340,7 @@ TEST_CASE("cluster: a node at a new address (same host id) is reconnected there"
         REQUIRE(s.metadata()->nodes().size() == 3);
         CHECK(c.connection_count(3) == 1);
         c.prime({.query = "SELECT * FROM system.peers"},
-                peers({{c.address(2), n2->host_id, n2->tokens}, {c.address(4), n3->host_id, n3->tokens}}));
+                peers_table({{c.address(2), n2->host_id, n2->tokens}, {c.address(4), n3->host_id, n3->tokens}}));
         c.push_topology_change(4, "NEW_NODE", 1);
         const auto four = fmt::format("{}:{}", c.address(4), port), three = fmt::format("{}:{}", c.address(3), port);
         co_await cqlcoro::test::yield_until([&] { return std::count(seen.begin(), seen.end(), "up " + four) == 1; }, 100'000'000);
@@ -601,7 +603,6 @@ TEST_CASE("cluster: a node that comes back up gets the session's prepared statem
 TEST_CASE("cluster: the address translator maps the addresses nodes advertise to ones the session can reach") {
     // The peers advertise 10.0.0.x, which nothing here answers; the translator maps them to the sim's nodes.
     sim::cluster c({.nodes = 3, .port = port});
-    const auto inet = cql_type::of(type_kind::inet), text = cql_type::of(type_kind::varchar), id = cql_type::of(type_kind::uuid);
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
         std::vector<std::shared_ptr<const node>> real;
         {
@@ -609,14 +610,7 @@ TEST_CASE("cluster: the address translator maps the addresses nodes advertise to
             for (std::size_t i = 2; i <= 3; ++i) real.push_back(node_at(*probe.metadata(), fmt::format("{}:{}", c.address(i), port)));
             co_await probe.close(std::chrono::milliseconds(100));
         }
-        auto rows = sim::rows({{"system", "peers", "peer", inet}, {"system", "peers", "rpc_address", inet}, {"system", "peers", "host_id", id},
-                               {"system", "peers", "data_center", text}, {"system", "peers", "rack", text},
-                               {"system", "peers", "tokens", cql_type::set_of(text)}});
-        for (std::size_t i = 0; i < 2; ++i) {
-            auto advertised = asio::ip::make_address(fmt::format("10.0.0.{}", i + 2));
-            rows.row(advertised, advertised, real[i]->host_id, std::string("dc1"), std::string("rack1"),
-                     std::set<std::string>(real[i]->tokens.begin(), real[i]->tokens.end()));
-        }
+        auto rows = peers_table({{"10.0.0.2", real[0]->host_id, real[0]->tokens}, {"10.0.0.3", real[1]->host_id, real[1]->tokens}});
         c.prime({.query = "SELECT * FROM system.peers"}, rows);
         auto p = one_contact_point(c);
         std::size_t translated = 0;
