@@ -636,3 +636,54 @@ TEST_CASE("cluster: the address translator maps the addresses nodes advertise to
         co_await s.close(std::chrono::milliseconds(100));
     });
 }
+
+TEST_CASE("cluster: a partition's replicas are shuffled, unless asked not to") {
+    sim::cluster c({.nodes = 3, .port = port,
+                    .keyspaces = {{"ks", {{"class", "org.apache.cassandra.locator.SimpleStrategy"}, {"replication_factor", "3"}}}}});
+    const auto int_ = cql_type::of(type_kind::int_);
+    c.prime({.query = "SELECT v FROM ks.t WHERE k = ?"},
+            sim::prime_then{sim::rows({sim::column("v", int_)}).row(1), {}, {{"ks", "t", "k", int_}}, {0}});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        for (const bool shuffle : {true, false}) {
+            auto p = one_contact_point(c);
+            p.shuffle_replicas = shuffle;
+            auto s = co_await session::connect(ex, p);
+            auto q = co_await s.prepare("SELECT v FROM ks.t WHERE k = ?");
+            std::map<std::string, int> coordinators;
+            for (int i = 0; i < 60; ++i) {
+                auto r = co_await s.execute(q.bind(7));
+                ++coordinators[r.coordinator()];
+            }
+            // Every node holds key 7 (RF 3 of 3): shuffled, all of them coordinate; in order, only the first.
+            CHECK(coordinators.size() == (shuffle ? 3u : 1u));
+            if (!shuffle) {
+                const std::vector<std::uint8_t> key{0, 0, 0, 7};
+                CHECK(coordinators.begin()->first == s.metadata()->replicas("ks", key).front()->endpoint);
+            }
+            co_await s.close(std::chrono::milliseconds(100));
+        }
+    });
+}
+
+TEST_CASE("cluster: readiness all_pools returns once every pool's first attempt has ended") {
+    sim::cluster c({.nodes = 3, .port = port});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        // Learn the cluster, then take node 3 away: it is listed but refuses connections.
+        c.stop(3);
+        auto p = one_contact_point(c);
+        p.connections_per_host = 2;
+        p.ready_when = session_params::readiness::all_pools;
+        auto s = co_await session::connect(ex, p);
+        auto md = s.metadata();
+        REQUIRE(md->nodes().size() == 3);
+        for (std::size_t i = 1; i <= 2; ++i) {
+            auto n = node_at(*md, fmt::format("{}:{}", c.address(i), port));
+            REQUIRE(n);
+            CHECK(n->state() == node_state::up);
+            CHECK(n->open_connections() == 2);  // the whole pool, not just its first connection
+        }
+        CHECK(node_at(*md, fmt::format("{}:{}", c.address(3), port))->state() == node_state::down);
+        c.start(3);
+        co_await s.close(std::chrono::milliseconds(100));
+    });
+}
