@@ -1,5 +1,7 @@
 #include "cluster/schema.hpp"
 
+#include "cluster/column_reader.hpp"
+
 #include <boost/json/src.hpp>  // Boost.JSON, header-only: compiled here once
 
 #include <set>
@@ -11,67 +13,6 @@
 namespace cqlcoro::cluster {
 
 namespace {
-
-// A result's columns by name, and typed reads that tolerate a column this server version lacks.
-class reader {
-public:
-    explicit reader(const result& r) : r_(r) {
-        const auto& cols = r.columns();
-        for (std::size_t i = 0; i < cols.size(); ++i) index_.emplace(cols[i].name, i);
-    }
-    bool has(std::string_view name) const { return index_.count(std::string(name)) > 0; }
-    const column_spec* spec(std::string_view name) const {
-        auto it = index_.find(std::string(name));
-        return it == index_.end() ? nullptr : &r_.columns()[it->second];
-    }
-    template <class T>
-    std::optional<T> get(const row_view& row, std::string_view name) const {
-        auto it = index_.find(std::string(name));
-        if (it == index_.end() || row.is_null(it->second)) return std::nullopt;
-        try {
-            return row.get<T>(it->second);
-        } catch (const cqlcoro::error&) {  // a column of an unexpected type in this version: as absent
-            return std::nullopt;
-        }
-    }
-    template <class T>
-    T get_or(const row_view& row, std::string_view name, T fallback) const {
-        auto v = get<T>(row, name);
-        return v ? std::move(*v) : std::move(fallback);
-    }
-    // Any text, int, boolean or double cell as text (table options).
-    std::optional<std::string> as_text(const row_view& row, std::size_t i) const {
-        if (row.is_null(i)) return std::nullopt;
-        const auto& t = r_.columns()[i].type;
-        try {
-            switch (t.kind) {
-            case type_kind::varchar:
-            case type_kind::ascii: return row.get<std::string>(i);
-            case type_kind::int_: return std::to_string(row.get<std::int32_t>(i));
-            case type_kind::bigint: return std::to_string(row.get<std::int64_t>(i));
-            case type_kind::double_: return fmt::format("{}", row.get<double>(i));
-            case type_kind::boolean: return row.get<bool>(i) ? "true" : "false";
-            case type_kind::map: {
-                if (t.params.size() == 2 && t.params[0].kind == type_kind::varchar && t.params[1].kind == type_kind::varchar) {
-                    std::string out = "{";
-                    for (const auto& [k, v] : row.get<std::map<std::string, std::string>>(i))
-                        out += fmt::format("{}'{}': '{}'", out.size() > 1 ? ", " : "", k, v);
-                    return out + "}";
-                }
-                return std::nullopt;
-            }
-            default: return std::nullopt;
-            }
-        } catch (const cqlcoro::error&) {
-            return std::nullopt;
-        }
-    }
-    const result& rows() const noexcept { return r_; }
-
-private:
-    const result& r_;
-    std::map<std::string, std::size_t> index_;
-};
 
 std::string type_text(const std::string& raw) {
     auto t = parse_cql_type(raw);
@@ -179,7 +120,7 @@ schema_fragment parse_schema(schema_layout layout, const schema_rows& rows) {
     const bool v3 = layout == schema_layout::v3;
 
     if (rows.keyspaces) {
-        reader r(*rows.keyspaces);
+        column_reader r(*rows.keyspaces);
         for (auto row : rows.keyspaces->rows()) {
             auto name = r.get<std::string>(row, "keyspace_name");
             if (!name) continue;
@@ -200,7 +141,7 @@ schema_fragment parse_schema(schema_layout layout, const schema_rows& rows) {
 
     auto table_rows = [&](const std::optional<result>& res, bool views) {
         if (!res) return;
-        reader r(*res);
+        column_reader r(*res);
         const char* name_col = views ? "view_name" : (v3 ? "table_name" : "columnfamily_name");
         static const std::set<std::string> skip{"keyspace_name", "table_name", "columnfamily_name", "view_name", "id", "cf_id",
                                                 "base_table_id", "base_table_name", "where_clause", "include_all_columns",
@@ -239,7 +180,7 @@ schema_fragment parse_schema(schema_layout layout, const schema_rows& rows) {
     };
 
     if (rows.columns) {
-        reader r(*rows.columns);
+        column_reader r(*rows.columns);
         for (auto row : rows.columns->rows()) {
             auto ks = r.get<std::string>(row, "keyspace_name");
             auto table = r.get<std::string>(row, v3 ? "table_name" : "columnfamily_name");
@@ -278,7 +219,7 @@ schema_fragment parse_schema(schema_layout layout, const schema_rows& rows) {
     }
 
     if (rows.indexes) {
-        reader r(*rows.indexes);
+        column_reader r(*rows.indexes);
         for (auto row : rows.indexes->rows()) {
             auto ks = r.get<std::string>(row, "keyspace_name");
             auto table = r.get<std::string>(row, "table_name");
@@ -299,7 +240,7 @@ schema_fragment parse_schema(schema_layout layout, const schema_rows& rows) {
     }
 
     if (rows.types) {
-        reader r(*rows.types);
+        column_reader r(*rows.types);
         for (auto row : rows.types->rows()) {
             auto ks = r.get<std::string>(row, "keyspace_name");
             auto name = r.get<std::string>(row, "type_name");
@@ -315,7 +256,7 @@ schema_fragment parse_schema(schema_layout layout, const schema_rows& rows) {
     }
 
     if (rows.functions) {
-        reader r(*rows.functions);
+        column_reader r(*rows.functions);
         for (auto row : rows.functions->rows()) {
             auto ks = r.get<std::string>(row, "keyspace_name");
             auto name = r.get<std::string>(row, "function_name");
@@ -334,7 +275,7 @@ schema_fragment parse_schema(schema_layout layout, const schema_rows& rows) {
     }
 
     if (rows.aggregates) {
-        reader r(*rows.aggregates);
+        column_reader r(*rows.aggregates);
         for (auto row : rows.aggregates->rows()) {
             auto ks = r.get<std::string>(row, "keyspace_name");
             auto name = r.get<std::string>(row, "aggregate_name");

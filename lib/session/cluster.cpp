@@ -3,6 +3,8 @@
 // published as an immutable routing_view (publish()).
 #include "session/session_impl.hpp"
 
+#include "cluster/column_reader.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -43,20 +45,6 @@ asio::ip::address to_address(const inet_address& a) {
     return asio::ip::address_v6(b);
 }
 
-template <class T>
-std::optional<T> column_value(const result& r, const row_view& row, std::string_view name) {
-    const auto& cols = r.columns();
-    for (std::size_t i = 0; i < cols.size(); ++i) {
-        if (cols[i].name != name) continue;
-        if (row.is_null(i)) return std::nullopt;
-        try {
-            return row.get<T>(i);
-        } catch (const cqlcoro::error&) {
-            return std::nullopt;
-        }
-    }
-    return std::nullopt;
-}
 
 }  // namespace
 
@@ -135,7 +123,6 @@ asio::awaitable<std::optional<result>> session_impl::control_query(std::string q
 // ---------------------------------------------------------------- nodes
 
 asio::awaitable<void> session_impl::refresh_nodes() {
-    ++node_refreshes;
     auto local = co_await control_query("SELECT * FROM system.local WHERE key='local'");
     if (!local || local->empty()) throw error(protocol_errc::unexpected_opcode, fmt::format("{}: system.local has no row", control_endpoint));
     std::optional<result> peers;
@@ -164,35 +151,37 @@ asio::awaitable<void> session_impl::refresh_nodes() {
             if (!rec && !results.empty()) n->address = results.begin()->endpoint().address();
         }
         n->port = static_cast<std::uint16_t>(std::stoi(port_text));
-        n->broadcast_rpc_address = column_value<asio::ip::address>(*local, row, "rpc_address").value_or(n->address);
-        n->host_id = column_value<uuid>(*local, row, "host_id").value_or(uuid{});
-        n->datacenter = column_value<std::string>(*local, row, "data_center").value_or("");
-        n->rack = column_value<std::string>(*local, row, "rack").value_or("");
-        n->release_version = column_value<std::string>(*local, row, "release_version").value_or("");
-        n->schema_version = column_value<uuid>(*local, row, "schema_version");
-        auto tokens = column_value<std::set<std::string>>(*local, row, "tokens").value_or(std::set<std::string>{});
+        const cluster::column_reader cols(*local);
+        n->broadcast_rpc_address = cols.get<asio::ip::address>(row, "rpc_address").value_or(n->address);
+        n->host_id = cols.get<uuid>(row, "host_id").value_or(uuid{});
+        n->datacenter = cols.get<std::string>(row, "data_center").value_or("");
+        n->rack = cols.get<std::string>(row, "rack").value_or("");
+        n->release_version = cols.get<std::string>(row, "release_version").value_or("");
+        n->schema_version = cols.get<uuid>(row, "schema_version");
+        auto tokens = cols.get<std::set<std::string>>(row, "tokens").value_or(std::set<std::string>{});
         n->tokens.assign(tokens.begin(), tokens.end());
         n->endpoint = endpoint_text(n->address, n->port);
-        if (auto p = column_value<std::string>(*local, row, "partitioner")) partitioner = cluster::partitioner_from_class(*p);
-        cluster_name = column_value<std::string>(*local, row, "cluster_name").value_or("");
+        if (auto p = cols.get<std::string>(row, "partitioner")) partitioner = cluster::partitioner_from_class(*p);
+        cluster_name = cols.get<std::string>(row, "cluster_name").value_or("");
         layout = n->release_version.starts_with("1.") || n->release_version.starts_with("2.") ? cluster::schema_layout::v2
                                                                                                 : cluster::schema_layout::v3;
         found.push_back(std::move(n));
     }
     if (peers) {
+        const cluster::column_reader cols(*peers);
         for (auto row : peers->rows()) {
             auto n = std::make_shared<node>();
-            auto peer = column_value<asio::ip::address>(*peers, row, "peer");
-            auto rpc = column_value<asio::ip::address>(*peers, row, v2 ? "native_address" : "rpc_address");
-            auto host_id = column_value<uuid>(*peers, row, "host_id");
-            auto dc = column_value<std::string>(*peers, row, "data_center");
-            auto tokens = column_value<std::set<std::string>>(*peers, row, "tokens");
+            auto peer = cols.get<asio::ip::address>(row, "peer");
+            auto rpc = cols.get<asio::ip::address>(row, v2 ? "native_address" : "rpc_address");
+            auto host_id = cols.get<uuid>(row, "host_id");
+            auto dc = cols.get<std::string>(row, "data_center");
+            auto tokens = cols.get<std::set<std::string>>(row, "tokens");
             if (!peer || !host_id || !dc || !tokens) continue;  // a node still joining, or a stale row: not usable yet
             if (!rpc || rpc->is_unspecified()) rpc = peer;       // bound to 0.0.0.0: the gossip address is the best guess
             n->broadcast_rpc_address = *rpc;
             std::uint16_t port = params.port;
             if (v2)
-                if (auto p = column_value<std::int32_t>(*peers, row, "native_port")) port = static_cast<std::uint16_t>(*p);
+                if (auto p = cols.get<std::int32_t>(row, "native_port")) port = static_cast<std::uint16_t>(*p);
             asio::ip::tcp::endpoint ep(*rpc, port);
             if (params.address_translator) ep = params.address_translator(ep);
             n->address = ep.address();
@@ -200,9 +189,9 @@ asio::awaitable<void> session_impl::refresh_nodes() {
             n->endpoint = endpoint_text(n->address, n->port);
             n->host_id = *host_id;
             n->datacenter = *dc;
-            n->rack = column_value<std::string>(*peers, row, "rack").value_or("");
-            n->release_version = column_value<std::string>(*peers, row, "release_version").value_or("");
-            n->schema_version = column_value<uuid>(*peers, row, "schema_version");
+            n->rack = cols.get<std::string>(row, "rack").value_or("");
+            n->release_version = cols.get<std::string>(row, "release_version").value_or("");
+            n->schema_version = cols.get<uuid>(row, "schema_version");
             n->tokens.assign(tokens->begin(), tokens->end());
             found.push_back(std::move(n));
         }
@@ -384,7 +373,7 @@ void session_impl::mark_up(const std::shared_ptr<pool>& p) {
 }
 
 void session_impl::mark_down(const std::shared_ptr<pool>& p, const std::string& why) {
-    (void)why;
+    if (!why.empty()) p->last_failure = why;  // named by connect()'s and the plans' errors
     if (p->info->state() != node_state::down) {
         p->info->state_.store(node_state::down);
         notify(node_event_kind::down, p->info);
@@ -484,7 +473,6 @@ void session_impl::set_schema(std::map<std::string, keyspace_metadata> keyspaces
 }
 
 asio::awaitable<void> session_impl::refresh_schema(std::string keyspace) {
-    ++schema_refreshes;
     const auto q = cluster::queries_for(layout, keyspace);
     cluster::schema_rows rows;
     rows.keyspaces = co_await control_query(q.keyspaces);
@@ -524,7 +512,6 @@ asio::awaitable<void> session_impl::refresh_schema_element(const protocol::schem
         co_await refresh_schema(c.keyspace);
         co_return;
     }
-    ++schema_refreshes;
     auto keyspaces = md->keyspaces_;
     auto& ks = keyspaces[c.keyspace];
     const bool v3 = layout == cluster::schema_layout::v3;
@@ -573,17 +560,19 @@ asio::awaitable<bool> session_impl::wait_schema_agreement(std::chrono::milliseco
             std::set<uuid> versions;
             auto local = co_await control_query("SELECT schema_version FROM system.local WHERE key='local'");
             if (local && !local->empty())
-                if (auto v = column_value<uuid>(*local, local->one(), "schema_version")) versions.insert(*v);
+                if (auto v = cluster::column_reader(*local).get<uuid>(local->one(), "schema_version")) versions.insert(*v);
             auto peers = co_await control_query("SELECT host_id, schema_version FROM system.peers");
-            if (peers)
+            if (peers) {
+                const cluster::column_reader cols(*peers);
                 for (auto row : peers->rows()) {
-                    auto id = column_value<uuid>(*peers, row, "host_id");
-                    auto v = column_value<uuid>(*peers, row, "schema_version");
+                    auto id = cols.get<uuid>(row, "host_id");
+                    auto v = cols.get<uuid>(row, "schema_version");
                     if (!id || !v) continue;
                     auto p = std::find_if(pools.begin(), pools.end(), [&](const auto& x) { return x->info->host_id == *id; });
                     if (p != pools.end() && (*p)->info->state() == node_state::down) continue;  // only nodes that are up count
                     versions.insert(*v);
                 }
+            }
             if (versions.size() == 1) co_return true;
         } catch (const error&) {
             // the control connection is being replaced: try again until the deadline
@@ -656,7 +645,6 @@ asio::awaitable<void> session_impl::process_events(std::vector<protocol::event_r
 
 asio::awaitable<void> session_impl::control_loop() {
     auto self = shared_from_this();
-    control_running = true;
     std::size_t failures = 0;
     std::uniform_real_distribution<double> unit(0.0, 1.0);
     while (!closing) {
@@ -716,7 +704,6 @@ asio::awaitable<void> session_impl::control_loop() {
             control_lost = true;  // the control connection failed mid-refresh: reconnect and read everything again
         }
     }
-    control_running = false;
 }
 
 asio::awaitable<void> session_impl::start() {

@@ -80,10 +80,6 @@ struct prepare_entry {
     std::exception_ptr failure;
 };
 
-struct pending_event {
-    protocol::event_response event;
-};
-
 struct session_impl : std::enable_shared_from_this<session_impl> {
     asio::any_io_executor ex;
     asio::strand<asio::any_io_executor> strand;  // the cluster layer and the prepare cache
@@ -113,10 +109,8 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     asio::steady_timer::time_point last_event{};
     asio::steady_timer wake;  // the control loop's sleep: cancelled to wake it
     bool control_lost = false;
-    bool control_running = false;
     asio::steady_timer readiness;  // cancelled whenever a pool's first attempt finishes
     std::mt19937_64 rng{std::random_device{}()};
-    std::uint64_t schema_refreshes = 0, node_refreshes = 0;  // counted for tests (read on the strand)
 
     explicit session_impl(asio::any_io_executor e)
         : ex(e), strand(asio::make_strand(e)), wake(strand, asio::steady_timer::time_point::max()),

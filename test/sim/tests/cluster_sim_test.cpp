@@ -55,6 +55,15 @@ std::vector<sim::recorded_request> app_requests(const sim::cluster& c) {
     return out;
 }
 
+// Runs `n` requests after clearing the record: how many each node (1-based) coordinated.
+asio::awaitable<std::map<std::size_t, int>> spread(session& s, sim::cluster& c, int n) {
+    c.clear_requests();
+    for (int i = 0; i < n; ++i) co_await s.execute(statement("SELECT 1"));
+    std::map<std::size_t, int> per_node;
+    for (const auto& r : app_requests(c)) ++per_node[r.node];
+    co_return per_node;
+}
+
 std::size_t queries_of(const sim::cluster& c, std::string_view table) {
     std::size_t n = 0;
     for (const auto& r : c.requests()) n += r.query.find(table) != std::string::npos;
@@ -119,10 +128,7 @@ TEST_CASE("cluster: one contact point finds every node; other datacenters are ig
         }
         CHECK(c.connection_count(3) == 0);  // ignored: no pool
         // Requests go round robin over the local datacenter only.
-        c.clear_requests();
-        for (int i = 0; i < 8; ++i) co_await s.execute(statement("SELECT 1"));
-        std::map<std::size_t, int> per_node;
-        for (const auto& r : app_requests(c)) ++per_node[r.node];
+        auto per_node = co_await spread(s, c, 8);
         CHECK(per_node[1] == 4);
         CHECK(per_node[2] == 4);
         CHECK(per_node[3] == 0);
@@ -173,10 +179,7 @@ TEST_CASE("cluster: system.peers_v2 (Cassandra 4.0+) gives each node's own port;
         CHECK(queries_of(c, "system.peers_v2") >= 1);
         CHECK(queries_of(c, "FROM system.peers\n") + queries_of(c, "FROM system.peers ") == 0);  // v2 answered: no fallback
         CHECK(md->keyspace("system_schema"));  // the 3.0+ schema layout was read
-        c.clear_requests();
-        for (int i = 0; i < 6; ++i) co_await s.execute(statement("SELECT 1"));
-        std::map<std::size_t, int> per_node;
-        for (const auto& r : app_requests(c)) ++per_node[r.node];
+        auto per_node = co_await spread(s, c, 6);
         CHECK(per_node.size() == 3);
         co_await s.close(std::chrono::milliseconds(100));
     });
@@ -277,11 +280,8 @@ TEST_CASE("cluster: a node whose connections drop is down at once, skipped, and 
         c.start(2);  // reconnected by the policy (50 ms), without any event
         co_await cqlcoro::test::yield_until([&] { return n2->state() == node_state::up; }, 100'000'000);
         CHECK(std::count(seen.begin(), seen.end(), "up " + two) == 2);
-        c.clear_requests();
-        for (int i = 0; i < 12; ++i) co_await s.execute(statement("SELECT 1"));
-        bool reached = false;
-        for (const auto& r : app_requests(c)) reached = reached || r.node == 2;
-        CHECK(reached);
+        auto after = co_await spread(s, c, 12);
+        CHECK(after[2] > 0);
         co_await s.close(std::chrono::milliseconds(100));
     });
 }
@@ -354,11 +354,8 @@ TEST_CASE("cluster: a node at a new address (same host id) is reconnected there"
         CHECK(std::count(seen.begin(), seen.end(), "removed " + three) == 1);
         CHECK(std::count(seen.begin(), seen.end(), "added " + four) == 1);
         co_await cqlcoro::test::yield_until([&] { return c.connection_count(3) == 0; }, 100'000'000);
-        c.clear_requests();
-        for (int i = 0; i < 6; ++i) co_await s.execute(statement("SELECT 1"));
-        bool reached = false;
-        for (const auto& r : app_requests(c)) reached = reached || r.node == 4;
-        CHECK(reached);
+        auto per_node = co_await spread(s, c, 6);
+        CHECK(per_node[4] > 0);
         co_await s.close(std::chrono::milliseconds(100));
     });
 }
@@ -628,10 +625,7 @@ TEST_CASE("cluster: the address translator maps the addresses nodes advertise to
             CHECK(n->broadcast_rpc_address.to_string() == fmt::format("10.0.0.{}", i));
             CHECK(n->state() == node_state::up);
         }
-        c.clear_requests();
-        for (int i = 0; i < 6; ++i) co_await s.execute(statement("SELECT 1"));
-        std::map<std::size_t, int> per_node;
-        for (const auto& r : app_requests(c)) ++per_node[r.node];
+        auto per_node = co_await spread(s, c, 6);
         CHECK(per_node.size() == 3);
         co_await s.close(std::chrono::milliseconds(100));
     });
