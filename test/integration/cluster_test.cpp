@@ -51,6 +51,7 @@ session_params params() {
     p.local_datacenter = "dc1";
     p.reconnection = reconnection_policy::constant(std::chrono::milliseconds(250));
     p.event_window = std::chrono::milliseconds(100);
+    p.schema_agreement_timeout = std::chrono::seconds(60);  // generous for a loaded machine; still bounded
     return p;
 }
 
@@ -79,10 +80,20 @@ std::vector<std::uint8_t> int_key(std::int32_t k) {
     return {static_cast<std::uint8_t>(k >> 24), static_cast<std::uint8_t>(k >> 16), static_cast<std::uint8_t>(k >> 8), static_cast<std::uint8_t>(k)};
 }
 
+// The tests' own schema. Each statement is followed by a check that every up node has it: "IF NOT
+// EXISTS" on a coordinator that already has the element changes nothing and so waits for nothing, yet
+// another node may still lack it (2.1 pushes a change only to the nodes gossip thinks alive, and the
+// others pull it later).
+asio::awaitable<void> ddl(session& s, const char* cql) {
+    co_await s.execute(statement(cql));
+    const bool agreed = co_await s.check_schema_agreement(std::chrono::seconds(120));
+    if (!agreed) throw std::runtime_error(fmt::format("the nodes did not agree on the schema within 120 s after: {}", cql));
+}
+
 asio::awaitable<void> schema(session& s) {
-    co_await s.execute(statement("CREATE KEYSPACE IF NOT EXISTS cqlcoro_cluster WITH replication = "
-                                 "{'class': 'NetworkTopologyStrategy', 'dc1': 1, 'dc2': 1}"));
-    co_await s.execute(statement("CREATE TABLE IF NOT EXISTS cqlcoro_cluster.kv (k int PRIMARY KEY, v int)"));
+    co_await ddl(s, "CREATE KEYSPACE IF NOT EXISTS cqlcoro_cluster WITH replication = "
+                    "{'class': 'NetworkTopologyStrategy', 'dc1': 1, 'dc2': 1}");
+    co_await ddl(s, "CREATE TABLE IF NOT EXISTS cqlcoro_cluster.kv (k int PRIMARY KEY, v int)");
 }
 
 }  // namespace
