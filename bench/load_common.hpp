@@ -25,8 +25,9 @@ constexpr std::uint16_t port = 19342;
 
 // cqlsim as a child process: stdin a pipe (closing it stops the sim), stdout read until "ready".
 struct sim_process {
-    /// Starts `path --port 19342 --no-record --rows QUERY 1` (QUERY answered with one row).
-    sim_process(const std::string& path, const char* query) {
+    /// Starts `path --port 19342 --no-record --rows QUERY ROWS` (QUERY answered with `rows` rows of
+    /// (id int, name text), paged by the request's page size).
+    sim_process(const std::string& path, const char* query, long rows = 1) {
         int in[2], out[2];
         if (pipe(in) != 0 || pipe(out) != 0) throw std::runtime_error("pipe failed");
         pid = fork();
@@ -36,7 +37,7 @@ struct sim_process {
             close(in[1]);
             close(out[0]);
             unsetenv("LD_PRELOAD");  // a profiler preloaded into the benchmark measures the client only
-            execl(path.c_str(), path.c_str(), "--port", std::to_string(port).c_str(), "--no-record", "--rows", query, "1",
+            execl(path.c_str(), path.c_str(), "--port", std::to_string(port).c_str(), "--no-record", "--rows", query, std::to_string(rows).c_str(),
                   static_cast<char*>(nullptr));
             _exit(127);
         }

@@ -146,6 +146,12 @@ public:
             return "no host could take the request: every host in the query plan failed or had no open connection";
         case client_errc::request_timeout:
             return "no response within the request timeout (a request already written may still be executed)";
+        case client_errc::memory_budget_exhausted:
+            return "the stream's memory budget stayed full for the whole request timeout: release pages held by "
+                   "other streams, or raise session_params::stream_memory_budget";
+        case client_errc::invalid_paging_state:
+            return "the paging state is malformed or belongs to another statement: resume only with a state taken "
+                   "from a stream of the same statement and values";
         }
         return "unknown cqlcoro client error";
     }

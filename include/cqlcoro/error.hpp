@@ -87,6 +87,8 @@ enum class client_errc {
     invalid_statement,            ///< a statement that cannot be sent as built (named values in a batch, ...)
     no_host_available,            ///< every host of the query plan failed or had no open connection
     request_timeout,              ///< no response within the request timeout
+    memory_budget_exhausted,      ///< a stream waited its request timeout for room in its memory budget
+    invalid_paging_state,         ///< a paging state that is malformed or was made for another statement
 };
 
 const boost::system::error_category& protocol_category() noexcept;

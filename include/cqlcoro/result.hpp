@@ -54,6 +54,8 @@ public:
     /// For a schema change: whether every up node reported the same schema version before the result
     /// was handed back (session_params::schema_agreement_timeout); none for other results.
     std::optional<bool> schema_in_agreement() const noexcept { return schema_agreement_; }
+    /// The memory this result holds: the received frame and the index of its rows.
+    std::size_t memory_bytes() const noexcept { return memory_; }
 
 private:
     friend struct result_builder;
@@ -64,6 +66,7 @@ private:
     std::optional<schema_change_info> schema_change_;
     std::string keyspace_set_;
     std::optional<bool> schema_agreement_;
+    std::size_t memory_ = 0;
     cqlcoro::diagnostics diagnostics_;
 };
 

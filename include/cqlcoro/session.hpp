@@ -22,6 +22,7 @@
 #include <cqlcoro/metadata.hpp>
 #include <cqlcoro/result.hpp>
 #include <cqlcoro/statement.hpp>
+#include <cqlcoro/stream_options.hpp>
 #include <cqlcoro/tls.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -65,6 +66,10 @@ struct session_params {
     std::chrono::milliseconds heartbeat_interval = 30s;
     consistency default_consistency = consistency::local_one;
     std::int32_t default_page_size = 5000;
+    /// Bytes that the pages of all the session's streams (session.stream()) may hold together; a
+    /// stream waits for room rather than go over it. 0: no session-wide limit (each stream is still
+    /// bounded by its prefetch depth).
+    std::size_t stream_memory_budget = 0;
 
     // ---- Cluster awareness: contact points are for bootstrap; the control connection finds the rest.
     /// The datacenter whose nodes are local; empty: the datacenter of the first contact point that answers.
@@ -153,7 +158,8 @@ struct throwing_handler {
     using cancellation_slot_type = asio::associated_cancellation_slot_t<Handler>;
     cancellation_slot_type get_cancellation_slot() const noexcept { return asio::get_associated_cancellation_slot(inner); }
 
-    void operator()(error_code ec, result r) {
+    template <class R>  // a result, or a stream_page (its exception is found by ADL)
+    void operator()(error_code ec, R r) {
         std::move(inner)(ec ? make_request_exception(ec, r) : std::exception_ptr(), std::move(r));
     }
 };
@@ -172,6 +178,8 @@ with_diagnostics_t<std::decay_t<Token>> with_diagnostics(Token&& t) {
     return {std::forward<Token>(t)};
 }
 using default_token = with_diagnostics_t<asio::use_awaitable_t<>>;
+
+class pager;
 
 class session {
 public:
@@ -195,6 +203,13 @@ public:
     auto execute(std::string query, Token&& token = {}) {
         return execute(statement(std::move(query)), std::forward<Token>(token));
     }
+
+    /// Streams the statement's rows page by page, fetching ahead of the reader with bounded memory (see
+    /// cqlcoro/pager.hpp). Nothing is sent until the first next()/next_page().
+    pager stream(statement s, stream_options o = {});
+    pager stream(bound_statement s, stream_options o = {});
+    /// The budget the session's streams share (session_params::stream_memory_budget), with its figures.
+    std::shared_ptr<memory_budget> stream_budget() const;
 
     /// Prepares `query` (in the session's keyspace), or returns the cached statement. Concurrent
     /// prepares of the same text share one PREPARE.
@@ -323,3 +338,5 @@ struct boost::asio::async_result<cqlcoro::with_diagnostics_t<Token>, void(cqlcor
             token.token, std::forward<Args>(args)...);
     }
 };
+
+#include <cqlcoro/pager.hpp>  // session.stream() returns a pager

@@ -54,6 +54,7 @@ struct statement_options {
     struct routing_hint {
         std::vector<std::uint8_t> key;
         std::string keyspace;
+        std::string node;  ///< "address:port": this node only (node_endpoint()), bypassing the query plan
     };
     std::shared_ptr<const routing_hint> routing;
 };
@@ -82,19 +83,21 @@ public:
     /// Token-aware routing for a statement whose partition key the driver cannot see (a simple
     /// statement): the key's serialized bytes (composite_routing_key() for several columns) and keyspace.
     Derived& routing_key(std::vector<std::uint8_t> key) & {
-        auto h = options_.routing ? *options_.routing : statement_options::routing_hint{};
-        h.key = std::move(key);
-        options_.routing = std::make_shared<const statement_options::routing_hint>(std::move(h));
-        return self();
+        return with_hint([&](statement_options::routing_hint& h) { h.key = std::move(key); });
     }
     Derived&& routing_key(std::vector<std::uint8_t> key) && { return std::move(routing_key(std::move(key))); }
     Derived& routing_keyspace(std::string keyspace) & {
-        auto h = options_.routing ? *options_.routing : statement_options::routing_hint{};
-        h.keyspace = std::move(keyspace);
-        options_.routing = std::make_shared<const statement_options::routing_hint>(std::move(h));
-        return self();
+        return with_hint([&](statement_options::routing_hint& h) { h.keyspace = std::move(keyspace); });
     }
     Derived&& routing_keyspace(std::string keyspace) && { return std::move(routing_keyspace(std::move(keyspace))); }
+    /// Sends the statement to this node only ("address:port", as node::endpoint and result::coordinator
+    /// name it), as Java's Statement.setNode does: no other node is tried, and the request fails with
+    /// no_host_available when that node has no open connection. For reading from one node's local data
+    /// (system tables, virtual tables) and for keeping a stream's pages on one coordinator.
+    Derived& node_endpoint(std::string endpoint) & {
+        return with_hint([&](statement_options::routing_hint& h) { h.node = std::move(endpoint); });
+    }
+    Derived&& node_endpoint(std::string endpoint) && { return std::move(node_endpoint(std::move(endpoint))); }
     /// Adds a custom payload entry (v4+).
     Derived& payload(std::string key, std::vector<std::uint8_t> value) & {
         options_.custom_payload.emplace_back(std::move(key), std::move(value));
@@ -107,6 +110,14 @@ protected:
 
 private:
     Derived& self() noexcept { return static_cast<Derived&>(*this); }
+    // The routing hint is shared and immutable: a changed copy replaces it.
+    template <class Change>
+    Derived& with_hint(Change change) {
+        auto h = options_.routing ? *options_.routing : statement_options::routing_hint{};
+        change(h);
+        options_.routing = std::make_shared<const statement_options::routing_hint>(std::move(h));
+        return self();
+    }
 };
 
 namespace detail {

@@ -69,6 +69,7 @@ struct result_builder {
             // The page's index lives in the same allocation as the frame it points into.
             f->page.emplace(std::move(set), count);
             r.page_.emplace(std::shared_ptr<detail::page_data>(f, &*f->page), rows->content);
+            r.memory_ = sizeof(owned_response) + f->body.capacity() + f->page->cells.capacity() * sizeof(detail::cell);
         } else if (const auto* sc = std::get_if<protocol::schema_change_result>(&body)) {
             r.schema_change_ = schema_change_info{sc->change.change_type, sc->change.target, sc->change.keyspace, sc->change.name,
                                                   sc->change.arg_types};
@@ -98,6 +99,10 @@ std::string_view request::text() const noexcept {
 
 
 namespace detail {
+
+result failed_result(diagnostics d) {
+    return result_builder::failed(std::move(d));
+}
 
 result result_from_frame(const connection::response_frame& f) {
     auto owned = std::make_shared<result_builder::owned_response>(f.header, protocol::bytes_view(f.body.data(), f.body.size()));
@@ -305,6 +310,7 @@ struct request_op final : connection::request_sink {
     std::string cached_keyspace;          // address, which a new map may reuse), the keyspace, its table
     const token_map::replica_table* cached_table = nullptr;
     bool reprepared = false;
+    bool pinned = false;          // the statement names its node: the plan is that node only
 
     void begin(std::shared_ptr<session_impl> s, request r, erased_handler h) {
         impl = std::move(s);
@@ -313,13 +319,14 @@ struct request_op final : connection::request_sink {
         handler = std::move(h);
         frame_version = 0;
         cancelled.store(false, std::memory_order_relaxed);
-        repreparing = reprepared = false;
+        repreparing = reprepared = pinned = false;
         timeout = req->options().timeout.value_or(impl->params.request_timeout);
         deadline = clock::now() + timeout;
         plan_start = impl->plan_start();
         stage = pos = 0;
         replicas.clear();
-        if (impl->params.token_aware && view->tokens) route();
+        if (const auto& h = req->options().routing; h && !h->node.empty()) pin(h->node);
+        else if (impl->params.token_aware && view->tokens) route();
         user_slot = handler.cancellation_slot();
         if (user_slot.is_connected())
             user_slot.assign([this](asio::cancellation_type t) {
@@ -329,6 +336,23 @@ struct request_op final : connection::request_sink {
         initiating.store(true, std::memory_order_relaxed);
         attempt();
         initiating.store(false, std::memory_order_release);
+    }
+
+    // A statement for one node: the plan is that node, if it has connections, and nothing else.
+    void pin(const std::string& endpoint) {
+        stage = 3;
+        const auto& v = *view;
+        for (std::uint32_t i = 0; i < v.hosts.size(); ++i)
+            if (v.hosts[i] && v.hosts[i]->name() == endpoint) {
+                replicas.push_back(i);
+                stage = 0;
+                pos = 0;
+                break;
+            }
+        if (replicas.empty())
+            req->diagnostics.attempts.push_back({endpoint, client_errc::no_host_available,
+                                                 "the statement is pinned to " + endpoint + ", which the session has no connections to"});
+        pinned = true;
     }
 
     // The replicas of the request's partition that are local and usable, shuffled.
@@ -395,6 +419,7 @@ struct request_op final : connection::request_sink {
             switch (stage) {
             case 0:
                 if (pos < replicas.size()) return v.hosts[replicas[pos++]].get();
+                if (pinned) return nullptr;
                 stage = 1;
                 pos = 0;
                 continue;
@@ -654,6 +679,7 @@ asio::awaitable<session> session::connect(asio::any_io_executor ex, session_para
     auto impl = std::make_shared<detail::session_impl>(ex);
     if (params.tls) params.tls->context = make_tls_context(*params.tls);  // read the files once, share the context
     impl->params = std::move(params);
+    impl->stream_budget = memory_budget::create(impl->params.stream_memory_budget);
     co_await asio::co_spawn(impl->strand, impl->start(), asio::use_awaitable);
     session s;
     s.impl_ = std::move(impl);

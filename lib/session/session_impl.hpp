@@ -80,6 +80,9 @@ struct prepare_entry {
     std::exception_ptr failure;
 };
 
+/// A result that carries only diagnostics (a request that failed before any answer).
+result failed_result(diagnostics d);
+
 struct session_impl : std::enable_shared_from_this<session_impl> {
     asio::any_io_executor ex;
     asio::strand<asio::any_io_executor> strand;  // the cluster layer and the prepare cache
@@ -90,6 +93,7 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     std::vector<middleware> user_middlewares;
     std::map<std::pair<std::string, std::string>, std::shared_ptr<prepare_entry>> prepared;
     std::atomic<bool> closing{false};
+    std::shared_ptr<memory_budget> stream_budget;  // streams' pages (session_params::stream_memory_budget)
 
     // The request path's view.
     std::atomic<std::shared_ptr<const routing_view>> view;

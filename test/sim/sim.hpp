@@ -69,6 +69,8 @@ struct prime_when {
     bool regex = false;
     std::optional<std::size_t> node;  ///< 1-based; none: any node
     std::optional<consistency> cl;    ///< none: any consistency
+    /// 1-based page of a paged read (the paging state's offset over the page size); none: any page.
+    std::optional<std::size_t> page;
 };
 
 /// A rows answer: columns and pre-encoded cells. Build it with rows(columns).row(v1, v2, ...).

@@ -13,10 +13,12 @@
 
 namespace cqlcoro::sim {
 
-const compiled_prime* cluster::impl::find_prime(std::size_t node, std::string_view query, std::optional<consistency> cl) const {
+const compiled_prime* cluster::impl::find_prime(std::size_t node, std::string_view query, std::optional<consistency> cl,
+                                                std::optional<std::size_t> page) const {
     for (auto it = primes.rbegin(); it != primes.rend(); ++it) {
         const auto& w = it->when;
         if (w.node && *w.node != node) continue;
+        if (w.page && (!page || *w.page != *page)) continue;
         if (w.cl && cl && *w.cl != *cl) continue;
         const bool match = it->pattern ? boost::regex_match(query.begin(), query.end(), *it->pattern) : w.query == query;
         if (match) return &*it;

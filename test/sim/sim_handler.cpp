@@ -262,7 +262,12 @@ void request_handler::handle_statement(const frame_header& h, std::string_view q
     auto& n = conn.owner();
     auto& sim = n.sim;
     response r;
-    if (const auto* prime = sim.find_prime(n.index, query, p.cl)) {
+    std::size_t page = 1;  // the paging state is the offset of the next row
+    if (p.paging_state && p.paging_state->size() == 8 && p.page_size && *p.page_size > 0) {
+        reader pr(*p.paging_state);
+        page = static_cast<std::size_t>(pr.i64()) / static_cast<std::size_t>(*p.page_size) + 1;
+    }
+    if (const auto* prime = sim.find_prime(n.index, query, p.cl, page)) {
         const auto& then = prime->then;
         if (std::holds_alternative<hang>(then.answer)) return;
         if (std::holds_alternative<close_connection>(then.answer)) {

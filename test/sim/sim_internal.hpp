@@ -120,7 +120,8 @@ struct cluster::impl {
         return result.get();
     }
 
-    const compiled_prime* find_prime(std::size_t node, std::string_view query, std::optional<consistency> cl) const;
+    const compiled_prime* find_prime(std::size_t node, std::string_view query, std::optional<consistency> cl,
+                                     std::optional<std::size_t> page = std::nullopt) const;
     node& at(std::size_t n);
 };
 
