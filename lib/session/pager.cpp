@@ -147,6 +147,13 @@ std::uint64_t identity_of(std::string_view query, const bound_values& values) {
     return f.h;
 }
 
+std::uint64_t identity_of(const statement& s) {
+    return identity_of(s.query(), s.values());
+}
+std::uint64_t identity_of(const bound_statement& s) {
+    return identity_of(s.prepared().query, s.values());
+}
+
 std::string encode_state(std::uint64_t identity, std::span<const std::uint8_t> raw) {
     namespace b64 = boost::beast::detail::base64;
     std::vector<std::uint8_t> bin;
@@ -186,10 +193,10 @@ std::vector<std::uint8_t> decode_state(std::uint64_t identity, std::string_view 
 }  // namespace
 
 std::vector<std::uint8_t> decode_paging_state(const statement& s, std::string_view text) {
-    return decode_state(identity_of(s.query(), s.values()), text);
+    return decode_state(identity_of(s), text);
 }
 std::vector<std::uint8_t> decode_paging_state(const bound_statement& s, std::string_view text) {
-    return decode_state(identity_of(s.prepared().query, s.values()), text);
+    return decode_state(identity_of(s), text);
 }
 
 std::exception_ptr make_request_exception(error_code ec, const stream_page& p) {
@@ -216,12 +223,7 @@ struct pager_state : std::enable_shared_from_this<pager_state> {
           budget_timer(ex) {
         std::visit([&](const auto& x) { next_state = x.options().paging_state; }, stmt);
         resume = next_state;
-        identity = std::visit(
-            [](const auto& x) {
-                if constexpr (std::is_same_v<std::decay_t<decltype(x)>, statement>) return identity_of(x.query(), x.values());
-                else return identity_of(x.prepared().query, x.values());
-            },
-            stmt);
+        identity = std::visit([](const auto& x) { return identity_of(x); }, stmt);
         timeout = std::visit([&](const auto& x) { return x.options().timeout.value_or(sess.params().request_timeout); }, stmt);
     }
 
@@ -426,29 +428,20 @@ struct pager_state : std::enable_shared_from_this<pager_state> {
             stats.waited += std::chrono::steady_clock::now() - wait_start;
             wait_start = {};
         }
+        auto give = [&](error_code ec, stream_page p) {
+            completion c{std::move(*waiter), ec, std::move(p)};
+            waiter.reset();
+            return c;
+        };
         if (!ready.empty()) {
             auto p = std::move(ready.front());
             ready.pop_front();
             resume.assign(p.result().paging_state().begin(), p.result().paging_state().end());
-            completion c{std::move(*waiter), {}, std::move(p)};
-            waiter.reset();
-            return c;
+            return give({}, std::move(p));
         }
-        if (failure) {
-            completion c{std::move(*waiter), failure_ec, *failure};
-            waiter.reset();
-            return c;
-        }
-        if (closed) {
-            completion c{std::move(*waiter), asio::error::operation_aborted, {}};
-            waiter.reset();
-            return c;
-        }
-        if (exhausted && !fetching) {
-            completion c{std::move(*waiter), {}, {}};
-            waiter.reset();
-            return c;
-        }
+        if (failure) return give(failure_ec, *failure);
+        if (closed) return give(asio::error::operation_aborted, {});
+        if (exhausted && !fetching) return give({}, {});  // the end
         return std::nullopt;
     }
 
