@@ -103,10 +103,11 @@ struct session_params {
     std::function<asio::ip::tcp::endpoint(const asio::ip::tcp::endpoint&)> address_translator;
     /// Told when nodes are added, removed, come up or go down; runs on the session's strand: keep it short.
     std::function<void(const node_event&)> on_node_event;
-    /// When connect() returns: once the first node has an open pool, or once every pool's first
-    /// connection attempt has finished (each up or marked down).
+    /// When connect() returns: once every pool's first connection attempt has finished, each up or
+    /// marked down (the default, as in the Java and DataStax C++ drivers: the first requests are
+    /// routed to their replicas), or as soon as the first node has an open pool.
     enum class readiness { first_host, all_pools };
-    readiness ready_when = readiness::first_host;
+    readiness ready_when = readiness::all_pools;
 };
 
 /// A host's counters, as session::metrics() reports them.

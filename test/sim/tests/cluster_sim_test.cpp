@@ -659,14 +659,14 @@ TEST_CASE("cluster: a partition's replicas are shuffled, unless asked not to") {
     });
 }
 
-TEST_CASE("cluster: readiness all_pools returns once every pool's first attempt has ended") {
+TEST_CASE("cluster: readiness all_pools (the default) returns once every pool's first attempt has ended") {
+    CHECK(session_params{}.ready_when == session_params::readiness::all_pools);
     sim::cluster c({.nodes = 3, .port = port});
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
         // Learn the cluster, then take node 3 away: it is listed but refuses connections.
         c.stop(3);
         auto p = one_contact_point(c);
         p.connections_per_host = 2;
-        p.ready_when = session_params::readiness::all_pools;
         auto s = co_await session::connect(ex, p);
         auto md = s.metadata();
         REQUIRE(md->nodes().size() == 3);
@@ -679,5 +679,32 @@ TEST_CASE("cluster: readiness all_pools returns once every pool's first attempt 
         CHECK(node_at(*md, fmt::format("{}:{}", c.address(3), port))->state() == node_state::down);
         c.start(3);
         co_await s.close(std::chrono::milliseconds(100));
+    });
+}
+
+TEST_CASE("cluster: readiness first_host returns while another node's handshake still hangs") {
+    sim::cluster c({.nodes = 3, .port = port});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        // Node 3 accepts connections but answers nothing: its pool's first attempt cannot end before
+        // the connect timeout, which is far away.
+        c.pause(3);
+        auto p = one_contact_point(c);
+        p.ready_when = session_params::readiness::first_host;
+        p.connect_timeout = std::chrono::seconds(60);
+        auto s = co_await session::connect(ex, p);
+        auto md = s.metadata();
+        REQUIRE(md->nodes().size() == 3);
+        auto third = node_at(*md, fmt::format("{}:{}", c.address(3), port));
+        REQUIRE(third);
+        CHECK(third->state() != node_state::up);
+        CHECK(third->open_connections() == 0);
+        // Requests flow meanwhile, on the nodes that are up.
+        for (int i = 0; i < 10; ++i) {
+            auto r = co_await s.execute(statement("SELECT * FROM system.local"));
+            CHECK(r.coordinator() != third->endpoint);
+        }
+        // Closing with the handshake still pending ends it; nothing hangs.
+        co_await s.close(std::chrono::milliseconds(100));
+        c.resume(3);
     });
 }
