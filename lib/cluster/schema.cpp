@@ -2,6 +2,8 @@
 
 #include "cluster/column_reader.hpp"
 
+#include <cqlcoro/value.hpp>
+
 #include <boost/json/src.hpp>  // Boost.JSON, header-only: compiled here once
 
 #include <set>
@@ -25,6 +27,17 @@ cql_type type_of(const std::string& raw) {
     cql_type c = cql_type::of(type_kind::custom);
     c.custom_class = raw;
     return c;
+}
+
+// A 2.2 aggregate's serialized initial state as a CQL literal; a value its state type does not
+// decode (a custom type, say) is shown as a blob literal.
+std::string initial_condition_literal(const std::vector<std::uint8_t>& bytes, const std::string& state_type) {
+    value v;
+    const bytes_view b(bytes.data(), bytes.size());
+    if (auto t = parse_cql_type(state_type); t && t->kind != type_kind::custom && !codec<value>::decode(b, *t, decode_options{}, v))
+        return to_cql_literal(v);
+    codec<value>::decode(b, cql_type::of(type_kind::blob), decode_options{}, v);
+    return to_cql_literal(v);
 }
 
 column_kind kind_from(std::string_view k) {
@@ -285,12 +298,13 @@ schema_fragment parse_schema(schema_layout layout, const schema_rows& rows) {
             a.name = *name;
             for (const auto& t : r.get_or<std::vector<std::string>>(row, "argument_types", {})) a.argument_types.push_back(type_text(t));
             a.state_function = r.get_or<std::string>(row, "state_func", "");
-            a.state_type = type_text(r.get_or<std::string>(row, "state_type", ""));
+            const auto state_type_raw = r.get_or<std::string>(row, "state_type", "");
+            a.state_type = type_text(state_type_raw);
             a.final_function = r.get_or<std::string>(row, "final_func", "");
             a.return_type = type_text(r.get_or<std::string>(row, "return_type", ""));
             if (const auto* s = r.spec("initcond"); s && s->type.kind == type_kind::blob) {
-                auto b = r.get_or<std::vector<std::uint8_t>>(row, "initcond", {});
-                a.initial_condition.assign(b.begin(), b.end());
+                // 2.2 keeps the initial state serialized in the state type: shown as 3.0+ does, a CQL literal.
+                if (auto b = r.get<std::vector<std::uint8_t>>(row, "initcond")) a.initial_condition = initial_condition_literal(*b, state_type_raw);
             } else {
                 a.initial_condition = r.get_or<std::string>(row, "initcond", "");
             }

@@ -512,6 +512,70 @@ TEST_CASE("cluster: schema metadata from the 3.0+ tables, refreshed per element 
     });
 }
 
+TEST_CASE("cluster: Cassandra 2.2 layout: functions and aggregates from system.schema_*, types as class names") {
+    sim::cluster c({.nodes = 1, .port = port, .max_version = 4, .release_version = "2.2.8",
+                    .keyspaces = {{"shop", {{"class", "org.apache.cassandra.locator.SimpleStrategy"}, {"replication_factor", "1"}}}}});
+    const auto text = cql_type::of(type_kind::varchar);
+    const auto texts = cql_type::list_of(text);
+    auto col = [](std::string table, std::string name, cql_type type) { return column_spec{"system", std::move(table), std::move(name), std::move(type)}; };
+    const std::string int32 = "org.apache.cassandra.db.marshal.Int32Type";
+    const std::string utf8 = "org.apache.cassandra.db.marshal.UTF8Type";
+    const std::string list_of_int = "org.apache.cassandra.db.marshal.ListType(" + int32 + ")";
+    c.prime({.query = "SELECT * FROM system.schema_functions"},
+            sim::rows({col("schema_functions", "keyspace_name", text), col("schema_functions", "function_name", text),
+                       col("schema_functions", "signature", texts), col("schema_functions", "argument_names", texts),
+                       col("schema_functions", "argument_types", texts), col("schema_functions", "body", text),
+                       col("schema_functions", "called_on_null_input", cql_type::of(type_kind::boolean)),
+                       col("schema_functions", "language", text), col("schema_functions", "return_type", text)})
+                .row("shop", "plus", std::vector<std::string>{"int", "int"}, std::vector<std::string>{"a", "b"},
+                     std::vector<std::string>{int32, int32}, "return a + b;", true, "java", int32)
+                .row("shop", "label", std::vector<std::string>{"text"}, std::vector<std::string>{"s"}, std::vector<std::string>{utf8},
+                     "return s;", false, "java", utf8));
+    // initcond: serialized in the state type, or null when there is none.
+    c.prime({.query = "SELECT * FROM system.schema_aggregates"},
+            sim::rows({col("schema_aggregates", "keyspace_name", text), col("schema_aggregates", "aggregate_name", text),
+                       col("schema_aggregates", "signature", texts), col("schema_aggregates", "argument_types", texts),
+                       col("schema_aggregates", "final_func", text), col("schema_aggregates", "initcond", cql_type::of(type_kind::blob)),
+                       col("schema_aggregates", "return_type", text), col("schema_aggregates", "state_func", text),
+                       col("schema_aggregates", "state_type", text)})
+                .row("shop", "total", std::vector<std::string>{"int"}, std::vector<std::string>{int32}, "", std::vector<std::uint8_t>{0, 0, 0, 42},
+                     int32, "plus", int32)
+                .row("shop", "collect", std::vector<std::string>{"int"}, std::vector<std::string>{int32}, "",
+                     std::vector<std::uint8_t>{0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 7}, list_of_int, "append", list_of_int)
+                .row("shop", "first", std::vector<std::string>{"text"}, std::vector<std::string>{utf8}, "", std::nullopt, utf8, "keep", utf8)
+                .row("shop", "odd", std::vector<std::string>{"int"}, std::vector<std::string>{int32}, "", std::vector<std::uint8_t>{1, 2},
+                     int32, "plus", "org.example.SomeCustomType"));
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, one_contact_point(c));
+        const auto* shop = s.metadata()->keyspace("shop");
+        REQUIRE(shop);
+        REQUIRE(shop->functions.count("plus(int,int)"));
+        const auto& plus = shop->functions.at("plus(int,int)");
+        CHECK(plus.argument_names == std::vector<std::string>{"a", "b"});
+        CHECK(plus.argument_types == std::vector<std::string>{"int", "int"});  // class names read as CQL types
+        CHECK(plus.return_type == "int");
+        CHECK(plus.body == "return a + b;");
+        CHECK(plus.called_on_null_input);
+        CHECK(plus.language == "java");
+        REQUIRE(shop->functions.count("label(text)"));
+        CHECK_FALSE(shop->functions.at("label(text)").called_on_null_input);
+        REQUIRE(shop->aggregates.count("total(int)"));
+        const auto& total = shop->aggregates.at("total(int)");
+        CHECK(total.state_function == "plus");
+        CHECK(total.state_type == "int");
+        CHECK(total.return_type == "int");
+        CHECK(total.initial_condition == "42");  // the serialized int, as the CQL literal 3.0+ stores
+        REQUIRE(shop->aggregates.count("collect(int)"));
+        CHECK(shop->aggregates.at("collect(int)").state_type == "list<int>");
+        CHECK(shop->aggregates.at("collect(int)").initial_condition == "[7]");
+        REQUIRE(shop->aggregates.count("first(text)"));
+        CHECK(shop->aggregates.at("first(text)").initial_condition.empty());  // none
+        REQUIRE(shop->aggregates.count("odd(int)"));
+        CHECK(shop->aggregates.at("odd(int)").initial_condition == "0x0102");  // a type it cannot decode: the bytes
+        co_await s.close(std::chrono::milliseconds(100));
+    });
+}
+
 TEST_CASE("cluster: DDL through the session waits for schema agreement, bounded") {
     sim::cluster c({.nodes = 2, .port = port});
     c.prime({.query = "CREATE TABLE ks.x (k int PRIMARY KEY)"}, sim::prime_then{protocol::schema_change{"CREATED", "TABLE", "ks", "x", {}}});
