@@ -31,13 +31,12 @@ cql_type type_of(const std::string& raw) {
 
 // A 2.2 aggregate's serialized initial state as a CQL literal; a value its state type does not
 // decode (a custom type, say) is shown as a blob literal.
-std::string initial_condition_literal(const std::vector<std::uint8_t>& bytes, const std::string& state_type) {
+std::string initial_condition_literal(byte_buffer bytes, const std::string& state_type) {
     value v;
-    const bytes_view b(bytes.data(), bytes.size());
-    if (auto t = parse_cql_type(state_type); t && t->kind != type_kind::custom && !codec<value>::decode(b, *t, decode_options{}, v))
+    if (const auto t = type_of(state_type);
+        t.kind != type_kind::custom && !codec<value>::decode(bytes_view(bytes.data(), bytes.size()), t, decode_options{}, v))
         return to_cql_literal(v);
-    codec<value>::decode(b, cql_type::of(type_kind::blob), decode_options{}, v);
-    return to_cql_literal(v);
+    return to_cql_literal(value(type_kind::blob, std::move(bytes)));
 }
 
 column_kind kind_from(std::string_view k) {
@@ -304,7 +303,7 @@ schema_fragment parse_schema(schema_layout layout, const schema_rows& rows) {
             a.return_type = type_text(r.get_or<std::string>(row, "return_type", ""));
             if (const auto* s = r.spec("initcond"); s && s->type.kind == type_kind::blob) {
                 // 2.2 keeps the initial state serialized in the state type: shown as 3.0+ does, a CQL literal.
-                if (auto b = r.get<std::vector<std::uint8_t>>(row, "initcond")) a.initial_condition = initial_condition_literal(*b, state_type_raw);
+                if (auto b = r.get<byte_buffer>(row, "initcond")) a.initial_condition = initial_condition_literal(std::move(*b), state_type_raw);
             } else {
                 a.initial_condition = r.get_or<std::string>(row, "initcond", "");
             }

@@ -393,7 +393,10 @@ TEST_CASE("cluster: UNPREPARED after a node forgot its statements is handled wit
 
 namespace {
 
-column_spec schema_col(std::string table, std::string name, cql_type type) { return {"system_schema", std::move(table), std::move(name), std::move(type)}; }
+// A column of a schema table: 3.0+'s system_schema by default, or 2.x's system.
+column_spec schema_col(std::string table, std::string name, cql_type type, std::string keyspace = "system_schema") {
+    return {std::move(keyspace), std::move(table), std::move(name), std::move(type)};
+}
 
 std::size_t exactly(const sim::cluster& c, std::string_view query) {
     std::size_t n = 0;
@@ -517,7 +520,7 @@ TEST_CASE("cluster: Cassandra 2.2 layout: functions and aggregates from system.s
                     .keyspaces = {{"shop", {{"class", "org.apache.cassandra.locator.SimpleStrategy"}, {"replication_factor", "1"}}}}});
     const auto text = cql_type::of(type_kind::varchar);
     const auto texts = cql_type::list_of(text);
-    auto col = [](std::string table, std::string name, cql_type type) { return column_spec{"system", std::move(table), std::move(name), std::move(type)}; };
+    auto col = [](std::string table, std::string name, cql_type type) { return schema_col(std::move(table), std::move(name), std::move(type), "system"); };
     const std::string int32 = "org.apache.cassandra.db.marshal.Int32Type";
     const std::string utf8 = "org.apache.cassandra.db.marshal.UTF8Type";
     const std::string list_of_int = "org.apache.cassandra.db.marshal.ListType(" + int32 + ")";
