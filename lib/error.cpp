@@ -100,6 +100,9 @@ public:
         case type_errc::bad_type_string: return "malformed CQL type string";
         case type_errc::type_nesting_too_deep: return "CQL type nested too deeply (limit is 64 levels)";
         case type_errc::row_out_of_range: return "row or column index out of range";
+        case type_errc::inexact_float:
+            return "the double has no exact float value (0.1 is not a float; 0.5 is): pass a float (0.1f), or convert it "
+                   "to float yourself if rounding is fine";
         }
         return "unknown cqlcoro type error";
     }
@@ -143,7 +146,7 @@ public:
         case client_errc::invalid_statement:
             return "the statement cannot be sent as built";
         case client_errc::no_host_available:
-            return "no host could take the request: every host in the query plan failed or had no open connection";
+            return "no node could take the request: each one tried was down, unreachable, or failed it";
         case client_errc::request_timeout:
             return "no response within the request timeout (a request already written may still be executed)";
         case client_errc::memory_budget_exhausted:
@@ -152,12 +155,24 @@ public:
         case client_errc::invalid_paging_state:
             return "the paging state is malformed or belongs to another statement: resume only with a state taken "
                    "from a stream of the same statement and values";
+        case client_errc::empty_handle:
+            return "an empty handle was used (a default-constructed or moved-from session, prepared_statement or pager): "
+                   "assign it from session::connect(), session.prepare() or session.stream() first";
+        case client_errc::session_closed:
+            return "the session is closed (close() was called, or its last handle was destroyed): connect a new session";
         }
         return "unknown cqlcoro client error";
     }
 };
 
 }  // namespace
+
+std::string error_message(const error_code& ec, std::string_view what) {
+    auto code = ec ? ec.message() : std::string();
+    if (what.empty()) return code;
+    if (code.empty() || what.find(code) != std::string_view::npos) return std::string(what);
+    return std::string(what) + ": " + code;
+}
 
 const boost::system::error_category& client_category() noexcept {
     static const client_category_impl instance;

@@ -56,6 +56,17 @@ struct decode_options {
 template <class T, class Enable = void>
 struct codec;
 
+// The compile error for a type without a codec: which C++ types map to which CQL types.
+#define CQLCORO_NO_CODEC_MESSAGE                                                                                              \
+    "cqlcoro: this C++ type has no codec for CQL values. Read int as std::int32_t, bigint/counter as std::int64_t, "        \
+    "smallint/tinyint as std::int16_t/std::int8_t, text/varchar/ascii as std::string or std::string_view (never const "     \
+    "char*), blob as std::vector<std::uint8_t> or cqlcoro::bytes_view, boolean as bool, float/double as float/double, "     \
+    "timestamp as std::chrono::system_clock::time_point, date as cqlcoro::date or std::chrono::year_month_day, time as "    \
+    "cqlcoro::time_of_day, duration as cqlcoro::cql_duration, uuid/timeuuid as cqlcoro::uuid, inet as "                     \
+    "boost::asio::ip::address, varint/decimal as cqlcoro::varint/cqlcoro::decimal, list/set/map as std::vector/std::set/"   \
+    "std::map, tuple as std::tuple, a UDT as a plain struct, vector<float, n> as std::array<float, n>, a null as "          \
+    "std::optional<T>, and any column as cqlcoro::value; or specialize cqlcoro::codec<T> for your own type"
+
 /// Opt-in mapping of a struct's fields to UDT fields (or row columns) by name instead of by position:
 ///   template <> struct cqlcoro::field_names<address> { static constexpr std::array names{"city", "zip"}; };
 template <class T>
@@ -290,7 +301,9 @@ struct codec<double> {
     static error_code encode(double v, const cql_type& t, byte_buffer& out) {
         if (t.kind == type_kind::float_) {
             // Only values a float holds exactly (NaN and infinities included) go into a float column.
-            if (!std::isnan(v) && static_cast<double>(static_cast<float>(v)) != v) return type_errc::value_out_of_range;
+            if (!std::isnan(v) && static_cast<double>(static_cast<float>(v)) != v)
+                return std::isfinite(v) && std::fabs(v) > std::numeric_limits<float>::max() ? type_errc::value_out_of_range
+                                                                                             : type_errc::inexact_float;
             detail::store_be(out, std::bit_cast<std::uint32_t>(static_cast<float>(v)));
             return {};
         }

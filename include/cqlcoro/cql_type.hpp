@@ -56,13 +56,24 @@ struct cql_type {
 
     friend bool operator==(const cql_type&, const cql_type&) = default;
 
-    static cql_type of(type_kind k) { return cql_type{k}; }
-    static cql_type list_of(cql_type e) { return {type_kind::list, {std::move(e)}}; }
-    static cql_type set_of(cql_type e) { return {type_kind::set, {std::move(e)}}; }
-    static cql_type map_of(cql_type k, cql_type v) { return {type_kind::map, {std::move(k), std::move(v)}}; }
-    static cql_type tuple_of(std::vector<cql_type> elems) { return {type_kind::tuple, std::move(elems)}; }
+    // Built member by member, so that users' builds with -Wextra see no missing initializers.
+    static cql_type of(type_kind k) {
+        cql_type t;
+        t.kind = k;
+        return t;
+    }
+    static cql_type with(type_kind k, std::vector<cql_type> params) {
+        cql_type t;
+        t.kind = k;
+        t.params = std::move(params);
+        return t;
+    }
+    static cql_type list_of(cql_type e) { return with(type_kind::list, {std::move(e)}); }
+    static cql_type set_of(cql_type e) { return with(type_kind::set, {std::move(e)}); }
+    static cql_type map_of(cql_type k, cql_type v) { return with(type_kind::map, {std::move(k), std::move(v)}); }
+    static cql_type tuple_of(std::vector<cql_type> elems) { return with(type_kind::tuple, std::move(elems)); }
     static cql_type vector_of(cql_type e, std::int32_t dimension) {
-        cql_type t{type_kind::vector, {std::move(e)}};
+        auto t = with(type_kind::vector, {std::move(e)});
         t.dimension = dimension;
         return t;
     }

@@ -66,6 +66,7 @@ enum class type_errc {
     bad_type_string,        ///< a type string that does not parse
     type_nesting_too_deep,  ///< a type nested deeper than 64 levels
     row_out_of_range,       ///< a row or column index past the end
+    inexact_float,          ///< a double bound to a float column that a float cannot hold exactly (0.1)
 };
 
 /// Errors of the driver itself: connections, timeouts, configuration. The connection-loss codes say
@@ -89,6 +90,8 @@ enum class client_errc {
     request_timeout,              ///< no response within the request timeout
     memory_budget_exhausted,      ///< a stream waited its request timeout for room in its memory budget
     invalid_paging_state,         ///< a paging state that is malformed or was made for another statement
+    empty_handle,                 ///< a default-constructed or moved-from session, prepared_statement or pager was used
+    session_closed,               ///< the session was closed (close(), or its last handle was destroyed)
 };
 
 const boost::system::error_category& protocol_category() noexcept;
@@ -118,12 +121,22 @@ struct diagnostics {
 
 /// The exception cqlcoro throws: an error code plus a message that names what failed (the column, the
 /// CQL type, the C++ type, the host) and what to do about it, and for requests, their diagnostics.
+/// The message of an error: `what`, followed by the code's own message unless `what` already says it
+/// (each fact once: "TCP connect failed: Connection refused", never "...: Connection refused: Connection refused").
+std::string error_message(const error_code& ec, std::string_view what);
+
 class error : public std::system_error {
 public:
-    error(error_code ec, const std::string& what) : std::system_error(ec, what), code_(ec) {}
-    explicit error(error_code ec) : std::system_error(ec), code_(ec) {}
+    error(error_code ec, const std::string& what)
+        : std::system_error(ec), code_(ec), what_(std::make_shared<const std::string>(error_message(ec, what))) {}
+    explicit error(error_code ec) : error(ec, std::string()) {}
     error(error_code ec, const std::string& what, cqlcoro::diagnostics d)
-        : std::system_error(ec, what), code_(ec), diagnostics_(std::make_shared<const cqlcoro::diagnostics>(std::move(d))) {}
+        : error(ec, what) {
+        diagnostics_ = std::make_shared<const cqlcoro::diagnostics>(std::move(d));
+    }
+
+    /// One line: what failed (the host, the column, ...), then the code's advice unless already said.
+    const char* what() const noexcept override { return what_->c_str(); }
 
     /// The code as Boost.System sees it (std::system_error::code() gives the std:: view of it).
     const error_code& boost_code() const noexcept { return code_; }
@@ -135,7 +148,8 @@ public:
 
 private:
     error_code code_;
-    std::shared_ptr<const cqlcoro::diagnostics> diagnostics_;  // shared: exceptions are copied
+    std::shared_ptr<const std::string> what_;                  // shared: exceptions are copied without throwing
+    std::shared_ptr<const cqlcoro::diagnostics> diagnostics_;
 };
 
 /// The exception for an ERROR answer from `host`: its code is the server's, its message the server's

@@ -62,12 +62,14 @@ struct node {
     node(const node& o)
         : address(o.address), port(o.port), endpoint(o.endpoint), broadcast_rpc_address(o.broadcast_rpc_address), host_id(o.host_id),
           datacenter(o.datacenter), rack(o.rack), release_version(o.release_version), schema_version(o.schema_version),
-          tokens(o.tokens), state_(o.state()), distance_(o.distance()), open_(o.open_connections()) {}
+          tokens(o.tokens), state_(o.state()), distance_(o.distance()), open_(o.open_connections()),
+          replaced_(o.replaced_.load(std::memory_order_relaxed)) {}
 
     // Written by the session only.
     std::atomic<node_state> state_{node_state::unknown};
     std::atomic<node_distance> distance_{node_distance::ignored};
     std::atomic<std::size_t> open_{0};
+    std::atomic<std::uint64_t> replaced_{0};  // connections replaced for their orphaned stream ids
 };
 
 /// A keyspace's replication, as the schema lists it.

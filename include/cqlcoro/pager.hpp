@@ -64,6 +64,7 @@ public:
 
 private:
     friend struct detail::pager_state;
+    friend class pager;
     cqlcoro::result result_;
     std::shared_ptr<void> lease_;  // the page's room in the budget, given back on destruction
     std::size_t number_ = 0;
@@ -112,6 +113,18 @@ public:
     bool done() const noexcept;
 
     stream_stats stats() const;
+
+    /// A pager is not a range: its rows arrive asynchronously, so `for (auto row : pager)` cannot
+    /// wait for them. These exist only to say so at compile time.
+    template <class P = pager>
+    auto begin() const {
+        static_assert(sizeof(P) == 0, "a cqlcoro::pager is not a range, its rows arrive asynchronously: write "
+                                      "`while (auto row = co_await pager.next()) { ... }` (or next_as<T>(), or next_page())");
+    }
+    template <class P = pager>
+    auto end() const {
+        static_assert(sizeof(P) == 0, "a cqlcoro::pager is not a range: write `while (auto row = co_await pager.next())`");
+    }
     /// Stops fetching and releases the pages not yet handed out; a waiting next_page() completes
     /// with operation_aborted, and so does every later one.
     void cancel();

@@ -106,6 +106,7 @@ public:
     /// or a malformed cell.
     template <class T>
     T get(std::size_t col) const {
+        static_assert(has_codec<T>, CQLCORO_NO_CODEC_MESSAGE);
         check_col(col);
         check_type<T>(col);
         T out{};

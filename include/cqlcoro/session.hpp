@@ -19,6 +19,7 @@
 #include <cqlcoro/detail/erased_handler.hpp>
 #include <cqlcoro/consistency.hpp>
 #include <cqlcoro/error.hpp>
+#include <cqlcoro/log.hpp>
 #include <cqlcoro/metadata.hpp>
 #include <cqlcoro/result.hpp>
 #include <cqlcoro/statement.hpp>
@@ -59,11 +60,18 @@ struct session_params {
     std::optional<tls_options> tls;
     cqlcoro::compression compression = compression::none;
     std::string keyspace;                 ///< USE on every connection (as stored: case-sensitive)
-    std::uint8_t protocol_version = 0;    ///< 3, 4 or 5; 0: the highest the cluster speaks
+    /// 3, 4 or 5: exactly that version (connect fails, naming the versions the server offers, if it
+    /// does not speak it); 0: the highest both sides speak.
+    std::uint8_t protocol_version = 0;
     std::size_t connections_per_host = 1;
     std::chrono::milliseconds connect_timeout = 5s;
     std::chrono::milliseconds request_timeout = 12s;  ///< per request, all attempts included; statements may override
     std::chrono::milliseconds heartbeat_interval = 30s;
+    /// Abandoned requests (cancelled or timed out after their frame was written) whose stream ids wait
+    /// for late answers, per connection, beyond which the connection is replaced: a new one is opened
+    /// first, then the old one drains. Three quarters of the 32768 stream ids by default, as in the Java
+    /// driver.
+    std::size_t orphan_budget = 24576;
     consistency default_consistency = consistency::local_one;
     std::int32_t default_page_size = 5000;
     /// Bytes that the pages of all the session's streams (session.stream()) may hold together; a
@@ -108,6 +116,8 @@ struct session_params {
     /// routed to their replicas), or as soon as the first node has an open pool.
     enum class readiness { first_host, all_pools };
     readiness ready_when = readiness::all_pools;
+    /// Where the driver's own messages go (connections replaced, nodes down and up); none: nowhere.
+    log_sink logger;
 };
 
 /// A host's counters, as session::metrics() reports them.
@@ -117,6 +127,8 @@ struct host_metrics {
     std::size_t in_flight = 0;        ///< requests accepted by its connections and not yet completed
     std::size_t orphaned_streams = 0; ///< stream ids held by abandoned requests whose answers have not arrived
     std::uint64_t requests_sent = 0;  ///< requests written to its connections (heartbeats included)
+    /// Connections replaced because too many of their stream ids were orphaned (session_params::orphan_budget).
+    std::uint64_t connections_replaced = 0;
 };
 
 /// A request as it travels through the middleware chain.
@@ -146,6 +158,7 @@ using middleware = std::function<asio::awaitable<outcome>(request&, next_layer n
 namespace detail {
 
 struct session_impl;
+struct session_handle;
 /// The exception for a failed request: its code, a message naming the host and the server's text.
 std::exception_ptr make_request_exception(error_code ec, const result& r);
 
@@ -182,8 +195,19 @@ using default_token = with_diagnostics_t<asio::use_awaitable_t<>>;
 
 class pager;
 
+/// A handle to a session: copies share it. The session lives while a handle (or a pager of it) does;
+/// when the last one is destroyed without close(), the session shuts down at once, as an Asio socket
+/// does: requests in flight complete with session_closed (or connection_closed_sent when already
+/// written), connections and timers stop, and the io_context runs out of the session's work. close()
+/// stays the graceful way. A default-constructed or moved-from session is empty: its operations
+/// complete with client_errc::empty_handle.
 class session {
 public:
+    session() = default;
+    /// True when the handle holds a connected session (closed or not).
+    bool valid() const noexcept { return handle_ != nullptr; }
+    explicit operator bool() const noexcept { return valid(); }
+
     /// Connects to the contact points (connections_per_host each) on `ex`; no threads of its own.
     /// Throws cqlcoro::error when no host can be reached, naming each host's failure.
     static asio::awaitable<session> connect(asio::any_io_executor ex, session_params params);
@@ -223,7 +247,7 @@ public:
     asio::awaitable<void> close(std::chrono::milliseconds timeout = 10s);
 
     std::uint8_t protocol_version() const noexcept;
-    const session_params& params() const noexcept;
+    const session_params& params() const;
     /// Per-host counters, read without stopping anything (each is exact on its own, not as a set).
     std::vector<host_metrics> metrics() const;
     /// The cluster as the session knows it now: nodes (with their state), schema, token map. An immutable
@@ -248,11 +272,14 @@ private:
 
     template <class Token>
     auto start(request r, Token&& token) {
-        return asio::async_initiate<Token, void(error_code, result)>(initiation{impl_}, token, std::move(r));
+        return asio::async_initiate<Token, void(error_code, result)>(initiation{impl_or_null()}, token, std::move(r));
     }
     static void launch(const std::shared_ptr<detail::session_impl>& impl, request r, handler_t handler);
+    const std::shared_ptr<detail::session_impl>& impl_or_null() const noexcept;
+    /// The session, or throws empty_handle.
+    detail::session_impl& impl() const;
 
-    std::shared_ptr<detail::session_impl> impl_;
+    std::shared_ptr<detail::session_handle> handle_;
 };
 
 namespace detail {

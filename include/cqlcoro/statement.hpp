@@ -266,17 +266,28 @@ public:
 
     /// Binds values by position (one per marker) or by name (named(...); missing markers stay unset).
     /// Throws cqlcoro::error naming the marker, its CQL type and the C++ type when a value does not fit.
+    /// An empty statement (default-constructed or moved-from) throws client_errc::empty_handle.
     template <class... Args>
     bound_statement bind(const Args&... args) const;
 
-    const prepared_data& data() const noexcept { return *data_; }
+    /// The statement's data; throws client_errc::empty_handle for an empty statement.
+    const prepared_data& data() const { return checked(); }
     const std::shared_ptr<const prepared_data>& shared() const noexcept { return data_; }
-    const std::string& query() const noexcept { return data_->query; }
-    std::span<const column_spec> markers() const noexcept { return data_->markers; }
-    std::span<const column_spec> result_columns() const noexcept { return data_->result_columns(); }
+    const std::string& query() const { return checked().query; }
+    std::span<const column_spec> markers() const noexcept { return data_ ? std::span<const column_spec>(data_->markers) : std::span<const column_spec>(); }
+    std::span<const column_spec> result_columns() const noexcept {
+        return data_ ? data_->result_columns() : std::span<const column_spec>();
+    }
+    /// False for an empty statement: one not given by session.prepare().
     explicit operator bool() const noexcept { return data_ != nullptr; }
 
 private:
+    const prepared_data& checked() const {
+        if (!data_)
+            throw error(client_errc::empty_handle,
+                        "this prepared_statement is empty (default-constructed or moved-from): assign it from session.prepare() first");
+        return *data_;
+    }
     std::shared_ptr<const prepared_data> data_;
 };
 
@@ -296,7 +307,7 @@ private:
 
 template <class... Args>
 bound_statement prepared_statement::bind(const Args&... args) const {
-    return bound_statement(data_, bind_values(std::span<const column_spec>(data_->markers), args...));
+    return bound_statement(data_, bind_values(std::span<const column_spec>(checked().markers), args...));
 }
 
 enum class batch_kind : std::uint8_t { logged = 0, unlogged = 1, counter = 2 };

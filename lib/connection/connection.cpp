@@ -50,6 +50,7 @@ connection::connection(asio::any_io_executor ex, const connection_params& p)
       host_(p.host),
       max_frame_(p.max_frame_size),
       orphan_budget_(p.orphan_budget),
+      replace_on_orphans_(p.replace_on_orphans),
       heartbeat_interval_(p.heartbeat_interval),
       heartbeat_timeout_(p.heartbeat_timeout),
       drain_timeout_(p.drain_timeout),
@@ -89,11 +90,24 @@ asio::awaitable<std::shared_ptr<connection>> connection::connect(asio::any_io_ex
         c->on_event_ = on_event;
         c->on_state_ = on_state;
         auto ec = co_await asio::co_spawn(c->strand_, c->open_until(params, v, deadline), asio::use_awaitable);
+        // Past the TCP connect, silence or a hang-up means the peer is not a CQL server as configured.
+        const auto port_hint = fmt::format("; is {} the server's CQL native port (native_transport_port, 9042 by default; 7000 is "
+                                           "the internode port)?",
+                                           params.port);
         if (c->timed_out_)
             throw error(client_errc::connect_timeout,
-                        fmt::format("{}: no answer within the connect timeout of {} ms (while waiting for the {}){}", where,
+                        fmt::format("{}: no answer within the connect timeout of {} ms (while waiting for the {}){}{}", where,
                                     params.connect_timeout.count(), c->stage_,
-                                    params.tls ? "" : "; if the server expects TLS, configure tls"));
+                                    params.tls ? "" : "; if the server expects TLS, configure tls",
+                                    std::string_view(c->stage_).starts_with("answer") ? std::string_view(port_hint) : std::string_view()));
+        if (!ec && params.exact_version && v != params.max_version) {
+            // The server speaks v, not the version asked for: say so, and do not use it.
+            c->abort();
+            throw error(protocol_errc::unsupported_version,
+                        fmt::format("{}: protocol v{} was asked for, but the server refuses it ({}) and speaks v{} at most: set "
+                                    "protocol_version to {}, or to 0 to negotiate",
+                                    where, params.max_version, refusals, v, v));
+        }
         if (!ec) {
             c->last_read_ = std::chrono::steady_clock::now();
             asio::post(c->strand_, [c] { c->start_read(); });
@@ -109,9 +123,10 @@ asio::awaitable<std::shared_ptr<connection>> connection::connect(asio::any_io_ex
             throw error(client_errc::tls_failed, fmt::format("{}: TLS handshake failed: {} (check the CA certificate, the server name "
                                                              "and, if the server requires one, the client certificate)", where, ec.message()));
         if (ec == asio::error::eof || ec == asio::error::connection_reset)
-            throw error(ec, fmt::format("{}: the server closed the connection during the {}{}", where, c->stage_,
+            throw error(ec, fmt::format("{}: the server closed the connection during the {}{}{}", where, c->stage_,
                                         params.tls ? " (with TLS: the server may have refused the client certificate, or not speak TLS)"
-                                                   : "; if the server expects TLS, configure tls"));
+                                                   : "; if the server expects TLS, configure tls",
+                                        port_hint));
         throw error(ec, fmt::format("{}: {}", where, text.empty() ? fmt::format("{} failed: {}", c->stage_, ec.message()) : text));
     }
     throw error(protocol_errc::unsupported_version,
@@ -271,8 +286,12 @@ asio::awaitable<error_code> connection::handshake(const connection_params& p) {
         const std::string use = "USE " + quote_identifier(p.keyspace);
         auto ur = co_await exchange(protocol::query_request{use, {.cl = consistency::one}});
         if (!ur) co_return failed();
-        if (auto e = std::get_if<protocol::error_response>(&ur->message.body))
-            co_return server_error(*e, client_errc::handshake_failed, " (the keyspace name is case-sensitive, without quotes)");
+        if (auto e = std::get_if<protocol::error_response>(&ur->message.body)) {
+            // The server's own code (invalid request for a keyspace that does not exist), so that code-based
+            // handling sees what the server said.
+            server_error(*e, client_errc::handshake_failed, " (the keyspace name is case-sensitive, without quotes)");
+            co_return e->code_as_error();
+        }
     }
     if (!p.events.empty()) {
         stage_ = "answer to REGISTER";
@@ -432,9 +451,16 @@ void connection::abandon(std::int16_t id, error_code why) {
         ids_.release(id);
     }
     settle(std::move(p), why);
-    if (written && ids_.orphans() > orphan_budget_)
-        drain(client_errc::orphan_budget_exceeded,
-              fmt::format("{} abandoned requests await late responses, more than the orphan budget of {}", ids_.orphans(), orphan_budget_));
+    if (written && ids_.orphans() > orphan_budget_) {
+        if (!replace_on_orphans_ || !on_state_) {
+            drain(client_errc::orphan_budget_exceeded,
+                  fmt::format("{} abandoned requests await late responses on a connection to {}, more than the orphan budget of {}",
+                              ids_.orphans(), host_, orphan_budget_));
+        } else if (!replacement_asked_) {
+            replacement_asked_ = true;
+            on_state_(connection_state::ready, client_errc::orphan_budget_exceeded);
+        }
+    }
     finish_drain_if_idle();
 }
 

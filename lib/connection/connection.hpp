@@ -60,6 +60,13 @@ struct connection_params {
     std::uint16_t port = 9042;
     /// The highest protocol version to try; lower ones are tried in turn when the server refuses.
     std::uint8_t max_version = 5;
+    /// Only max_version will do: a server that refuses it fails connect(), with an error naming the
+    /// highest version it does speak (found by trying the lower ones).
+    bool exact_version = false;
+    /// Exceeding the orphan budget does not drain the connection: the state handler is told once, with
+    /// (ready, orphan_budget_exceeded), and the owner opens a replacement first, then closes this one.
+    /// The connection keeps serving meanwhile.
+    bool replace_on_orphans = false;
     protocol::compression compression = protocol::compression::none;
     /// Asked for an authenticator when the server requires authentication (plain_text(user, password)).
     std::shared_ptr<auth_provider> auth;
@@ -257,6 +264,8 @@ private:
     bool framing_ = false;
     std::uint32_t max_frame_ = protocol::protocol_max_body;
     std::size_t orphan_budget_;
+    bool replace_on_orphans_ = false;
+    bool replacement_asked_ = false;
     std::chrono::milliseconds heartbeat_interval_, heartbeat_timeout_, drain_timeout_;
 
     // Strand-confined state.

@@ -61,14 +61,25 @@ connection::connection_params session_impl::connection_params_for(const std::str
     c.auth = params.auth;
     c.tls = params.tls;
     if (!is_control) c.keyspace = params.keyspace;
+    c.exact_version = version == 0 && params.protocol_version != 0;
     c.connect_timeout = params.connect_timeout;
     c.heartbeat_interval = params.heartbeat_interval;
+    c.orphan_budget = params.orphan_budget;
+    c.replace_on_orphans = !is_control;
     if (is_control) c.events = {"TOPOLOGY_CHANGE", "STATUS_CHANGE", "SCHEMA_CHANGE"};
     return c;
 }
 
+error_code connect_failure_code(const std::optional<error_code>& common) {
+    if (!common || !*common) return client_errc::no_host_available;
+    const auto& cat = common->category();
+    const bool telling = &cat == &server_category() || &cat == &protocol_category() || *common == client_errc::authentication_failed ||
+                         *common == client_errc::authentication_required || *common == client_errc::tls_failed;
+    return telling ? *common : error_code(client_errc::no_host_available);
+}
+
 asio::awaitable<bool> session_impl::connect_control(const std::vector<std::pair<std::string, std::uint16_t>>& candidates,
-                                                     std::string& failures) {
+                                                     std::string& failures, std::optional<error_code>* common) {
     auto self = shared_from_this();
     std::weak_ptr<session_impl> weak = self;
     for (const auto& [host, port] : candidates) {
@@ -105,6 +116,7 @@ asio::awaitable<bool> session_impl::connect_control(const std::vector<std::pair<
             co_return true;
         } catch (const error& e) {
             failures += (failures.empty() ? "" : "; ") + std::string(e.what());
+            if (common) *common = !*common || **common == e.boost_code() ? e.boost_code() : error_code();
         }
     }
     co_return false;
@@ -290,7 +302,8 @@ void session_impl::update_distances() {
 
 void session_impl::open_pool(const std::shared_ptr<pool>& p) {
     if (closing || p->removed) return;
-    while (p->connections.size() + p->opening < p->target) {
+    std::erase_if(p->replacing, [](const auto& w) { return w.expired(); });
+    while (p->connections.size() + p->opening < p->target + p->replacing.size()) {
         ++p->opening;
         asio::co_spawn(strand, open_connection(p), asio::detached);
     }
@@ -302,6 +315,7 @@ asio::awaitable<void> session_impl::open_connection(std::shared_ptr<pool> p) {
     std::weak_ptr<pool> wp = p;
     auto holder = std::make_shared<std::weak_ptr<conn_t>>();
     std::string failure;
+    error_code failure_code;
     std::shared_ptr<conn_t> c;
     try {
         conn_t::state_handler on_st = [weak, wp, holder](connection::connection_state st, error_code ec) {
@@ -319,16 +333,23 @@ asio::awaitable<void> session_impl::open_connection(std::shared_ptr<pool> p) {
         *holder = c;
     } catch (const error& e) {
         failure = e.what();
+        failure_code = e.boost_code();
     }
     --p->opening;
     p->first_attempt_done = true;
     readiness.cancel();
     if (c) {
-        if (closing || p->removed || p->connections.size() >= p->target) {
+        std::erase_if(p->replacing, [](const auto& w) { return w.expired(); });
+        if (closing || p->removed || p->connections.size() >= p->target + p->replacing.size()) {
             c->abort();
             co_return;
         }
         p->connections.push_back(std::move(c));
+        if (!p->replacing.empty()) {
+            // The replacement is up: the connection it replaces drains (its requests in flight finish).
+            if (auto old = p->replacing.front().lock()) asio::co_spawn(ex, old->close(params.request_timeout), asio::detached);
+            p->replacing.erase(p->replacing.begin());
+        }
         p->attempt = 0;
         p->info->open_.store(p->connections.size());
         if (p->info->state() != node_state::up) mark_up(p);
@@ -337,12 +358,26 @@ asio::awaitable<void> session_impl::open_connection(std::shared_ptr<pool> p) {
         co_return;
     }
     p->last_failure = failure;
+    p->last_error = failure_code;
     if (closing || p->removed) co_return;
     if (p->connections.empty()) mark_down(p, failure);
     else schedule_reconnect(p);  // the pool is short of its target: try again later
 }
 
 void session_impl::on_connection_state(const std::shared_ptr<pool>& p, conn_t* c, connection::connection_state s, error_code ec) {
+    if (s == connection::connection_state::ready && ec == client_errc::orphan_budget_exceeded) {
+        // Too many stream ids wait for late answers: open a new connection first, then drain this one,
+        // so that no request finds the node without a usable connection meanwhile.
+        auto it = std::find_if(p->connections.begin(), p->connections.end(), [&](const auto& x) { return x.get() == c; });
+        if (it == p->connections.end() || closing || p->removed) return;
+        p->replacing.push_back(*it);
+        p->info->replaced_.fetch_add(1, std::memory_order_relaxed);
+        log(log_level::warn, fmt::format("{}: replacing a connection: {} abandoned requests (cancelled or timed out after they were "
+                                         "written) hold stream ids awaiting late answers, more than the orphan budget of {}",
+                                         p->info->endpoint, c->orphans(), params.orphan_budget));
+        open_pool(p);
+        return;
+    }
     if (s != connection::connection_state::closed) {
         if (s == connection::connection_state::draining) publish();  // no longer picked; its replacement comes when it closes
         return;
@@ -710,8 +745,9 @@ asio::awaitable<void> session_impl::start() {
     std::vector<std::pair<std::string, std::uint16_t>> candidates;
     for (const auto& cp : params.contact_points) candidates.emplace_back(cp, params.port);
     std::string failures;
-    if (!co_await connect_control(candidates, failures))
-        throw error(client_errc::no_host_available, "no contact point could be reached: " + failures);
+    std::optional<error_code> common;
+    if (!co_await connect_control(candidates, failures, &common))
+        throw error(connect_failure_code(common), "no contact point could be reached: " + failures);
     co_await refresh_nodes();
     if (!params.local_datacenter.empty() &&
         std::none_of(pools.begin(), pools.end(), [&](const auto& p) { return p->info->datacenter == params.local_datacenter; })) {
@@ -732,12 +768,20 @@ asio::awaitable<void> session_impl::start() {
     if (current()->local.empty() && current()->remote.empty()) {
         // Every pool failed: report why, as a failed connect would.
         std::string why;
-        for (const auto& p : pools)
-            if (p->target > 0) why += (why.empty() ? "" : "; ") + p->info->endpoint + ": " + (p->last_failure.empty() ? "not connected" : p->last_failure);
+        std::optional<error_code> common;  // the one code every pool failed with, if there is one
+        for (const auto& p : pools) {
+            if (p->target == 0) continue;
+            const auto& text = p->last_failure.empty() ? std::string("not connected") : p->last_failure;
+            why += (why.empty() ? "" : "; ") + (text.starts_with(p->info->endpoint) ? text : p->info->endpoint + ": " + text);
+            common = !common || *common == p->last_error ? p->last_error : error_code();
+        }
         closing = true;
         for (const auto& p : pools) close_pool(p);
         control->abort();
-        throw error(client_errc::no_host_available, "no node of the local datacenter could be connected: " + why);
+        // Every node refused the same way (the server's own error, a keyspace that does not exist say):
+        // that error, so that code-based handling sees it; otherwise no host was available.
+        const auto code = connect_failure_code(common);
+        throw error(code, "no node of the local datacenter could be connected: " + why);
     }
     asio::co_spawn(strand, control_loop(), asio::detached);
 }

@@ -200,14 +200,10 @@ std::vector<std::uint8_t> decode_paging_state(const bound_statement& s, std::str
 }
 
 std::exception_ptr make_request_exception(error_code ec, const stream_page& p) {
-    const auto inner = detail::make_request_exception(ec, p.result());
-    try {
-        std::rethrow_exception(inner);
-    } catch (const error& e) {
-        return std::make_exception_ptr(error(ec, fmt::format("page {} of the stream failed: {}", p.number(), e.what()), e.diagnostics()));
-    } catch (...) {
-        return inner;
-    }
+    const auto& d = p.result().diagnostics();
+    auto what = detail::describe_request_failure(ec, d);
+    if (p.number() > 0) what = fmt::format("page {} of the stream failed: {}", p.number(), what);
+    return std::make_exception_ptr(error(ec, what, d));
 }
 
 // ---------------------------------------------------------------- the stream
@@ -531,7 +527,11 @@ void pager::start_next_page(const std::shared_ptr<detail::pager_state>& s, page_
     if (!s) {  // a moved-from or default pager
         auto hex = asio::get_associated_executor(h, asio::system_executor());
         asio::post(asio::system_executor(), asio::bind_executor(hex, [h = std::move(h)]() mutable {
-            std::move(h)(asio::error::bad_descriptor, stream_page{});
+            stream_page empty;
+            empty.result_ = detail::failed_result(
+                {.attempts = {{"", client_errc::empty_handle,
+                               "next_page() on an empty pager (default-constructed or moved-from): get one from session.stream()"}}});
+            std::move(h)(client_errc::empty_handle, std::move(empty));
         }));
         return;
     }
@@ -582,17 +582,19 @@ void pager::cancel() {
 // ---------------------------------------------------------------- session
 
 pager session::stream(statement s, stream_options o) {
-    auto b = o.budget ? o.budget : impl_->stream_budget;
-    return pager(std::make_shared<detail::pager_state>(*this, impl_->ex, std::move(s), std::move(o), std::move(b)));
+    auto& impl = this->impl();
+    auto b = o.budget ? o.budget : impl.stream_budget;
+    return pager(std::make_shared<detail::pager_state>(*this, impl.ex, std::move(s), std::move(o), std::move(b)));
 }
 
 pager session::stream(bound_statement s, stream_options o) {
-    auto b = o.budget ? o.budget : impl_->stream_budget;
-    return pager(std::make_shared<detail::pager_state>(*this, impl_->ex, std::move(s), std::move(o), std::move(b)));
+    auto& impl = this->impl();
+    auto b = o.budget ? o.budget : impl.stream_budget;
+    return pager(std::make_shared<detail::pager_state>(*this, impl.ex, std::move(s), std::move(o), std::move(b)));
 }
 
 std::shared_ptr<memory_budget> session::stream_budget() const {
-    return impl_->stream_budget;
+    return impl().stream_budget;
 }
 
 }  // namespace cqlcoro

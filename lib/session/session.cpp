@@ -8,6 +8,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/system_executor.hpp>
 #include <boost/container/small_vector.hpp>
 
 #include <fmt/format.h>
@@ -441,6 +442,7 @@ struct request_op final : connection::request_sink {
     }
 
     void attempt() {
+        if (impl->closing.load(std::memory_order_relaxed)) return fail(client_errc::session_closed, impl->closed_reason());
         while (const auto* h = next_host()) {
             req->diagnostics.host = h->name();
             auto* c = h->pick();
@@ -478,6 +480,12 @@ struct request_op final : connection::request_sink {
     void on_failure(error_code ec) override {
         auto& d = req->diagnostics;
         repreparing = false;
+        if (impl->closing.load(std::memory_order_relaxed)) {
+            if (ec == client_errc::connection_closed_sent)
+                return fail(ec, impl->closed_reason() + " after the request was written: it may or may not have been executed");
+            if (ec != asio::error::operation_aborted && ec != client_errc::request_timeout)
+                return fail(client_errc::session_closed, impl->closed_reason() + " before the request was written: it was not executed");
+        }
         if (ec == client_errc::connection_closed_unsent || ec == client_errc::connection_draining || ec == client_errc::too_many_requests) {
             d.attempts.push_back({d.host, ec, ec.message()});
             return attempt();  // not executed: the next host may take it
@@ -639,15 +647,30 @@ asio::awaitable<outcome> session_impl::built_in(request& r) {
     co_return outcome{ec, std::move(res)};
 }
 
-std::exception_ptr make_request_exception(error_code ec, const result& r) {
-    const auto& d = r.diagnostics();
+std::string describe_request_failure(error_code ec, const diagnostics& d) {
+    auto with_host = [](std::string_view host, std::string_view text) {
+        if (host.empty() || text.starts_with(host)) return std::string(text);
+        return fmt::format("{}: {}", host, text);
+    };
+    if (d.server) return describe_server_error(*d.server, d.host);
+    if (ec == client_errc::no_host_available && !d.attempts.empty()) {
+        // Every host of the plan, each with its own reason, once.
+        std::string what = "no host could take the request: ";
+        for (std::size_t i = 0; i < d.attempts.size(); ++i) {
+            const auto& a = d.attempts[i];
+            what += (i ? "; " : "") + with_host(a.host, a.message.empty() ? a.ec.message() : a.message);
+        }
+        return what;
+    }
     std::string what;
-    if (d.server) what = describe_server_error(*d.server, d.host);
-    else if (!d.attempts.empty() && !d.attempts.back().message.empty() && d.attempts.back().message != ec.message())
-        what = fmt::format("{}: {}", d.host, d.attempts.back().message);
-    else what = d.host.empty() ? std::string("request failed") : d.host;  // std::system_error appends the code's message
-    if (d.attempts.size() > 1) what += fmt::format(" ({} attempts)", d.attempts.size());
-    return std::make_exception_ptr(error(ec, what, d));
+    if (!d.attempts.empty() && !d.attempts.back().message.empty()) what = with_host(d.host, d.attempts.back().message);
+    else what = d.host.empty() ? ec.message() : with_host(d.host, ec.message());
+    if (d.attempts.size() > 1) what += fmt::format(" (after {} attempts)", d.attempts.size());
+    return what;
+}
+
+std::exception_ptr make_request_exception(error_code ec, const result& r) {
+    return std::make_exception_ptr(error(ec, describe_request_failure(ec, r.diagnostics()), r.diagnostics()));
 }
 
 }  // namespace detail
@@ -666,6 +689,64 @@ const std::vector<column_spec>& result::columns() const noexcept {
     return page_ ? page_->columns() : none;
 }
 
+namespace {
+
+// A failed result naming what the application did with an empty or closed session.
+result misuse(error_code ec, std::string what) {
+    return detail::failed_result({.attempts = {{"", ec, std::move(what)}}});
+}
+
+const std::string empty_session_text =
+    "this session handle is empty (default-constructed or moved-from): assign it from session::connect() first";
+
+}  // namespace
+
+namespace detail {
+
+void session_impl::log(log_level level, std::string_view message) const noexcept {
+    if (!params.logger) return;
+    try {
+        params.logger(level, message);
+    } catch (...) {  // a sink's failure is its own
+    }
+}
+
+std::string session_impl::closed_reason() const {
+    return abandoned.load(std::memory_order_relaxed) ? "the session was shut down (its last handle was destroyed without close())"
+                                                     : "the session was closed (close() was called)";
+}
+
+void session_impl::shutdown() {
+    if (closing.exchange(true)) return;  // close() came first
+    abandoned = true;
+    asio::post(strand, [self = shared_from_this()] {
+        self->wake.cancel();
+        self->readiness.cancel();
+        if (self->control) self->control->abort();
+        for (auto& p : self->pools) {
+            if (p->retry) {
+                p->retry->cancel();
+                p->retry.reset();
+            }
+            for (auto& c : p->connections) c->abort();  // requests in flight complete with an error now
+        }
+        self->log(log_level::info, "session shut down: its last handle was destroyed without close()");
+        self->publish();
+    });
+}
+
+}  // namespace detail
+
+const std::shared_ptr<detail::session_impl>& session::impl_or_null() const noexcept {
+    static const std::shared_ptr<detail::session_impl> none;
+    return handle_ ? handle_->impl : none;
+}
+
+detail::session_impl& session::impl() const {
+    if (!handle_) throw error(client_errc::empty_handle, empty_session_text);
+    return *handle_->impl;
+}
+
 asio::awaitable<session> session::connect(asio::any_io_executor ex, session_params params) {
     if (params.contact_points.empty()) throw error(client_errc::invalid_configuration, "session_params.contact_points is empty");
     if (params.connections_per_host == 0) throw error(client_errc::invalid_configuration, "connections_per_host must be at least 1");
@@ -682,13 +763,18 @@ asio::awaitable<session> session::connect(asio::any_io_executor ex, session_para
     impl->stream_budget = memory_budget::create(impl->params.stream_memory_budget);
     co_await asio::co_spawn(impl->strand, impl->start(), asio::use_awaitable);
     session s;
-    s.impl_ = std::move(impl);
+    s.handle_ = std::make_shared<detail::session_handle>(std::move(impl));
     co_return s;
 }
 
 void session::launch(const std::shared_ptr<detail::session_impl>& impl, request r, handler_t handler) {
+    if (!impl) {
+        handler.complete(asio::any_io_executor(asio::system_executor()), false, client_errc::empty_handle,
+                         misuse(client_errc::empty_handle, "execute() on an empty session: " + empty_session_text));
+        return;
+    }
     if (impl->closing.load(std::memory_order_relaxed)) {
-        handler.complete(impl->ex, false, client_errc::connection_draining, result{});
+        handler.complete(impl->ex, false, client_errc::session_closed, misuse(client_errc::session_closed, impl->closed_reason()));
         return;
     }
     if (impl->user_middlewares.empty()) {
@@ -717,10 +803,12 @@ void session::launch(const std::shared_ptr<detail::session_impl>& impl, request 
 }
 
 asio::awaitable<prepared_statement> session::prepare(std::string query) {
-    co_return co_await asio::co_spawn(impl_->strand, impl_->prepare_on_strand(std::move(query)), asio::use_awaitable);
+    auto s = impl().shared_from_this();
+    if (s->closing) throw error(client_errc::session_closed, fmt::format("prepare(\"{}\"): {}", query, s->closed_reason()));
+    co_return co_await asio::co_spawn(s->strand, s->prepare_on_strand(std::move(query)), asio::use_awaitable);
 }
 
-void session::add_middleware(middleware m) { impl_->user_middlewares.push_back(std::move(m)); }
+void session::add_middleware(middleware m) { impl().user_middlewares.push_back(std::move(m)); }
 
 namespace {
 
@@ -744,12 +832,15 @@ asio::awaitable<void> close_on_strand(std::shared_ptr<detail::session_impl> impl
 }  // namespace
 
 asio::awaitable<void> session::close(std::chrono::milliseconds timeout) {
-    co_await asio::co_spawn(impl_->strand, close_on_strand(impl_, timeout), asio::use_awaitable);
+    if (!handle_) co_return;  // nothing to close, as for a socket that is not open
+    auto impl = handle_->impl;
+    co_await asio::co_spawn(impl->strand, close_on_strand(impl, timeout), asio::use_awaitable);
 }
 
 std::vector<host_metrics> session::metrics() const {
     std::vector<host_metrics> out;
-    auto v = impl_->current();
+    if (!handle_) return out;
+    auto v = handle_->impl->current();
     for (const auto& h : v->hosts) {
         auto& m = out.emplace_back();
         m.host = h->name();
@@ -759,22 +850,26 @@ std::vector<host_metrics> session::metrics() const {
             m.orphaned_streams += c->orphans();
             m.requests_sent += c->sent();
         }
+        m.connections_replaced = h->info->replaced_.load(std::memory_order_relaxed);
     }
     return out;
 }
 
-std::shared_ptr<const cluster_metadata> session::metadata() const { return impl_->current()->md; }
+std::shared_ptr<const cluster_metadata> session::metadata() const { return impl().current()->md; }
 
 asio::awaitable<bool> session::check_schema_agreement(std::chrono::milliseconds timeout) {
-    auto impl = impl_;
+    auto impl = this->impl().shared_from_this();
+    if (impl->closing) throw error(client_errc::session_closed, "check_schema_agreement(): " + impl->closed_reason());
     auto work = [](std::shared_ptr<detail::session_impl> s, std::chrono::milliseconds t) -> asio::awaitable<bool> {
         co_return co_await s->wait_schema_agreement(t);
     };
     co_return co_await asio::co_spawn(impl->strand, work(impl, timeout), asio::use_awaitable);
 }
 
-std::uint8_t session::protocol_version() const noexcept { return impl_->version; }
-asio::any_io_executor session::initiation::get_executor() const noexcept { return impl->ex; }
-const session_params& session::params() const noexcept { return impl_->params; }
+std::uint8_t session::protocol_version() const noexcept { return handle_ ? handle_->impl->version : 0; }
+asio::any_io_executor session::initiation::get_executor() const noexcept {
+    return impl ? impl->ex : asio::any_io_executor(asio::system_executor());
+}
+const session_params& session::params() const { return impl().params; }
 
 }  // namespace cqlcoro

@@ -64,12 +64,14 @@ struct pool {
     std::shared_ptr<node> info;
     std::vector<std::shared_ptr<conn_t>> connections;
     std::size_t target = 0;       // connections wanted (by distance)
+    std::vector<std::weak_ptr<conn_t>> replacing;  // connections over their orphan budget, each closed once its replacement is up
     std::size_t opening = 0;      // connects under way
     std::size_t attempt = 0;      // failed reconnection attempts in a row
     std::unique_ptr<asio::steady_timer> retry;  // the next reconnection, when one is scheduled
     bool removed = false;
     bool first_attempt_done = false;  // readiness: the pool's first connect finished, either way
     std::string last_failure;
+    error_code last_error;  // the code of last_failure
 };
 
 struct prepare_entry {
@@ -82,6 +84,12 @@ struct prepare_entry {
 
 /// A result that carries only diagnostics (a request that failed before any answer).
 result failed_result(diagnostics d);
+/// The code for "nothing could be connected" when each attempt failed with `common` (if they agree):
+/// that code when it says more than no_host_available would (the server's or the protocol's own, an
+/// authentication failure), else no_host_available.
+error_code connect_failure_code(const std::optional<error_code>& common);
+/// The message of a failed request: the server's error, or each host's reason, each fact once.
+std::string describe_request_failure(error_code ec, const diagnostics& d);
 
 struct session_impl : std::enable_shared_from_this<session_impl> {
     asio::any_io_executor ex;
@@ -93,6 +101,7 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     std::vector<middleware> user_middlewares;
     std::map<std::pair<std::string, std::string>, std::shared_ptr<prepare_entry>> prepared;
     std::atomic<bool> closing{false};
+    std::atomic<bool> abandoned{false};  // the last handle went away without close(): shut down at once
     std::shared_ptr<memory_budget> stream_budget;  // streams' pages (session_params::stream_memory_budget)
 
     // The request path's view.
@@ -125,6 +134,11 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
                 .default_page_size = params.default_page_size};
     }
     std::shared_ptr<const routing_view> current() const noexcept { return view.load(std::memory_order_acquire); }
+    void log(log_level level, std::string_view message) const noexcept;
+    /// The error for a request that finds the session closed, saying how it was closed.
+    std::string closed_reason() const;
+    /// The last handle went away without close(): stop everything at once (posted to the strand).
+    void shutdown();
 
     // The chain: user middlewares, then the built-in operation.
     asio::awaitable<outcome> run(request& r, std::size_t layer);
@@ -142,7 +156,9 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     // The cluster layer (cluster.cpp), all on the strand.
     connection::connection_params connection_params_for(const std::string& host, std::uint16_t port, bool control) const;
     asio::awaitable<void> start();
-    asio::awaitable<bool> connect_control(const std::vector<std::pair<std::string, std::uint16_t>>& candidates, std::string& failures);
+    /// `common`: the one code every candidate failed with, when they agree (else a default code).
+    asio::awaitable<bool> connect_control(const std::vector<std::pair<std::string, std::uint16_t>>& candidates, std::string& failures,
+                                          std::optional<error_code>* common = nullptr);
     asio::awaitable<std::optional<result>> control_query(std::string query);
     asio::awaitable<void> refresh_nodes();
     asio::awaitable<void> refresh_schema(std::string keyspace = {});
@@ -168,6 +184,16 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     void publish();
     std::shared_ptr<pool> pool_for(const boost::asio::ip::address& a, std::optional<std::uint16_t> port = {}) const;
     bool pools_ready(session_params::readiness r) const;
+};
+
+/// What a `session` object holds: the session lives on while requests and internal tasks hold
+/// session_impl, but destroying the last handle shuts it down.
+struct session_handle {
+    std::shared_ptr<session_impl> impl;
+    explicit session_handle(std::shared_ptr<session_impl> i) : impl(std::move(i)) {}
+    session_handle(const session_handle&) = delete;
+    session_handle& operator=(const session_handle&) = delete;
+    ~session_handle() { impl->shutdown(); }
 };
 
 }  // namespace detail

@@ -58,3 +58,17 @@ TEST_CASE("server errors: every code has a message of its own; unknown codes are
     CHECK_FALSE(plain.diagnostics().server);
     CHECK(plain.diagnostics().attempts.empty());
 }
+
+TEST_CASE("errors: the code's message follows the text once, never twice") {
+    CHECK(std::string(error(client_errc::connect_timeout, "127.0.0.1:9042: no answer").what()) ==
+          "127.0.0.1:9042: no answer: " + error_code(client_errc::connect_timeout).message());
+    // A text that already carries the code's message is left as it is.
+    const auto refused = error_code(boost::system::errc::connection_refused, boost::system::generic_category());
+    CHECK(std::string(error(refused, "TCP connect failed: " + refused.message()).what()) == "TCP connect failed: " + refused.message());
+    CHECK(std::string(error(server_errc::invalid, "x: invalid request").what()) == "x: invalid request");
+    // No text: the code's message alone; a copy keeps the message.
+    error plain(client_errc::session_closed);
+    error copy = plain;
+    CHECK(std::string(copy.what()) == error_code(client_errc::session_closed).message());
+    CHECK(copy.boost_code() == client_errc::session_closed);
+}

@@ -53,3 +53,27 @@ TEST_CASE("bind: wrong count, wrong type, out-of-range values and unknown names 
         CHECK(e.boost_code() == type_errc::type_mismatch);
     }
 }
+
+TEST_CASE("bind: a double a float cannot hold exactly says so and says to pass a float") {
+    const std::vector<column_spec> f{{"ks", "t", "ratio", cql_type::of(type_kind::float_)}};
+    try {
+        bind_values(f, 0.1);
+        FAIL("0.1 bound to a float column");
+    } catch (const cqlcoro::error& e) {
+        CHECK(e.boost_code() == type_errc::inexact_float);
+        CHECK_THAT(std::string(e.what()), ContainsSubstring("bind marker 0 ('ratio', float) given a double"));
+        CHECK_THAT(std::string(e.what()), ContainsSubstring("pass a float (0.1f)"));
+        CHECK_THAT(std::string(e.what()), !ContainsSubstring("out of range"));
+    }
+    CHECK(to_hex(bind_values(f, 0.1f).value(0)) == "3dcccccd");
+    CHECK(to_hex(bind_values(f, 0.5).value(0)) == "3f000000");  // exact: fine as a double
+}
+
+TEST_CASE("bind: an error message says each fact once") {
+    try {
+        bind_values(markers, 1, "a", 300);
+        FAIL("300 bound to a tinyint");
+    } catch (const cqlcoro::error& e) {
+        CHECK(std::string(e.what()) == "bind marker 2 ('age', tinyint) given a std::int32_t: value out of range for the column's CQL type");
+    }
+}

@@ -114,7 +114,8 @@ TEST_CASE("codec: floating point keeps NaN, infinities and signed zero") {
     CHECK(dec<float>("7f800000", tf) == std::numeric_limits<float>::infinity());
     CHECK(std::signbit(dec<double>("8000000000000000", td)));
     CHECK(dec<double>("3f800000", tf) == 1.0);                           // float column read as double
-    CHECK(enc_error<double>(0.1, tf) == type_errc::value_out_of_range);  // 0.1 is not a float
+    CHECK(enc_error<double>(0.1, tf) == type_errc::inexact_float);        // in range, but 0.1 is not a float
+    CHECK(enc_error<double>(1e300, tf) == type_errc::value_out_of_range);  // beyond any float
     CHECK(enc<double>(0.5, tf) == "3f000000");
     round_trip(std::numeric_limits<double>::max(), td);
     round_trip(std::numeric_limits<float>::lowest(), tf);
