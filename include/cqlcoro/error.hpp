@@ -105,18 +105,45 @@ inline error_code make_error_code(protocol_errc e) noexcept {
 inline error_code make_error_code(type_errc e) noexcept { return {static_cast<int>(e), type_category()}; }
 inline error_code make_error_code(client_errc e) noexcept { return {static_cast<int>(e), client_category()}; }
 
-/// One try of a request on one host, as the request path records it.
+/// What a failed attempt, or a failed request, may have done to the data, in increasing order of
+/// doubt. A request's outcome is the worst of its attempts': "maybe applied" sticks.
+enum class request_outcome : std::uint8_t {
+    not_sent,       ///< never written to a node: certainly not executed
+    rejected,       ///< a node refused it before executing anything (unavailable, bootstrapping, unprepared)
+    failed,         ///< executed without effect on the data, or a read: retrying is a question of cost only
+    maybe_applied,  ///< a write that may have been applied (write timeout, connection lost after the write)
+};
+std::string_view to_string(request_outcome o) noexcept;
+
+/// What the request did after a failed attempt.
+enum class retry_action : std::uint8_t {
+    rethrow,          ///< it failed with this error
+    retry_same_node,  ///< it tried the same node again
+    retry_next_node,  ///< it tried the next node of the query plan
+    ignore,           ///< it succeeded with an empty result, as the retry policy decided
+};
+std::string_view to_string(retry_action a) noexcept;
+
+/// One failed try of a request on one host, as the request path records it.
 struct attempt_info {
     std::string host;      ///< "address:port"
     error_code ec;         ///< what it ended with (a server_errc for an ERROR answer)
     std::string message;   ///< the server's message, or a description of the client-side failure
+    request_outcome outcome = request_outcome::not_sent;  ///< what it may have done
+    retry_action decision = retry_action::rethrow;         ///< what the request did next
 };
 
-/// What is known about a failed request beyond its error code.
+/// What is known about a request beyond its error code.
 struct diagnostics {
     std::string host;                         ///< the host of the last attempt (the coordinator, if it answered)
-    std::optional<server_error_info> server;  ///< the server's ERROR, with its structured fields
+    std::optional<server_error_info> server;  ///< the server's ERROR that failed the request, with its structured fields
     std::vector<attempt_info> attempts;       ///< every failed attempt, in order (none when the first answer came back)
+    /// For a failed request: the worst outcome over its attempts (not_sent when none reached a node).
+    request_outcome outcome = request_outcome::not_sent;
+    std::size_t retries = 0;                  ///< attempts beyond the first that the retry policy asked for
+    /// The consistency a retry policy lowered the request to (downgrading_consistency_retry_policy): its
+    /// answer, or its error, is at that level.
+    std::optional<consistency> downgraded_to;
 };
 
 /// The exception cqlcoro throws: an error code plus a message that names what failed (the column, the

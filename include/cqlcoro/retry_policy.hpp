@@ -24,15 +24,6 @@
 
 namespace cqlcoro {
 
-/// What a failed attempt (or request) may have done, in increasing order of doubt.
-enum class request_outcome : std::uint8_t {
-    not_sent,       ///< never written to a node: certainly not executed
-    rejected,       ///< a node refused it before executing anything (unavailable, bootstrapping, unprepared)
-    failed,         ///< executed without effect on the data, or a read: retrying is a question of cost only
-    maybe_applied,  ///< a write that may have been applied (write timeout, connection lost after the write)
-};
-std::string_view to_string(request_outcome o) noexcept;
-
 /// The outcome of an attempt that ended with `ec` (a server_errc for an ERROR answer, with `server`
 /// its fields), once its frame was `written` or not, for a statement that `writes` data.
 request_outcome classify_failure(const error_code& ec, const server_error_info* server, bool written, bool writes) noexcept;
@@ -49,12 +40,7 @@ struct failed_attempt {
 
 /// What to do about a failed attempt.
 struct retry_decision {
-    enum class action : std::uint8_t {
-        rethrow,          ///< fail the request with this error
-        retry_same_node,  ///< try the same node again
-        retry_next_node,  ///< try the next node of the query plan
-        ignore,           ///< succeed with an empty result, reported as such (downgrading policy only)
-    };
+    using action = retry_action;  // rethrow, retry_same_node, retry_next_node, ignore (error.hpp)
     action what = action::rethrow;
     std::optional<consistency> cl;       ///< retry at this consistency instead (reported in the result)
     std::chrono::milliseconds delay{0};  ///< wait this long first (a cancellable timer, within the deadline)
@@ -64,7 +50,6 @@ struct retry_decision {
     static retry_decision next_node(std::chrono::milliseconds after = {}) { return {action::retry_next_node, {}, after}; }
     friend bool operator==(const retry_decision&, const retry_decision&) = default;
 };
-std::string_view to_string(retry_decision::action a) noexcept;
 
 /// The retry decisions of one request: it may keep counts of its own between failures.
 class retry_state {

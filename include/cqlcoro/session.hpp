@@ -22,6 +22,8 @@
 #include <cqlcoro/log.hpp>
 #include <cqlcoro/metadata.hpp>
 #include <cqlcoro/result.hpp>
+#include <cqlcoro/retry_budget.hpp>
+#include <cqlcoro/retry_policy.hpp>
 #include <cqlcoro/statement.hpp>
 #include <cqlcoro/stream_options.hpp>
 #include <cqlcoro/tls.hpp>
@@ -37,6 +39,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <array>
 #include <chrono>
 #include <exception>
 #include <functional>
@@ -118,6 +121,39 @@ struct session_params {
     readiness ready_when = readiness::all_pools;
     /// Where the driver's own messages go (connections replaced, nodes down and up); none: nowhere.
     log_sink logger;
+
+    // ---- Retries (cqlcoro/retry_policy.hpp; the README's "Retries" has the decision table).
+    /// Decides, after each failed attempt that reached a node, whether and where to try again.
+    /// fallthrough_retry_policy never retries; downgrading_consistency_retry_policy is opt-in.
+    std::shared_ptr<const retry_policy> retry = std::make_shared<default_retry_policy>();
+    /// Attempts per request that reached a node, the first included (moves past nodes that were never
+    /// sent the request do not count).
+    std::size_t max_attempts = 3;
+    /// Shared by every request's retries: about 20% of the requests of the last 10 s, and at least 10 a second.
+    retry_budget_params retry_budget;
+    /// One attempt's share of the request timeout: past it, a written attempt is abandoned (an orphaned
+    /// stream id) and counts as lost, so a hung coordinator cannot eat the whole timeout; 0: no limit.
+    std::chrono::milliseconds attempt_timeout{0};
+    /// Give each request a client-side write timestamp, fixed once and reused by every retry, so that a
+    /// retried plain write is a true no-op (as the Java driver's timestamp generator does, but once per
+    /// request rather than per attempt). A statement's own timestamp() wins.
+    bool client_timestamps = true;
+};
+
+/// What the session's retries did, counted since it connected (each figure exact on its own).
+struct request_metrics {
+    std::uint64_t retries = 0;                 ///< retries the policy asked for and the request made
+    std::uint64_t retries_read_timeout = 0;
+    std::uint64_t retries_write_timeout = 0;
+    std::uint64_t retries_unavailable = 0;
+    std::uint64_t retries_overloaded = 0;      ///< OVERLOADED, SERVER_ERROR, TRUNCATE_ERROR, IS_BOOTSTRAPPING
+    std::uint64_t retries_connection_lost = 0; ///< a connection lost, or an attempt timed out, after the write
+    std::uint64_t not_sent_moves = 0;          ///< free moves to the next node for requests never sent
+    std::uint64_t budget_denials = 0;          ///< retries the retry budget refused
+    std::uint64_t attempts_exhausted = 0;      ///< retries refused at max_attempts
+    std::uint64_t ignored = 0;                 ///< failures a policy turned into an empty success
+    /// Failed requests by outcome: not_sent, rejected, failed, maybe_applied.
+    std::array<std::uint64_t, 4> failed_by_outcome{};
 };
 
 /// A host's counters, as session::metrics() reports them.
@@ -250,6 +286,8 @@ public:
     const session_params& params() const;
     /// Per-host counters, read without stopping anything (each is exact on its own, not as a set).
     std::vector<host_metrics> metrics() const;
+    /// The session's retry and outcome counters (empty for an empty handle).
+    request_metrics retry_metrics() const;
     /// The cluster as the session knows it now: nodes (with their state), schema, token map. An immutable
     /// snapshot; call again for a later one.
     std::shared_ptr<const cluster_metadata> metadata() const;

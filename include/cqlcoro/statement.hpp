@@ -42,7 +42,10 @@ struct statement_options {
     std::optional<std::int32_t> page_size;
     std::vector<std::uint8_t> paging_state;       ///< empty: the first page
     std::optional<std::int64_t> timestamp;        ///< client timestamp, microseconds since the epoch
-    bool idempotent = false;                      ///< safe to retry and to execute speculatively
+    /// Safe to retry after it may have been executed, and to execute speculatively; unset: read from
+    /// the CQL text (SELECT and plain writes yes; conditions, counters, list appends, volatile functions,
+    /// DDL no: see the README's "Retries").
+    std::optional<bool> idempotent;
     std::optional<std::chrono::milliseconds> timeout;
     bool tracing = false;
     std::vector<std::pair<std::string, std::vector<std::uint8_t>>> custom_payload;  ///< v4+
@@ -250,6 +253,9 @@ struct prepared_data {
     std::vector<std::uint8_t> result_metadata_id;  ///< v5
     std::vector<column_spec> markers;        ///< bind markers, in order
     std::vector<std::uint16_t> pk_indexes;   ///< marker positions of the partition key columns
+    bool is_read = false;                    ///< a SELECT (its failures can apply nothing)
+    bool idempotent = false;                 ///< as read from the CQL text (statement_options::idempotent overrides)
+    bool conditional = false;                ///< a lightweight transaction (IF ...): routed to its replicas in ring order
     /// Columns of the rows it returns (none for writes), indexed once and shared by every result page.
     std::shared_ptr<const detail::column_set> result_set;
 

@@ -409,7 +409,7 @@ void connection::enqueue(shared_frame frame, pending p, bool cancellable) {
 void connection::settle(pending p, error_code ec, response_frame f) {
     if (p.sink) {  // an answer to a sink goes to on_frame (parse_frames): here `ec` is always a failure
         load_.fetch_sub(1, std::memory_order_relaxed);
-        p.sink->on_failure(ec);
+        p.sink->on_failure(ec, p.written);
         return;
     }
     finish(std::move(p.handler), ec, std::move(f));

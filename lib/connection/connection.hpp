@@ -108,8 +108,9 @@ public:
     /// The answer: its header and (decompressed) body, valid only during the call. Decoding it is the
     /// sink's: it can decode straight into the memory it keeps the result in.
     virtual void on_frame(const protocol::frame_header& h, protocol::bytes_view body) = 0;
-    /// No answer: the connection closed, the request was cancelled, timed out, or refused.
-    virtual void on_failure(error_code ec) = 0;
+    /// No answer: the connection closed, the request was cancelled, timed out, or refused. `written`:
+    /// its frame had been handed to the socket (so the node may have executed it).
+    virtual void on_failure(error_code ec, bool written) = 0;
 
 protected:
     ~request_sink() = default;

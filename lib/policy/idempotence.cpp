@@ -143,4 +143,25 @@ bool infer_idempotence(std::string_view cql) noexcept {
     }
 }
 
+bool is_conditional(std::string_view cql) noexcept {
+    try {
+        const auto t = tokenize(cql);
+        if (t.empty() || is_word(t[0], "select")) return false;
+        return std::any_of(t.begin(), t.end(), [](const token& x) { return is_word(x, "if"); }) &&
+               (is_word(t[0], "insert") || is_word(t[0], "update") || is_word(t[0], "delete") || is_word(t[0], "begin"));
+    } catch (...) {
+        return false;
+    }
+}
+
+bool is_read_statement(std::string_view cql) noexcept {
+    std::size_t i = 0;
+    while (i < cql.size() && std::isspace(static_cast<unsigned char>(cql[i]))) ++i;
+    const auto word = cql.substr(i, 6);
+    if (word.size() < 6) return false;
+    for (std::size_t j = 0; j < 6; ++j)
+        if (std::tolower(static_cast<unsigned char>(word[j])) != "select"[j]) return false;
+    return cql.size() == i + 6 || !std::isalnum(static_cast<unsigned char>(cql[i + 6]));
+}
+
 }  // namespace cqlcoro::policy

@@ -17,5 +17,9 @@
 namespace cqlcoro::policy {
 
 bool infer_idempotence(std::string_view cql) noexcept;
+/// A lightweight transaction: a write with a condition (IF, IF EXISTS, IF NOT EXISTS).
+bool is_conditional(std::string_view cql) noexcept;
+/// A SELECT: a failure of it can have applied nothing.
+bool is_read_statement(std::string_view cql) noexcept;
 
 }  // namespace cqlcoro::policy

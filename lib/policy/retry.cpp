@@ -18,7 +18,7 @@ std::string_view to_string(request_outcome o) noexcept {
     return "unknown";
 }
 
-std::string_view to_string(retry_decision::action a) noexcept {
+std::string_view to_string(retry_action a) noexcept {
     switch (a) {
     case retry_decision::action::rethrow: return "rethrow";
     case retry_decision::action::retry_same_node: return "retry on the same node";

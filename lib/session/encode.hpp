@@ -13,6 +13,8 @@ struct encode_context {
     protocol::compression compression = protocol::compression::none;
     consistency default_cl = consistency::local_one;
     std::optional<std::int32_t> default_page_size = 5000;
+    /// The request's write timestamp when the statement sets none (client_timestamps).
+    std::optional<std::int64_t> default_timestamp;
 };
 
 /// Appends the request frame (stream 0) for the statement. Errors say which option the protocol

@@ -2,6 +2,8 @@
 
 #include "session/session_impl.hpp"
 
+#include "policy/idempotence.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -170,6 +172,9 @@ asio::awaitable<prepared_statement> prepare_on(session_impl& s, conn_t& conn, co
     data->result_metadata_id = p->result_metadata_id;
     data->markers = p->variables.columns;
     data->pk_indexes = p->variables.pk_indexes;
+    data->is_read = policy::is_read_statement(query);
+    data->idempotent = policy::infer_idempotence(query);
+    data->conditional = policy::is_conditional(query);
     if (data->pk_indexes.empty() && !data->markers.empty() && s.md) {
         // Protocol v3 does not send the partition key's marker positions: find them from the schema,
         // by the table's partition key column names among the markers.
@@ -312,6 +317,16 @@ struct request_op final : connection::request_sink {
     const token_map::replica_table* cached_table = nullptr;
     bool reprepared = false;
     bool pinned = false;          // the statement names its node: the plan is that node only
+    // Retries: the node of the current attempt, the policy's state for this request (made at its first
+    // failure that reached a node), the attempts that reached a node, and the backoff's timer.
+    const host_conns* host = nullptr;
+    bool same_host = false;       // the next attempt goes to `host` again
+    std::size_t tries = 0;
+    std::unique_ptr<retry_state> retry;
+    std::unique_ptr<asio::steady_timer> backoff;
+    std::optional<std::int64_t> write_timestamp;  // fixed once, so every attempt carries the same
+    error_code last_error;                         // the last retried failure, and its server error:
+    std::optional<protocol::error_response> last_server;  // the request's error if the plan runs out
 
     void begin(std::shared_ptr<session_impl> s, request r, erased_handler h) {
         impl = std::move(s);
@@ -322,7 +337,16 @@ struct request_op final : connection::request_sink {
         cancelled.store(false, std::memory_order_relaxed);
         repreparing = reprepared = pinned = false;
         timeout = req->options().timeout.value_or(impl->params.request_timeout);
-        deadline = clock::now() + timeout;
+        const auto now = clock::now();
+        deadline = now + timeout;
+        impl->retries->deposit(now);
+        host = nullptr;
+        same_host = false;
+        tries = 0;
+        last_error = {};
+        last_server.reset();
+        write_timestamp.reset();
+        if (impl->params.client_timestamps && !req->options().timestamp) write_timestamp = impl->next_timestamp();
         plan_start = impl->plan_start();
         stage = pos = 0;
         replicas.clear();
@@ -408,10 +432,21 @@ struct request_op final : connection::request_sink {
             if (std::find(view->local.begin(), view->local.end(), i) == view->local.end()) continue;
             replicas.push_back(i);
         }
-        if (impl->params.shuffle_replicas && replicas.size() > 1) {
+        // Lightweight transactions keep the ring order, so that concurrent Paxos rounds on one partition
+        // meet at one coordinator instead of contending from several.
+        if (impl->params.shuffle_replicas && replicas.size() > 1 && !is_lwt(bound)) {
             thread_local std::minstd_rand rng{std::random_device{}()};
             for (std::size_t i = replicas.size() - 1; i > 0; --i) std::swap(replicas[i], replicas[rng() % (i + 1)]);
         }
+    }
+
+    // A conditional statement, or one at a serial consistency (a Paxos read).
+    bool is_lwt(const bound_statement* bound) const {
+        const auto cl = req->options().cl;
+        if (cl && (*cl == consistency::serial || *cl == consistency::local_serial)) return true;
+        if (bound) return bound->prepared().conditional;
+        if (const auto* s = std::get_if<statement>(&req->what)) return policy::is_conditional(s->query());
+        return false;
     }
 
     const host_conns* next_host() noexcept {
@@ -443,11 +478,15 @@ struct request_op final : connection::request_sink {
 
     void attempt() {
         if (impl->closing.load(std::memory_order_relaxed)) return fail(client_errc::session_closed, impl->closed_reason());
-        while (const auto* h = next_host()) {
+        for (;;) {
+            const host_conns* h = same_host ? host : next_host();
+            same_host = false;
+            if (!h) break;
+            host = h;
             req->diagnostics.host = h->name();
             auto* c = h->pick();
             if (!c) {
-                req->diagnostics.attempts.push_back({h->name(), client_errc::connection_closed_unsent, "no open connection to the host"});
+                not_sent(client_errc::connection_closed_unsent, "no open connection to the host");
                 continue;
             }
             if (cancelled.load(std::memory_order_relaxed)) return fail(asio::error::operation_aborted, "cancelled by the application");
@@ -456,6 +495,7 @@ struct request_op final : connection::request_sink {
                 auto ctx = impl->encoding();
                 ctx.version = c->version();
                 ctx.compression = c->frame_compression();
+                ctx.default_timestamp = write_timestamp;
                 const auto ec = std::visit([&](const auto& s) { return session_detail::encode_statement(ctx, s, frame); }, req->what);
                 if (ec) return fail(ec, fmt::format("cannot encode the request: {}", ec.message()));
                 frame_version = c->version();
@@ -464,35 +504,160 @@ struct request_op final : connection::request_sink {
             submit(frame);
             return;
         }
+        if (last_error) {
+            // A retry found no other node: the request fails with the error that asked for the retry.
+            req->diagnostics.attempts.back().message += " (no other node to retry on)";
+            req->diagnostics.host = req->diagnostics.attempts.back().host;
+            return finish(last_error, last_server ? &*last_server : nullptr);
+        }
         if (req->diagnostics.attempts.empty())
             req->diagnostics.attempts.push_back({req->diagnostics.host, client_errc::no_host_available,
                                                  "no node is up in the query plan (local datacenter: " + impl->local_dc + ")"});
-        complete(client_errc::no_host_available, result_builder::failed(std::move(req->diagnostics)));
+        finish(client_errc::no_host_available);
     }
 
-    // Only a cancellable request pays for cancellation at the connection.
+    // A node that never got the request: recorded, and the next node is free to take it.
+    void not_sent(error_code ec, std::string why) {
+        req->diagnostics.attempts.push_back({host ? host->name() : std::string(), ec, std::move(why), request_outcome::not_sent,
+                                             retry_action::retry_next_node});
+        impl->counts.not_sent_moves.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    // Only a cancellable request pays for cancellation at the connection. An attempt timeout shortens
+    // this attempt's deadline, not the request's.
     void submit(protocol::byte_buffer& f) {
         const auto slot = user_slot.is_connected() ? attempt_signal.slot() : asio::cancellation_slot();
-        conn->submit(conn_t::shared_frame(keep, &f), this, slot, deadline);
+        auto until = deadline;
+        if (const auto a = impl->params.attempt_timeout; a.count() > 0) until = std::min(deadline, clock::now() + a);
+        conn->submit(conn_t::shared_frame(keep, &f), this, slot, until);
+    }
+
+    // What the statement is, for the outcome and the retry policy (read from its text only on failure).
+    bool is_read() const {
+        if (const auto* b = std::get_if<bound_statement>(&req->what)) return b->prepared().is_read;
+        if (const auto* s = std::get_if<statement>(&req->what)) return policy::is_read_statement(s->query());
+        return false;
+    }
+    bool is_idempotent() const {
+        if (const auto& flag = req->options().idempotent) return *flag;
+        if (const auto* b = std::get_if<bound_statement>(&req->what)) return b->prepared().idempotent;
+        if (const auto* s = std::get_if<statement>(&req->what)) return policy::infer_idempotence(s->query());
+        const auto& b = std::get<batch>(req->what);
+        if (b.kind() == batch_kind::counter) return false;
+        return std::all_of(b.entries().begin(), b.entries().end(), [](const auto& e) {
+            return std::visit([](const auto& x) -> bool {
+                if (const auto& flag = x.options().idempotent) return *flag;
+                if constexpr (std::is_same_v<std::decay_t<decltype(x)>, statement>) return policy::infer_idempotence(x.query());
+                else return x.prepared().idempotent;
+            }, e);
+        });
+    }
+    consistency current_consistency() const { return req->options().cl.value_or(impl->params.default_consistency); }
+
+    // An attempt that reached a node (or may have) failed: the retry policy decides what comes next.
+    void handle_failure(error_code ec, protocol::error_response* server, bool written, std::string why) {
+        auto& d = req->diagnostics;
+        const auto outcome = classify_failure(ec, server, written, !is_read());
+        auto& a = d.attempts.emplace_back(attempt_info{d.host, ec, std::move(why), outcome, retry_action::rethrow});
+        ++tries;
+        if (!retry) retry = impl->params.retry->new_state();
+        failed_attempt f;
+        f.ec = ec;
+        f.server = server;
+        f.outcome = outcome;
+        f.idempotent = is_idempotent();
+        f.cl = current_consistency();
+        f.retries = d.retries;
+        const auto decision = retry->decide(f);
+        if (decision.what == retry_action::rethrow) return finish(ec, server);
+        if (decision.what == retry_action::ignore) {
+            a.decision = retry_action::ignore;
+            impl->counts.ignored.fetch_add(1, std::memory_order_relaxed);
+            return complete({}, result_builder::failed(std::move(d)));
+        }
+        const auto now = clock::now();
+        if (tries >= impl->params.max_attempts) {
+            impl->counts.attempts_exhausted.fetch_add(1, std::memory_order_relaxed);
+            a.message += fmt::format(" (not retried: max_attempts {} reached)", impl->params.max_attempts);
+            return finish(ec, server);
+        }
+        if (cancelled.load(std::memory_order_relaxed)) return finish(ec, server);
+        if (now + decision.delay >= deadline) {
+            a.message += " (not retried: the request timeout would pass first)";
+            return finish(ec, server);
+        }
+        if (!impl->retries->try_withdraw(now)) {
+            impl->counts.budget_denials.fetch_add(1, std::memory_order_relaxed);
+            a.message += " (not retried: the session's retry budget is spent)";
+            return finish(ec, server);
+        }
+        a.decision = decision.what;
+        ++d.retries;
+        count_retry(ec, written);
+        last_error = ec;
+        if (server) last_server = std::move(*server);
+        else last_server.reset();
+        if (decision.cl && *decision.cl != current_consistency()) {
+            std::visit([&](auto& st) { st.options().cl = *decision.cl; }, req->what);
+            d.downgraded_to = *decision.cl;
+            frame_version = 0;  // encoded again, at the new consistency (and the same timestamp)
+        }
+        same_host = decision.what == retry_action::retry_same_node;
+        if (decision.delay.count() <= 0) return attempt();
+        backoff = std::make_unique<asio::steady_timer>(impl->ex, decision.delay);
+        auto done = [this](error_code tec) {
+            if (tec || cancelled.load(std::memory_order_relaxed))
+                return fail(asio::error::operation_aborted, "cancelled by the application during a retry's backoff");
+            attempt();
+        };
+        if (user_slot.is_connected()) backoff->async_wait(asio::bind_cancellation_slot(attempt_signal.slot(), std::move(done)));
+        else backoff->async_wait(std::move(done));
+    }
+
+    void count_retry(error_code ec, bool written) {
+        auto& c = impl->counts;
+        c.retries.fetch_add(1, std::memory_order_relaxed);
+        auto* which = ec == server_errc::read_timeout    ? &c.read_timeout
+                      : ec == server_errc::write_timeout ? &c.write_timeout
+                      : ec == server_errc::unavailable   ? &c.unavailable
+                      : &ec.category() == &server_category() ? &c.overloaded
+                      : written                          ? &c.connection_lost
+                                                         : nullptr;
+        if (which) which->fetch_add(1, std::memory_order_relaxed);
+    }
+
+    // Fails the request: the worst outcome of its attempts, the server's error if it was one.
+    void finish(error_code ec, protocol::error_response* server = nullptr) {
+        auto& d = req->diagnostics;
+        d.outcome = request_outcome::not_sent;
+        for (const auto& a : d.attempts) d.outcome = std::max(d.outcome, a.outcome);
+        if (server) d.server = std::move(*server);
+        impl->counts.failed_by_outcome[static_cast<std::size_t>(d.outcome)].fetch_add(1, std::memory_order_relaxed);
+        complete(ec, result_builder::failed(std::move(d)));
     }
 
     // On the connection's strand: the request got no answer.
-    void on_failure(error_code ec) override {
-        auto& d = req->diagnostics;
+    void on_failure(error_code ec, bool written) override {
         repreparing = false;
         if (impl->closing.load(std::memory_order_relaxed)) {
             if (ec == client_errc::connection_closed_sent)
-                return fail(ec, impl->closed_reason() + " after the request was written: it may or may not have been executed");
+                return fail(ec, impl->closed_reason() + " after the request was written: it may or may not have been executed", true);
             if (ec != asio::error::operation_aborted && ec != client_errc::request_timeout)
                 return fail(client_errc::session_closed, impl->closed_reason() + " before the request was written: it was not executed");
         }
         if (ec == client_errc::connection_closed_unsent || ec == client_errc::connection_draining || ec == client_errc::too_many_requests) {
-            d.attempts.push_back({d.host, ec, ec.message()});
+            not_sent(ec, ec.message());
             return attempt();  // not executed: the next host may take it
         }
-        if (ec == client_errc::request_timeout) return fail(ec, fmt::format("no response within {} ms", timeout.count()));
-        if (ec == asio::error::operation_aborted) return fail(ec, "cancelled by the application");
-        fail(ec, ec.message());
+        if (ec == asio::error::operation_aborted) return fail(ec, "cancelled by the application", written);
+        if (ec == client_errc::request_timeout) {
+            if (clock::now() >= deadline) return fail(ec, fmt::format("no response within {} ms", timeout.count()), written);
+            // Only this attempt's time ran out (attempt_timeout): a lost attempt, for the policy to judge.
+            return handle_failure(ec, nullptr, written,
+                                  fmt::format("no response within the attempt timeout of {} ms", impl->params.attempt_timeout.count()));
+        }
+        auto [cause, text] = conn->failure();
+        handle_failure(ec, nullptr, written, text.empty() ? ec.message() : std::move(text));
     }
 
     // The statement of the request that has this prepared id (a batch may hold several).
@@ -525,38 +690,40 @@ struct request_op final : connection::request_sink {
     void on_frame(const protocol::frame_header& h, protocol::bytes_view body) override {
         auto& d = req->diagnostics;
         auto f = std::make_shared<result_builder::owned_response>(h, body);
-        if (f->failure) return fail(f->failure, fmt::format("malformed answer: {}", f->failure.message()));
+        if (f->failure) return fail(f->failure, fmt::format("malformed answer: {}", f->failure.message()), true);
         if (repreparing) {
             repreparing = false;
             if (auto* e = std::get_if<protocol::error_response>(&f->message.body)) {
-                d.attempts.push_back({d.host, e->code_as_error(), "preparing again after UNPREPARED: " + e->message});
-                d.server = std::move(*e);
-                return complete(d.server->code_as_error(), result_builder::failed(std::move(d)));
+                d.attempts.push_back({d.host, e->code_as_error(), "preparing again after UNPREPARED: " + e->message, request_outcome::rejected,
+                                      retry_action::rethrow});
+                return finish(e->code_as_error(), e);
             }
             return submit(frame);
         }
         if (auto* e = std::get_if<protocol::error_response>(&f->message.body)) {
             if (e->code == static_cast<std::int32_t>(server_errc::unprepared) && reprepare(*e)) return;
             const auto code = e->code_as_error();
-            d.attempts.push_back({d.host, code, e->message});
-            d.server = std::move(*e);
-            return complete(code, result_builder::failed(std::move(d)));
+            auto message = e->message;
+            return handle_failure(code, e, true, std::move(message));
         }
         if (!std::holds_alternative<protocol::result_response>(f->message.body))
-            return fail(protocol_errc::unexpected_opcode, "the answer is not a RESULT");
+            return fail(protocol_errc::unexpected_opcode, "the answer is not a RESULT", true);
         const prepared_data* prepared = nullptr;
         if (const auto* b = std::get_if<bound_statement>(&req->what)) prepared = &b->prepared();
         try {
             auto r = result_builder::from(std::move(f), prepared, std::move(d));
             complete({}, std::move(r));
         } catch (const cqlcoro::error& bad) {  // rows that do not match their metadata
-            complete(bad.boost_code(), result_builder::failed(std::move(d)));
+            fail(bad.boost_code(), bad.what(), true);
         }
     }
 
-    void fail(error_code ec, std::string why) {
-        req->diagnostics.attempts.push_back({req->diagnostics.host, ec, std::move(why)});
-        complete(ec, result_builder::failed(std::move(req->diagnostics)));
+    // Fails the request at once with this attempt's error (no retry): `written` says whether the node
+    // may have executed it.
+    void fail(error_code ec, std::string why, bool written = false) {
+        const auto outcome = written ? classify_failure(ec, nullptr, true, !is_read()) : request_outcome::not_sent;
+        req->diagnostics.attempts.push_back({req->diagnostics.host, ec, std::move(why), outcome, retry_action::rethrow});
+        finish(ec);
     }
 
     // Hands the object back to the pool, then completes the application's handler.
@@ -568,6 +735,9 @@ struct request_op final : connection::request_sink {
         auto s = std::move(impl);
         view.reset();
         conn = nullptr;
+        host = nullptr;
+        retry.reset();
+        backoff.reset();
         req.reset();
         release(std::move(keep));
         if (!ec && r.schema_change() && s->params.schema_agreement_timeout.count() > 0)
@@ -647,12 +817,24 @@ asio::awaitable<outcome> session_impl::built_in(request& r) {
     co_return outcome{ec, std::move(res)};
 }
 
+// "...: maybe applied": what the failed request may have done, said once at the end of its message.
+std::string with_outcome(std::string what, const diagnostics& d) {
+    if (d.attempts.empty()) return what;
+    switch (d.outcome) {
+    case request_outcome::not_sent: return what + " [not sent: it was not executed]";
+    case request_outcome::rejected: return what + " [rejected: nothing was executed]";
+    case request_outcome::failed: return what + " [failed: nothing was applied]";
+    case request_outcome::maybe_applied: return what + " [maybe applied: the write may or may not have been executed]";
+    }
+    return what;
+}
+
 std::string describe_request_failure(error_code ec, const diagnostics& d) {
     auto with_host = [](std::string_view host, std::string_view text) {
         if (host.empty() || text.starts_with(host)) return std::string(text);
         return fmt::format("{}: {}", host, text);
     };
-    if (d.server) return describe_server_error(*d.server, d.host);
+    if (d.server) return with_outcome(describe_server_error(*d.server, d.host), d);
     if (ec == client_errc::no_host_available && !d.attempts.empty()) {
         // Every host of the plan, each with its own reason, once.
         std::string what = "no host could take the request: ";
@@ -660,14 +842,15 @@ std::string describe_request_failure(error_code ec, const diagnostics& d) {
             const auto& a = d.attempts[i];
             what += (i ? "; " : "") + with_host(a.host, a.message.empty() ? a.ec.message() : a.message);
         }
-        return what;
+        return with_outcome(what, d);
     }
     std::string what;
     if (!d.attempts.empty() && !d.attempts.back().message.empty()) what = with_host(d.host, d.attempts.back().message);
     else what = d.host.empty() ? ec.message() : with_host(d.host, ec.message());
     if (d.attempts.size() > 1) what += fmt::format(" (after {} attempts)", d.attempts.size());
-    return what;
+    return with_outcome(what, d);
 }
+
 
 std::exception_ptr make_request_exception(error_code ec, const result& r) {
     return std::make_exception_ptr(error(ec, describe_request_failure(ec, r.diagnostics()), r.diagnostics()));
@@ -755,12 +938,19 @@ asio::awaitable<session> session::connect(asio::any_io_executor ex, session_para
     if (params.protocol_version != 0 && (params.protocol_version < 3 || params.protocol_version > 5))
         throw error(client_errc::invalid_configuration, fmt::format("protocol_version {}: use 3, 4, 5, or 0 to negotiate", params.protocol_version));
     if (params.event_max_batch == 0) throw error(client_errc::invalid_configuration, "event_max_batch must be at least 1");
+    if (!params.retry)
+        throw error(client_errc::invalid_configuration, "session_params.retry is null: use fallthrough_retry_policy to never retry");
+    if (params.max_attempts == 0) throw error(client_errc::invalid_configuration, "max_attempts must be at least 1 (1: no retries)");
+    if (params.retry_budget.ratio < 0 || params.retry_budget.ttl.count() < 1 || params.retry_budget.ttl.count() > 60)
+        throw error(client_errc::invalid_configuration, "retry_budget: the ratio must not be negative, the ttl 1 to 60 s");
+    if (params.attempt_timeout.count() < 0) throw error(client_errc::invalid_configuration, "attempt_timeout must not be negative");
     if (params.reconnection.base.count() <= 0 || params.reconnection.max < params.reconnection.base)
         throw error(client_errc::invalid_configuration, "reconnection: the base delay must be positive and not above the maximum");
     auto impl = std::make_shared<detail::session_impl>(ex);
     if (params.tls) params.tls->context = make_tls_context(*params.tls);  // read the files once, share the context
     impl->params = std::move(params);
     impl->stream_budget = memory_budget::create(impl->params.stream_memory_budget);
+    impl->retries = std::make_unique<retry_budget>(impl->params.retry_budget);
     co_await asio::co_spawn(impl->strand, impl->start(), asio::use_awaitable);
     session s;
     s.handle_ = std::make_shared<detail::session_handle>(std::move(impl));
@@ -853,6 +1043,25 @@ std::vector<host_metrics> session::metrics() const {
         m.connections_replaced = h->info->replaced_.load(std::memory_order_relaxed);
     }
     return out;
+}
+
+request_metrics session::retry_metrics() const {
+    request_metrics m;
+    if (!handle_) return m;
+    const auto& c = handle_->impl->counts;
+    auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    m.retries = get(c.retries);
+    m.retries_read_timeout = get(c.read_timeout);
+    m.retries_write_timeout = get(c.write_timeout);
+    m.retries_unavailable = get(c.unavailable);
+    m.retries_overloaded = get(c.overloaded);
+    m.retries_connection_lost = get(c.connection_lost);
+    m.not_sent_moves = get(c.not_sent_moves);
+    m.budget_denials = get(c.budget_denials);
+    m.attempts_exhausted = get(c.attempts_exhausted);
+    m.ignored = get(c.ignored);
+    for (std::size_t i = 0; i < m.failed_by_outcome.size(); ++i) m.failed_by_outcome[i] = get(c.failed_by_outcome[i]);
+    return m;
 }
 
 std::shared_ptr<const cluster_metadata> session::metadata() const { return impl().current()->md; }

@@ -103,6 +103,14 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     std::atomic<bool> closing{false};
     std::atomic<bool> abandoned{false};  // the last handle went away without close(): shut down at once
     std::shared_ptr<memory_budget> stream_budget;  // streams' pages (session_params::stream_memory_budget)
+    std::unique_ptr<retry_budget> retries;         // session_params::retry_budget
+    std::atomic<std::int64_t> last_timestamp{0};   // the client timestamp generator's last value
+    // request_metrics, as atomics.
+    struct counters {
+        std::atomic<std::uint64_t> retries{0}, read_timeout{0}, write_timeout{0}, unavailable{0}, overloaded{0}, connection_lost{0},
+            not_sent_moves{0}, budget_denials{0}, attempts_exhausted{0}, ignored{0};
+        std::array<std::atomic<std::uint64_t>, 4> failed_by_outcome{};
+    } counts;
 
     // The request path's view.
     std::atomic<std::shared_ptr<const routing_view>> view;
@@ -134,6 +142,15 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
                 .default_page_size = params.default_page_size};
     }
     std::shared_ptr<const routing_view> current() const noexcept { return view.load(std::memory_order_acquire); }
+    /// A client write timestamp in microseconds: the wall clock, but always above the last one given.
+    std::int64_t next_timestamp() noexcept {
+        const auto now = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+        auto last = last_timestamp.load(std::memory_order_relaxed);
+        for (;;) {
+            const auto next = now > last ? now : last + 1;
+            if (last_timestamp.compare_exchange_weak(last, next, std::memory_order_relaxed)) return next;
+        }
+    }
     void log(log_level level, std::string_view message) const noexcept;
     /// The error for a request that finds the session closed, saying how it was closed.
     std::string closed_reason() const;

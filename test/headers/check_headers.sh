@@ -12,7 +12,7 @@ trap 'rm -f "$tu"' EXIT
 for h in "$include"/cqlcoro/*.hpp; do echo "#include <cqlcoro/$(basename "$h")>"; done > "$tu"
 echo 'int main() {}' >> "$tu"
 files=("$tu" "$(dirname "$0")/public_api_use.cpp")
-for f in quickstart multithreaded no_throw logging_middleware stream_rows; do files+=("$samples/$f.cpp"); done
+for f in quickstart multithreaded no_throw logging_middleware stream_rows custom_retry; do files+=("$samples/$f.cpp"); done
 status=0
 for cxx in "$@"; do
   if ! command -v "$cxx" > /dev/null; then echo "check_headers: $cxx not found"; status=1; continue; fi

@@ -140,6 +140,7 @@ struct recorded_request {
     std::vector<bool> unset;                         ///< per value: sent as unset (v4+)
     std::string keyspace;                            ///< v5 per-request keyspace (QUERY, EXECUTE, PREPARE, BATCH)
     std::optional<std::int32_t> now_in_seconds;      ///< v5
+    std::optional<std::int64_t> timestamp;           ///< the client's default timestamp (QUERY, EXECUTE, BATCH)
     std::optional<std::int32_t> page_size;
     bool has_paging_state = false;
 };

@@ -87,6 +87,7 @@ void request_handler::record(const frame_header& h, const request& req) {
         for (const auto& v : qp.values) rec.unset.push_back(v.st == value_view::state::unset);
         rec.keyspace = std::string(qp.keyspace);
         rec.now_in_seconds = qp.now_in_seconds;
+        rec.timestamp = qp.default_timestamp;
     };
     if (auto q = std::get_if<query_request>(&req)) {
         options_of(q->params);
@@ -100,6 +101,7 @@ void request_handler::record(const frame_header& h, const request& req) {
     } else if (auto b = std::get_if<batch_request>(&req)) {
         rec.keyspace = std::string(b->keyspace);
         rec.now_in_seconds = b->now_in_seconds;
+        rec.timestamp = b->default_timestamp;
     } else if (auto e = std::get_if<execute_request>(&req)) {
         options_of(e->params);
         rec.prepared_id.assign(e->id.begin(), e->id.end());

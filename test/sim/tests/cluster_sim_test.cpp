@@ -726,6 +726,41 @@ TEST_CASE("cluster: a partition's replicas are shuffled, unless asked not to") {
     });
 }
 
+TEST_CASE("cluster: a lightweight transaction goes to its replicas in ring order, never shuffled") {
+    sim::cluster c({.nodes = 3, .port = port,
+                    .keyspaces = {{"ks", {{"class", "org.apache.cassandra.locator.SimpleStrategy"}, {"replication_factor", "3"}}}}});
+    const auto int_ = cql_type::of(type_kind::int_);
+    const std::string lwt = "UPDATE ks.t SET v = ? WHERE k = ? IF v = 0";
+    c.prime({.query = lwt}, sim::prime_then{sim::rows({sim::column("[applied]", cql_type::of(type_kind::boolean))}).row(true), {},
+                                            {{"ks", "t", "v", int_}, {"ks", "t", "k", int_}}, {1}});
+    c.prime({.query = "SELECT v FROM ks.t WHERE k = ?"},
+            sim::prime_then{sim::rows({sim::column("v", int_)}).row(1), {}, {{"ks", "t", "k", int_}}, {0}});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, one_contact_point(c));  // shuffle_replicas on (the default)
+        auto update = co_await s.prepare(lwt);
+        auto read = co_await s.prepare("SELECT v FROM ks.t WHERE k = ?");
+        std::map<std::string, int> lwt_coordinators, serial_coordinators, plain_coordinators;
+        for (int i = 0; i < 60; ++i) {
+            // Named locals: GCC 12 mishandles temporaries inside co_await expressions.
+            auto a = co_await s.execute(update.bind(1, 7));
+            ++lwt_coordinators[a.coordinator()];
+            auto serial_read = read.bind(7).consistency(consistency::serial);
+            auto b = co_await s.execute(std::move(serial_read));
+            ++serial_coordinators[b.coordinator()];
+            auto c2 = co_await s.execute(read.bind(7));
+            ++plain_coordinators[c2.coordinator()];
+        }
+        const std::vector<std::uint8_t> key{0, 0, 0, 7};
+        const auto first = s.metadata()->replicas("ks", key).front()->endpoint;
+        REQUIRE(lwt_coordinators.size() == 1);
+        CHECK(lwt_coordinators.begin()->first == first);
+        REQUIRE(serial_coordinators.size() == 1);
+        CHECK(serial_coordinators.begin()->first == first);
+        CHECK(plain_coordinators.size() == 3);  // the plain read is still shuffled
+        co_await s.close(std::chrono::milliseconds(100));
+    });
+}
+
 TEST_CASE("cluster: readiness all_pools (the default) returns once every pool's first attempt has ended") {
     CHECK(session_params{}.ready_when == session_params::readiness::all_pools);
     sim::cluster c({.nodes = 3, .port = port});

@@ -54,3 +54,22 @@ TEST_CASE("idempotence: a batch is idempotent when every statement is; DDL and t
     CHECK_FALSE(infer_idempotence(""));
     CHECK_FALSE(infer_idempotence("'unterminated"));
 }
+
+TEST_CASE("idempotence: a read is a SELECT, whatever its case and leading space") {
+    using cqlcoro::policy::is_read_statement;
+    CHECK(is_read_statement("SELECT 1"));
+    CHECK(is_read_statement("  select * from t"));
+    CHECK_FALSE(is_read_statement("SELECTED"));
+    CHECK_FALSE(is_read_statement("INSERT INTO t (k) VALUES (1)"));
+    CHECK_FALSE(is_read_statement("sel"));
+}
+
+TEST_CASE("idempotence: a lightweight transaction is a write with a condition") {
+    using cqlcoro::policy::is_conditional;
+    CHECK(is_conditional("INSERT INTO t (k) VALUES (1) IF NOT EXISTS"));
+    CHECK(is_conditional("UPDATE t SET v = 1 WHERE k = 1 IF v = 0"));
+    CHECK(is_conditional("DELETE FROM t WHERE k = 1 IF EXISTS"));
+    CHECK_FALSE(is_conditional("INSERT INTO t (k, v) VALUES (1, 'IF')"));
+    CHECK_FALSE(is_conditional("SELECT * FROM t"));
+    CHECK_FALSE(is_conditional("CREATE TABLE IF NOT EXISTS t (k int PRIMARY KEY)"));
+}
