@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <vector>
 
@@ -67,6 +68,13 @@ struct stream_options {
     bool pin_coordinator = false;
     /// The budget this stream's pages count against; none: the session's.
     std::shared_ptr<memory_budget> budget;
+    /// Each page's request timeout (its retries included); none: the statement's timeout, or the
+    /// session's request_timeout.
+    std::optional<std::chrono::milliseconds> page_timeout;
+    /// The whole stream's time, counted from the first next()/next_page(): each page's timeout is cut
+    /// to what is left, and a page due after it fails with request_timeout instead of being asked for.
+    /// None: no limit.
+    std::optional<std::chrono::milliseconds> stream_timeout;
 };
 
 /// What a stream has done so far (read without stopping it; each figure exact on its own).

@@ -220,7 +220,8 @@ struct pager_state : std::enable_shared_from_this<pager_state> {
         std::visit([&](const auto& x) { next_state = x.options().paging_state; }, stmt);
         resume = next_state;
         identity = std::visit([](const auto& x) { return identity_of(x); }, stmt);
-        timeout = std::visit([&](const auto& x) { return x.options().timeout.value_or(sess.params().request_timeout); }, stmt);
+        timeout = opts.page_timeout.value_or(
+            std::visit([&](const auto& x) { return x.options().timeout.value_or(sess.params().request_timeout); }, stmt));
     }
 
     // A page's room in the budget and in the stream's counts, given back when the last copy goes.
@@ -250,7 +251,9 @@ struct pager_state : std::enable_shared_from_this<pager_state> {
     stream_options opts;
     std::shared_ptr<memory_budget> budget;
     std::uint64_t identity = 0;
-    std::chrono::milliseconds timeout{0};
+    std::chrono::milliseconds timeout{0};        // each page's (stream_options::page_timeout, or the statement's)
+    std::optional<std::chrono::steady_clock::time_point> ends;  // stream_options::stream_timeout, from the first fetch
+    bool out_of_time = false;                    // the next fetch is past `ends`: it fails instead
 
     mutable std::mutex m;
     std::deque<stream_page> ready;       // fetched ahead, not handed out yet
@@ -318,10 +321,20 @@ struct pager_state : std::enable_shared_from_this<pager_state> {
         if (!demand) ++stats.fetched_ahead;
         hold(reserved);
         ++fetched;
+        // The page's time: its own timeout, cut to what the stream has left.
+        auto page_time = timeout;
+        if (opts.stream_timeout) {
+            const auto now = std::chrono::steady_clock::now();
+            if (!ends) ends = now + *opts.stream_timeout;
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*ends - now);
+            out_of_time = left.count() <= 0;
+            page_time = std::min(page_time, left);
+        }
         auto st = stmt;
         std::visit(
             [&](auto& x) {
                 x.options().paging_state = next_state;
+                x.options().timeout = page_time;
                 if (!pinned.empty()) x.node_endpoint(pinned);
             },
             st);
@@ -371,8 +384,16 @@ struct pager_state : std::enable_shared_from_this<pager_state> {
     // Starts a fetch if one is due. Called with the lock held; returns with it released.
     void pump(std::unique_lock<std::mutex>& lk) {
         auto st = want_fetch();
+        const bool late = st && out_of_time;
         lk.unlock();
         if (!st) return;
+        if (late) {  // the stream's time is up: the page fails without a request
+            diagnostics d;
+            d.attempts.push_back({"", client_errc::request_timeout,
+                                  fmt::format("the stream's timeout of {} ms passed before this page was asked for", opts.stream_timeout->count())});
+            on_fetched(client_errc::request_timeout, failed_result(std::move(d)));
+            return;
+        }
         auto self = shared_from_this();
         std::visit([&](auto& x) {
             sess.execute(std::move(x), [self](error_code ec, result r) { self->on_fetched(ec, std::move(r)); });

@@ -1,6 +1,7 @@
 // The session against a real three-node Cassandra 2.1 cluster in two datacenters (dc1: two nodes, dc2:
 // one), started by scripts/test: discovery from one contact point, token-aware routing checked against
-// the server's own tokens, a node killed under load and restarted, DDL and schema agreement, and
+// the server's own tokens, a node killed under load (reads retried, non-idempotent writes honest about
+// their outcome) and restarted, DDL and schema agreement, and
 // UNPREPARED after a restart. CQLCORO_TEST_MULTI_HOSTS names the nodes, CQLCORO_TEST_MULTI_DIR the
 // harness's cluster directory.
 #include <cqlcoro/session.hpp>
@@ -94,6 +95,7 @@ asio::awaitable<void> schema(session& s) {
     co_await ddl(s, "CREATE KEYSPACE IF NOT EXISTS cqlcoro_cluster WITH replication = "
                     "{'class': 'NetworkTopologyStrategy', 'dc1': 1, 'dc2': 1}");
     co_await ddl(s, "CREATE TABLE IF NOT EXISTS cqlcoro_cluster.kv (k int PRIMARY KEY, v int)");
+    co_await ddl(s, "CREATE TABLE IF NOT EXISTS cqlcoro_cluster.appends (k int PRIMARY KEY, l list<int>)");
 }
 
 }  // namespace
@@ -230,6 +232,32 @@ TEST_CASE("real cluster: a node killed under load is down at once; restarted, it
             --running;
         };
         for (std::int32_t w = 0; w < 4; ++w) asio::co_spawn(ex, worker(w * 25), asio::detached);
+        // Beside them, non-idempotent writes (list appends: running one twice appends twice). A ledger
+        // keeps every outcome: each completes once, and a failure says honestly what may have happened.
+        auto append = co_await s.prepare("UPDATE cqlcoro_cluster.appends SET l = l + ? WHERE k = ?");
+        std::map<request_outcome, std::size_t> write_failures;
+        std::size_t writes_done = 0, writes_ok = 0, writes_retried = 0, dishonest = 0;
+        auto writer = [&](std::int32_t first) -> asio::awaitable<void> {
+            ++running;
+            for (std::int32_t k = first; !stop; k = (k + 1) % 100) {
+                const std::vector<std::int32_t> element(1, k);  // named: GCC 12 and braced lists in co_await
+                auto bound = append.bind(element, k);
+                auto [ec, r] = co_await s.execute(std::move(bound), asio::as_tuple(asio::use_awaitable));
+                ++writes_done;
+                const auto& d = r.diagnostics();
+                writes_retried += d.retries;  // a non-idempotent write that reached a node is never retried
+                if (!ec) {
+                    ++writes_ok;
+                    continue;
+                }
+                ++write_failures[d.outcome];
+                // Lost after the write: maybe applied, never a plain "failed" or "timed out".
+                if (ec == client_errc::connection_closed_sent && d.outcome != request_outcome::maybe_applied) ++dishonest;
+                if (ec == client_errc::connection_closed_unsent && d.outcome != request_outcome::not_sent) ++dishonest;
+            }
+            --running;
+        };
+        for (std::int32_t w = 0; w < 2; ++w) asio::co_spawn(ex, writer(w * 50), asio::detached);
         co_await yield_until([&] { return done > 200; }, 100'000'000);
         const auto killed_at = std::chrono::steady_clock::now();
         harness("kill", 2);
@@ -254,6 +282,13 @@ TEST_CASE("real cluster: a node killed under load is down at once; restarted, it
                          s.retry_metrics().not_sent_moves));
         stop = true;
         co_await yield_until([&] { return running == 0; }, 100'000'000);
+        WARN(fmt::format("non-idempotent appends: {} done, {} ok, failed as maybe applied {}, not sent {}, rejected {}, failed {}", writes_done,
+                         writes_ok, write_failures[request_outcome::maybe_applied], write_failures[request_outcome::not_sent],
+                         write_failures[request_outcome::rejected], write_failures[request_outcome::failed]));
+        CHECK(writes_done > 0);
+        CHECK(writes_retried == 0);
+        CHECK(dishonest == 0);
+        CHECK(write_failures[request_outcome::failed] == 0);  // a write's failure is never "nothing happened" unless it was not sent or rejected
 
         harness("restart", 2);  // returns once the node serves CQL
         const auto restarted_at = std::chrono::steady_clock::now();

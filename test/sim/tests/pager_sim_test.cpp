@@ -433,3 +433,54 @@ TEST_CASE("pager: many pagers share one memory budget and wait for room instead 
         co_await s.close();
     });
 }
+
+TEST_CASE("pager: a page timeout bounds each page; a stream timeout bounds the whole stream") {
+    sim::cluster c({.nodes = 1, .port = port});
+    c.prime({.query = query}, table(1000));
+    c.prime({.query = query, .page = 2}, sim::prime_then{table(1000), std::chrono::milliseconds(2000)});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, params_for(c));
+        {
+            // Page 2 takes 2 s; each page may take 200 ms: page 1 arrives, page 2 times out.
+            stream_options o;
+            o.page_timeout = std::chrono::milliseconds(200);
+            auto pager = s.stream(statement(query).page_size(100), o);
+            auto first = co_await pager.next_page();
+            CHECK(first.size() == 100);
+            auto [ec, second] = co_await pager.next_page(asio::as_tuple(asio::use_awaitable));
+            CHECK(ec == client_errc::request_timeout);
+            CHECK(second.number() == 2);
+        }
+        c.clear_primes();
+        c.prime({.query = query}, sim::prime_then{table(1000), std::chrono::milliseconds(100)});  // every page 100 ms
+        {
+            // Ten pages of 100 ms each, in a stream given 350 ms: it ends with request_timeout long
+            // before the tenth page, however the pages fall around the deadline.
+            stream_options o;
+            o.stream_timeout = std::chrono::milliseconds(350);
+            o.prefetch = 0;
+            auto pager = s.stream(statement(query).page_size(100), o);
+            const auto start = std::chrono::steady_clock::now();
+            std::size_t pages = 0;
+            error_code ec;
+            std::string what;
+            for (;;) {
+                auto [e, page] = co_await pager.next_page(asio::as_tuple(asio::use_awaitable));
+                if (e) {
+                    ec = e;
+                    what = page.result().diagnostics().attempts.empty() ? "" : page.result().diagnostics().attempts.back().message;
+                    break;
+                }
+                if (!page) break;
+                ++pages;
+            }
+            const auto took = std::chrono::steady_clock::now() - start;
+            CHECK(ec == client_errc::request_timeout);
+            CHECK(pages >= 1);
+            CHECK(pages < 10);
+            CHECK(took < std::chrono::milliseconds(1000));  // the stream's 350 ms, not ten pages' 1000 ms
+            INFO(what);
+        }
+        co_await s.close();
+    });
+}
