@@ -104,6 +104,7 @@ struct load_options {
     long requests = 0;  ///< 0: a default per in-flight count
     std::uint8_t version = 4;
     bool lz4 = false;
+    long hedge_ms = 0;  ///< session_load: speculative execution after this many ms (0: off)
     std::string sim_path = CQLSIM_PATH;
 
     bool parse(int argc, char** argv, const char* usage) {
@@ -118,6 +119,8 @@ struct load_options {
                 requests = std::stol(next());
             } else if (a == "--version") {
                 version = static_cast<std::uint8_t>(std::stoi(next()));
+            } else if (a == "--hedge") {
+                hedge_ms = std::stol(next());
             } else if (a == "--lz4") {
                 lz4 = true;
             } else if (a == "--cqlsim") {

@@ -50,7 +50,7 @@ struct load {
 int main(int argc, char** argv) {
     load_options o;
     o.inflights = {1, 64, 256, 1024, 4096};
-    if (!o.parse(argc, argv, "session_load [--inflight 1,64,256,1024,4096] [--requests N] [--version 3|4|5] [--cqlsim PATH]")) return 2;
+    if (!o.parse(argc, argv, "session_load [--inflight 1,64,256,1024,4096] [--requests N] [--version 3|4|5] [--hedge MS] [--cqlsim PATH]")) return 2;
     sim_process sim(o.sim_path, "SELECT 1");
 
     asio::io_context io(1);
@@ -58,6 +58,8 @@ int main(int argc, char** argv) {
     params.port = port;
     params.protocol_version = o.version;
     params.heartbeat_interval = std::chrono::milliseconds(0);
+    // --hedge 10000: speculative execution on, armed for every request, never firing (its cost alone).
+    if (o.hedge_ms > 0) params.speculative_execution = std::make_shared<constant_speculative_execution>(std::chrono::milliseconds(o.hedge_ms));
     std::optional<session> s;
     prepared_statement p;
     asio::co_spawn(

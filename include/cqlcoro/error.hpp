@@ -3,8 +3,10 @@
 
 #include <cqlcoro/server_error.hpp>
 
+#include <boost/container/small_vector.hpp>
 #include <boost/system/error_code.hpp>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -112,6 +114,8 @@ enum class request_outcome : std::uint8_t {
     rejected,       ///< a node refused it before executing anything (unavailable, bootstrapping, unprepared)
     failed,         ///< executed without effect on the data, or a read: retrying is a question of cost only
     maybe_applied,  ///< a write that may have been applied (write timeout, connection lost after the write)
+    /// Attempts only: this attempt's answer completed the request. Never a failed request's outcome.
+    succeeded,
 };
 std::string_view to_string(request_outcome o) noexcept;
 
@@ -121,29 +125,37 @@ enum class retry_action : std::uint8_t {
     retry_same_node,  ///< it tried the same node again
     retry_next_node,  ///< it tried the next node of the query plan
     ignore,           ///< it succeeded with an empty result, as the retry policy decided
+    completed,        ///< this attempt answered: its answer is the request's result
+    abandoned,        ///< another execution answered first: this one was cancelled (never written, or its answer dropped)
 };
 std::string_view to_string(retry_action a) noexcept;
 
-/// One failed try of a request on one host, as the request path records it.
+/// One try of a request on one node, as the request path records it: every attempt, the one that
+/// answered included.
 struct attempt_info {
     std::string host;      ///< "address:port"
-    error_code ec;         ///< what it ended with (a server_errc for an ERROR answer)
+    error_code ec;         ///< what it ended with (a server_errc for an ERROR answer; empty for the answer)
     std::string message;   ///< the server's message, or a description of the client-side failure
-    request_outcome outcome = request_outcome::not_sent;  ///< what it may have done
+    request_outcome outcome = request_outcome::not_sent;  ///< what it may have done (succeeded for the answer)
     retry_action decision = retry_action::rethrow;         ///< what the request did next
+    std::size_t execution = 0;  ///< 0: the first execution; 1, 2...: speculative ones
+    std::chrono::steady_clock::time_point start{}, end{};  ///< handed to the connection; answered or given up
 };
 
 /// What is known about a request beyond its error code.
 struct diagnostics {
     std::string host;                         ///< the host of the last attempt (the coordinator, if it answered)
     std::optional<server_error_info> server;  ///< the server's ERROR that failed the request, with its structured fields
-    std::vector<attempt_info> attempts;       ///< every failed attempt, in order (none when the first answer came back)
+    /// Every attempt, in the order they ended (the answer's last); one inline, so recording the usual
+    /// single attempt allocates nothing. Moves past nodes with no open connection are attempts too.
+    boost::container::small_vector<attempt_info, 1> attempts;
     /// For a failed request: the worst outcome over its attempts (not_sent when none reached a node).
     request_outcome outcome = request_outcome::not_sent;
     std::size_t retries = 0;                  ///< attempts beyond the first that the retry policy asked for
     /// The consistency a retry policy lowered the request to (downgrading_consistency_retry_policy): its
     /// answer, or its error, is at that level.
     std::optional<consistency> downgraded_to;
+    std::size_t speculative_executions = 0;   ///< executions started beside the first (speculative_execution_policy)
 };
 
 /// The exception cqlcoro throws: an error code plus a message that names what failed (the column, the

@@ -19,11 +19,13 @@
 #include <cqlcoro/detail/erased_handler.hpp>
 #include <cqlcoro/consistency.hpp>
 #include <cqlcoro/error.hpp>
+#include <cqlcoro/load_balancing.hpp>
 #include <cqlcoro/log.hpp>
 #include <cqlcoro/metadata.hpp>
 #include <cqlcoro/result.hpp>
 #include <cqlcoro/retry_budget.hpp>
 #include <cqlcoro/retry_policy.hpp>
+#include <cqlcoro/speculative_execution.hpp>
 #include <cqlcoro/statement.hpp>
 #include <cqlcoro/stream_options.hpp>
 #include <cqlcoro/tls.hpp>
@@ -92,6 +94,9 @@ struct session_params {
     /// Route statements with a routing key to a replica of their partition first (replicas shuffled).
     bool token_aware = true;
     bool shuffle_replicas = true;
+    /// Nodes' distances and each request's query plan (cqlcoro/load_balancing.hpp); null: the default
+    /// policy with remote_hosts_per_dc and shuffle_replicas.
+    std::shared_ptr<const load_balancing_policy> load_balancing;
     /// The delay before each reconnection attempt to a node that is down.
     reconnection_policy reconnection = reconnection_policy::exponential(std::chrono::seconds(1), std::chrono::minutes(1));
     /// Server events are applied in batches: after `event_window` without a new one, or at once when
@@ -138,6 +143,12 @@ struct session_params {
     /// retried plain write is a true no-op (as the Java driver's timestamp generator does, but once per
     /// request rather than per attempt). A statement's own timestamp() wins.
     bool client_timestamps = true;
+
+    // ---- Speculative execution (cqlcoro/speculative_execution.hpp): off by default.
+    /// When an idempotent request has had no answer for the policy's delay after its last execution was
+    /// written, the same request also goes to the next node of its plan; the first answer wins, the
+    /// others are cancelled. Each speculative execution draws from the retry budget.
+    std::shared_ptr<const speculative_execution_policy> speculative_execution = std::make_shared<no_speculative_execution>();
 };
 
 /// What the session's retries did, counted since it connected (each figure exact on its own).
@@ -152,6 +163,9 @@ struct request_metrics {
     std::uint64_t budget_denials = 0;          ///< retries the retry budget refused
     std::uint64_t attempts_exhausted = 0;      ///< retries refused at max_attempts
     std::uint64_t ignored = 0;                 ///< failures a policy turned into an empty success
+    std::uint64_t speculative_executions = 0;  ///< speculative executions started
+    std::uint64_t speculative_wins = 0;        ///< requests whose answer came from a speculative execution
+    std::uint64_t speculative_denials = 0;     ///< speculative executions the retry budget refused
     /// Failed requests by outcome: not_sent, rejected, failed, maybe_applied.
     std::array<std::uint64_t, 4> failed_by_outcome{};
 };
@@ -171,6 +185,10 @@ struct host_metrics {
 struct request {
     std::variant<statement, bound_statement, batch> what;
     cqlcoro::diagnostics diagnostics;  ///< attempts so far
+    /// The request's one deadline, armed when it enters the chain (from the statement's timeout, else
+    /// the session's request_timeout): every call of `next` in a middleware shares it, with its
+    /// retries, backoffs, speculative executions and the wait for schema agreement.
+    std::optional<std::chrono::steady_clock::time_point> deadline;
 
     const statement_options& options() const noexcept {
         return std::visit([](const auto& s) -> const statement_options& { return s.options(); }, what);

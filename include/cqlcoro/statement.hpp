@@ -13,6 +13,7 @@
 #include <cqlcoro/codec.hpp>
 #include <cqlcoro/column_spec.hpp>
 #include <cqlcoro/consistency.hpp>
+#include <cqlcoro/latency_histogram.hpp>
 #include <cqlcoro/rows.hpp>
 #include <cqlcoro/value_types.hpp>
 
@@ -256,6 +257,9 @@ struct prepared_data {
     bool is_read = false;                    ///< a SELECT (its failures can apply nothing)
     bool idempotent = false;                 ///< as read from the CQL text (statement_options::idempotent overrides)
     bool conditional = false;                ///< a lightweight transaction (IF ...): routed to its replicas in ring order
+    /// Latencies of its first, unhedged, successful executions: what adaptive speculative execution
+    /// hedges after (recorded only when the session's speculative policy is on).
+    mutable latency_histogram first_attempts;
     /// Columns of the rows it returns (none for writes), indexed once and shared by every result page.
     std::shared_ptr<const detail::column_set> result_set;
 

@@ -341,10 +341,12 @@ void connection::start_request(shared_frame frame, handler_t handler) {
     });
 }
 
-void connection::submit(shared_frame frame, request_sink* sink, asio::cancellation_slot slot, clock::time_point deadline) {
+void connection::submit(shared_frame frame, request_sink* sink, asio::cancellation_slot slot, clock::time_point deadline,
+                        bool notify_written) {
     load_.fetch_add(1, std::memory_order_relaxed);
     pending p;
     p.sink = sink;
+    p.notify_written = notify_written;
     p.deadline = deadline;
     const bool cancellable = slot.is_connected();
     p.seq = watch_cancellation(slot);
@@ -574,6 +576,7 @@ void connection::flush() {
             auto& slot = in_flight_[static_cast<std::size_t>(q.id)];
             if (!slot || slot->seq != q.seq) continue;  // cancelled before it was written
             slot->written = true;
+            if (slot->notify_written) slot->sink->on_written();  // arms a timer at most: never re-enters
             ++count;
             if (framing_) {
                 if (q.frame) {

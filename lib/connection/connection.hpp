@@ -111,6 +111,9 @@ public:
     /// No answer: the connection closed, the request was cancelled, timed out, or refused. `written`:
     /// its frame had been handed to the socket (so the node may have executed it).
     virtual void on_failure(error_code ec, bool written) = 0;
+    /// The frame was handed to the socket (called only for a submit that asked for it, before the
+    /// answer): the moment a speculative execution's delay counts from.
+    virtual void on_written() {}
 
 protected:
     ~request_sink() = default;
@@ -160,7 +163,9 @@ public:
     /// strand. `slot` (of the sink's own signal) cancels it as for execute(); past `deadline` it
     /// completes with client_errc::request_timeout (and its stream id becomes an orphan if it was
     /// written). Safe to call from any thread.
-    void submit(shared_frame frame, request_sink* sink, asio::cancellation_slot slot, clock::time_point deadline);
+    /// `notify_written`: call sink->on_written() once the frame is handed to the socket.
+    void submit(shared_frame frame, request_sink* sink, asio::cancellation_slot slot, clock::time_point deadline,
+                bool notify_written = false);
 
     /// Stops taking requests, waits (at most `timeout`) for those in flight, then closes. Completes when
     /// the connection is closed.
@@ -201,6 +206,7 @@ private:
         request_sink* sink = nullptr;  ///< submit()'s
         std::uint64_t seq = 0;
         bool written = false;  ///< handed to the socket
+        bool notify_written = false;  ///< tell the sink when it is
         clock::time_point deadline = clock::time_point::max();
         std::uint32_t heap_pos = no_deadline;  ///< position in deadlines_
     };

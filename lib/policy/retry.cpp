@@ -14,6 +14,7 @@ std::string_view to_string(request_outcome o) noexcept {
     case request_outcome::rejected: return "rejected";
     case request_outcome::failed: return "failed";
     case request_outcome::maybe_applied: return "maybe applied";
+    case request_outcome::succeeded: return "succeeded";
     }
     return "unknown";
 }
@@ -24,6 +25,8 @@ std::string_view to_string(retry_action a) noexcept {
     case retry_decision::action::retry_same_node: return "retry on the same node";
     case retry_decision::action::retry_next_node: return "retry on the next node";
     case retry_decision::action::ignore: return "ignore";
+    case retry_decision::action::completed: return "completed";
+    case retry_decision::action::abandoned: return "abandoned";
     }
     return "unknown";
 }

@@ -271,20 +271,12 @@ void session_impl::rebuild_metadata(std::vector<std::shared_ptr<const node>> nod
     md = std::move(m);
 }
 
-node_distance session_impl::distance_of(const node& n, std::map<std::string, std::size_t>& remote_seen) const {
-    if (n.datacenter == local_dc) return node_distance::local;
-    auto& seen = remote_seen[n.datacenter];
-    if (seen < params.remote_hosts_per_dc) {
-        ++seen;
-        return node_distance::remote;
-    }
-    return node_distance::ignored;
-}
-
 void session_impl::update_distances() {
     std::map<std::string, std::size_t> remote_seen;
     for (const auto& p : pools) {
-        const auto d = distance_of(*p->info, remote_seen);
+        auto& seen = remote_seen[p->info->datacenter];
+        const auto d = lb->distance(*p->info, local_dc, seen);
+        if (d == node_distance::remote) ++seen;
         p->info->distance_.store(d);
         p->target = d == node_distance::local ? params.connections_per_host
                     : d == node_distance::remote ? params.connections_per_remote_host
@@ -466,6 +458,7 @@ void session_impl::publish() {
         auto h = std::make_shared<host_conns>();
         h->info = p->info;
         h->connections = p->connections;
+        v->nodes.push_back(p->info);
         const bool usable = !h->connections.empty() && p->info->state() == node_state::up && !p->removed;
         if (usable) {
             if (p->info->distance() == node_distance::local) v->local.push_back(i);

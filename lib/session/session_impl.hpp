@@ -51,10 +51,10 @@ struct host_conns {
     }
 };
 
-/// What the request path reads: immutable, replaced as a whole.
-struct routing_view {
+/// What the request path reads: immutable, replaced as a whole. The plan_nodes part is what load
+/// balancing policies see (nodes[i] is hosts[i]->info).
+struct routing_view : plan_nodes {
     std::vector<std::shared_ptr<const host_conns>> hosts;  // the order of md->nodes() (the token map's host indexes)
-    std::vector<std::uint32_t> local, remote;              // usable hosts (up, with a connection), by distance
     std::shared_ptr<const cluster_metadata> md;
     const token_map* tokens = nullptr;
 };
@@ -104,11 +104,14 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     std::atomic<bool> abandoned{false};  // the last handle went away without close(): shut down at once
     std::shared_ptr<memory_budget> stream_budget;  // streams' pages (session_params::stream_memory_budget)
     std::unique_ptr<retry_budget> retries;         // session_params::retry_budget
+    std::shared_ptr<const load_balancing_policy> lb;  // session_params::load_balancing, or the default
+    bool hedging_enabled = false;                  // the speculative execution policy is not the "never" one
     std::atomic<std::int64_t> last_timestamp{0};   // the client timestamp generator's last value
     // request_metrics, as atomics.
     struct counters {
         std::atomic<std::uint64_t> retries{0}, read_timeout{0}, write_timeout{0}, unavailable{0}, overloaded{0}, connection_lost{0},
-            not_sent_moves{0}, budget_denials{0}, attempts_exhausted{0}, ignored{0};
+            not_sent_moves{0}, budget_denials{0}, attempts_exhausted{0}, ignored{0}, speculative{0}, speculative_wins{0},
+            speculative_denials{0};
         std::array<std::atomic<std::uint64_t>, 4> failed_by_outcome{};
     } counts;
 
@@ -187,7 +190,6 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     void apply_nodes(std::vector<std::shared_ptr<node>> found);
     void set_schema(std::map<std::string, keyspace_metadata> keyspaces);
     void rebuild_metadata(std::vector<std::shared_ptr<const node>> nodes, std::map<std::string, keyspace_metadata> keyspaces);
-    node_distance distance_of(const node& n, std::map<std::string, std::size_t>& remote_seen) const;
     void update_distances();
     void open_pool(const std::shared_ptr<pool>& p);
     asio::awaitable<void> open_connection(std::shared_ptr<pool> p);

@@ -1,8 +1,9 @@
 // The session against a real three-node Cassandra 2.1 cluster in two datacenters (dc1: two nodes, dc2:
 // one), started by scripts/test: discovery from one contact point, token-aware routing checked against
-// the server's own tokens, a node killed under load (reads retried, non-idempotent writes honest about
-// their outcome) and restarted, DDL and schema agreement, and
-// UNPREPARED after a restart. CQLCORO_TEST_MULTI_HOSTS names the nodes, CQLCORO_TEST_MULTI_DIR the
+// the server's own tokens, DDL and schema agreement, a paused node hedged around (speculative execution)
+// or waited out (the attempt timeout), a node killed under 256 requests in flight with a ledger
+// (idempotent requests retried, non-idempotent writes honest about their outcome), its restart, and
+// UNPREPARED after it. CQLCORO_TEST_MULTI_HOSTS names the nodes, CQLCORO_TEST_MULTI_DIR the
 // harness's cluster directory.
 #include <cqlcoro/session.hpp>
 
@@ -10,6 +11,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 
 #include "test_coro.hpp"
 
@@ -17,6 +19,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -202,104 +205,208 @@ TEST_CASE("real cluster: DDL waits for schema agreement and the new table is in 
     });
 }
 
-TEST_CASE("real cluster: a node killed under load is down at once; restarted, it is back and UNPREPARED is handled") {
+namespace {
+
+// The chaos test's own keyspace: two replicas in dc1, so LOCAL_ONE survives one dc1 node.
+asio::awaitable<void> chaos_schema(session& s) {
+    co_await ddl(s, "CREATE KEYSPACE IF NOT EXISTS cqlcoro_chaos WITH replication = "
+                    "{'class': 'NetworkTopologyStrategy', 'dc1': 2, 'dc2': 1}");
+    co_await ddl(s, "CREATE TABLE IF NOT EXISTS cqlcoro_chaos.kv (k int PRIMARY KEY, v int)");
+    co_await ddl(s, "CREATE TABLE IF NOT EXISTS cqlcoro_chaos.appends (k int PRIMARY KEY, l list<int>)");
+}
+
+using ms = std::chrono::milliseconds;
+
+ms percentile(std::vector<std::chrono::steady_clock::duration> v, double q) {
+    if (v.empty()) return ms(0);
+    std::sort(v.begin(), v.end());
+    const auto at = std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size())));
+    return std::chrono::duration_cast<ms>(v[at]);
+}
+
+// `total` reads of the kv keys at LOCAL_ONE, `width` in flight at a time: their latencies, and the
+// failures (each request completes once: the loop awaits every one).
+asio::awaitable<std::pair<std::vector<std::chrono::steady_clock::duration>, std::size_t>> timed_reads(session& s, const prepared_statement& read,
+                                                                                                      std::size_t total, std::size_t width) {
+    std::vector<std::chrono::steady_clock::duration> lat;
+    std::size_t failed = 0, started = 0, running = 0;
+    auto one = [&](std::int32_t k) -> asio::awaitable<void> {
+        const auto t0 = std::chrono::steady_clock::now();
+        auto bound = read.bind(k);
+        bound.consistency(consistency::local_one);
+        auto [ec, r] = co_await s.execute(std::move(bound), asio::as_tuple(asio::use_awaitable));
+        lat.push_back(std::chrono::steady_clock::now() - t0);
+        if (ec) {
+            ++failed;
+            WARN(fmt::format("read failed: {} [{}]", ec.message(), to_string(r.diagnostics().outcome)));
+        }
+        --running;
+    };
+    auto ex = co_await asio::this_coro::executor;
+    while (lat.size() < total) {
+        while (running < width && started < total) {
+            ++running;
+            asio::co_spawn(ex, one(static_cast<std::int32_t>(started++ % 100)), asio::detached);
+        }
+        co_await yield_until([&] { return (running < width && started < total) || lat.size() == total; }, 1'000'000'000);
+    }
+    co_return std::make_pair(std::move(lat), failed);
+}
+
+}  // namespace
+
+TEST_CASE("real cluster: a paused node is hedged around; 256 requests in flight through kill -9 keep a ledger; UNPREPARED after restart") {
     const auto hosts = multi_hosts();
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
         auto p = params();
         p.reprepare_on_up = false;  // so the restarted node answers UNPREPARED, which the session must handle
+        p.attempt_timeout = std::chrono::seconds(1);  // a hung coordinator costs a second, not the request timeout
+        // Half the plans start at the node this test pauses or kills: each of those needs a retry or a
+        // hedge, more than the default budget (20% of requests) allows. The budget's denials are tested
+        // against simulated nodes; here it is set to allow one retry per request.
+        p.retry_budget.ratio = 1.0;
         std::vector<std::string> events;
         p.on_node_event = [&](const node_event& e) { events.push_back(fmt::format("{} {}", to_string(e.kind), e.about->address.to_string())); };
         auto s = co_await session::connect(ex, p);
-        co_await schema(s);
-        auto insert = co_await s.prepare("INSERT INTO cqlcoro_cluster.kv (k, v) VALUES (?, ?)");
+        co_await chaos_schema(s);
+        auto insert = co_await s.prepare("INSERT INTO cqlcoro_chaos.kv (k, v) VALUES (?, ?)");
         for (std::int32_t k = 0; k < 100; ++k) co_await s.execute(insert.bind(k, k));
-        auto read = co_await s.prepare("SELECT v FROM cqlcoro_cluster.kv WHERE k = ?");
+        auto read = co_await s.prepare("SELECT v FROM cqlcoro_chaos.kv WHERE k = ?");
         auto md = s.metadata();
         auto victim = by_address(*md, hosts[1]);
         REQUIRE(victim);
-        // Load: a few workers reading in a loop; no request may be lost, and none may hang.
-        // Errors of the server (the coordinator's own view of the dead replica: unavailable, read
-        // timeouts) are the cluster's; the driver's own failures are counted apart.
+
+        // ---- A hung coordinator (SIGSTOP: no reset, no answer). With speculative execution the p99
+        // stays near the hedge delay plus a normal p99; without it, requests wait out their attempt
+        // timeout and then succeed on the next node.
+        constexpr auto hedge_delay = ms(150);
+        auto hp = params();
+        hp.speculative_execution = std::make_shared<constant_speculative_execution>(hedge_delay);
+        hp.attempt_timeout = std::chrono::seconds(1);
+        hp.retry_budget.ratio = 1.0;
+        auto hedged = co_await session::connect(ex, hp);
+        auto hread = co_await hedged.prepare("SELECT v FROM cqlcoro_chaos.kv WHERE k = ?");
+        auto [normal, normal_failed] = co_await timed_reads(hedged, hread, 2000, 32);
+        const auto normal_p99 = percentile(normal, 0.99);
+        harness("pause", 2);
+        auto [paused_hedged, hedged_failed] = co_await timed_reads(hedged, hread, 2000, 32);
+        auto [paused_plain, plain_failed] = co_await timed_reads(s, read, 300, 32);
+        harness("resume", 2);
+        const auto hedged_p99 = percentile(paused_hedged, 0.99), plain_p50 = percentile(paused_plain, 0.5),
+                   plain_p99 = percentile(paused_plain, 0.99);
+        const auto hm = hedged.retry_metrics();
+        WARN(fmt::format("node 2 paused, 32 reads in flight at LOCAL_ONE: normal p99 {} ms; hedged after {} ms: p99 {} ms ({} hedges, {} won); "
+                         "unhedged with a 1 s attempt timeout: p50 {} ms, p99 {} ms ({} retries after the attempt timeout); budget denials {}",
+                         normal_p99.count(), hedge_delay.count(), hedged_p99.count(), hm.speculative_executions, hm.speculative_wins,
+                         plain_p50.count(), plain_p99.count(), s.retry_metrics().retries_connection_lost,
+                         hm.speculative_denials + hm.budget_denials + s.retry_metrics().budget_denials));
+        CHECK(normal_failed == 0);
+        CHECK(hedged_failed == 0);
+        CHECK(plain_failed == 0);
+        CHECK(hm.speculative_wins > 0);
+        // The bound of the issue, with room for this two-core machine's scheduling of three JVMs.
+        CHECK(hedged_p99 < hedge_delay + normal_p99 + ms(100));
+        CHECK(plain_p99 >= ms(1000));  // the unhedged ones that met the paused node waited their attempt out
+        CHECK(plain_p99 < ms(1000) + normal_p99 + ms(1000));
+        co_await hedged.close();
+
+        // ---- kill -9 under 256 requests in flight at LOCAL_ONE: idempotent reads and writes, and
+        // non-idempotent appends (running one twice appends twice). A ledger keeps every request.
+        auto append = co_await s.prepare("UPDATE cqlcoro_chaos.appends SET l = l + ? WHERE k = ?");
+        struct ledger_t {
+            std::size_t issued = 0, completed = 0, idempotent_failed = 0, appends_ok = 0, driver_failed = 0, retried_appends = 0, dishonest = 0;
+            std::map<request_outcome, std::size_t> append_failures;
+        } ledger;
         bool stop = false;
-        std::size_t done = 0, failed = 0, running = 0;
-        auto worker = [&](std::int32_t first) -> asio::awaitable<void> {
+        std::size_t running = 0;
+        auto worker = [&](std::int32_t first, int kind) -> asio::awaitable<void> {
             ++running;
             for (std::int32_t k = first; !stop; k = (k + 1) % 100) {
-                auto [ec, r] = co_await s.execute(read.bind(k).consistency(consistency::one), asio::as_tuple(asio::use_awaitable));
-                ++done;
-                if (ec && ec.category() != server_category()) ++failed;  // written as the node died: connection_closed_sent
-            }
-            --running;
-        };
-        for (std::int32_t w = 0; w < 4; ++w) asio::co_spawn(ex, worker(w * 25), asio::detached);
-        // Beside them, non-idempotent writes (list appends: running one twice appends twice). A ledger
-        // keeps every outcome: each completes once, and a failure says honestly what may have happened.
-        auto append = co_await s.prepare("UPDATE cqlcoro_cluster.appends SET l = l + ? WHERE k = ?");
-        std::map<request_outcome, std::size_t> write_failures;
-        std::size_t writes_done = 0, writes_ok = 0, writes_retried = 0, dishonest = 0;
-        auto writer = [&](std::int32_t first) -> asio::awaitable<void> {
-            ++running;
-            for (std::int32_t k = first; !stop; k = (k + 1) % 100) {
-                const std::vector<std::int32_t> element(1, k);  // named: GCC 12 and braced lists in co_await
-                auto bound = append.bind(element, k);
-                auto [ec, r] = co_await s.execute(std::move(bound), asio::as_tuple(asio::use_awaitable));
-                ++writes_done;
+                ++ledger.issued;
+                std::tuple<error_code, result> got;
+                if (kind == 0) {
+                    auto bound = read.bind(k);
+                    bound.consistency(consistency::local_one);
+                    got = co_await s.execute(std::move(bound), asio::as_tuple(asio::use_awaitable));
+                } else if (kind == 1) {
+                    auto bound = insert.bind(k, k + 1);
+                    bound.consistency(consistency::local_one);
+                    got = co_await s.execute(std::move(bound), asio::as_tuple(asio::use_awaitable));
+                } else {
+                    const std::vector<std::int32_t> element(1, k);  // named: GCC 12 and braced lists in co_await
+                    auto bound = append.bind(element, k);
+                    bound.consistency(consistency::local_one);
+                    got = co_await s.execute(std::move(bound), asio::as_tuple(asio::use_awaitable));
+                }
+                ++ledger.completed;
+                const auto& [ec, r] = got;
                 const auto& d = r.diagnostics();
-                writes_retried += d.retries;  // a non-idempotent write that reached a node is never retried
-                if (!ec) {
-                    ++writes_ok;
+                if (ec && ec.category() != server_category()) ++ledger.driver_failed;
+                if (kind < 2) {
+                    if (ec) {
+                        ++ledger.idempotent_failed;
+                        WARN(fmt::format("idempotent request failed: {} [{}]", ec.message(), to_string(d.outcome)));
+                    }
                     continue;
                 }
-                ++write_failures[d.outcome];
+                ledger.retried_appends += d.retries;  // a non-idempotent write that reached a node is never retried
+                if (!ec) {
+                    ++ledger.appends_ok;
+                    continue;
+                }
+                ++ledger.append_failures[d.outcome];
                 // Lost after the write: maybe applied, never a plain "failed" or "timed out".
-                if (ec == client_errc::connection_closed_sent && d.outcome != request_outcome::maybe_applied) ++dishonest;
-                if (ec == client_errc::connection_closed_unsent && d.outcome != request_outcome::not_sent) ++dishonest;
+                if (ec == client_errc::connection_closed_sent && d.outcome != request_outcome::maybe_applied) ++ledger.dishonest;
+                if (ec == client_errc::connection_closed_unsent && d.outcome != request_outcome::not_sent) ++ledger.dishonest;
             }
             --running;
         };
-        for (std::int32_t w = 0; w < 2; ++w) asio::co_spawn(ex, writer(w * 50), asio::detached);
-        co_await yield_until([&] { return done > 200; }, 100'000'000);
+        for (std::int32_t w = 0; w < 112; ++w) asio::co_spawn(ex, worker(w % 100, 0), asio::detached);
+        for (std::int32_t w = 0; w < 112; ++w) asio::co_spawn(ex, worker(w % 100, 1), asio::detached);
+        for (std::int32_t w = 0; w < 32; ++w) asio::co_spawn(ex, worker(w * 3, 2), asio::detached);
+        co_await yield_until([&] { return ledger.completed > 2000; }, 100'000'000);
         const auto killed_at = std::chrono::steady_clock::now();
         harness("kill", 2);
         co_await yield_until([&] { return victim->state() == node_state::down; }, 100'000'000);
-        const auto noticed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed_at);
+        const auto noticed = std::chrono::duration_cast<ms>(std::chrono::steady_clock::now() - killed_at);
         CHECK(noticed < std::chrono::seconds(5));  // the reset, not gossip's 20 s
         WARN(fmt::format("node 2 marked down {} ms after kill -9", noticed.count()));
-        const auto failed_at_kill = failed;
+        const auto driver_failed_at_kill = ledger.driver_failed;
         auto sent_to_victim = [&] {
             for (const auto& m : s.metrics())
                 if (m.host == victim->endpoint) return m.requests_sent;
             return std::uint64_t{0};
         };
         const auto before = sent_to_victim();
-        const auto done_before = done;
-        co_await yield_until([&] { return done > done_before + 400; }, 100'000'000);
-        CHECK(failed == failed_at_kill);        // after the mark, no request fails in the driver
-        CHECK(sent_to_victim() == before);      // and nothing goes to the dead node
-        // Reads in flight on the killed node were retried on the other one: idempotent, none failed.
-        CHECK(failed == 0);
-        WARN(fmt::format("retries after connections lost at the kill: {}, not-sent moves: {}", s.retry_metrics().retries_connection_lost,
-                         s.retry_metrics().not_sent_moves));
+        const auto done_before = ledger.completed;
+        co_await yield_until([&] { return ledger.completed > done_before + 3000; }, 100'000'000);
+        CHECK(ledger.driver_failed == driver_failed_at_kill);  // after the mark, no request fails in the driver
+        CHECK(sent_to_victim() == before);                      // and nothing goes to the dead node
         stop = true;
         co_await yield_until([&] { return running == 0; }, 100'000'000);
-        WARN(fmt::format("non-idempotent appends: {} done, {} ok, failed as maybe applied {}, not sent {}, rejected {}, failed {}", writes_done,
-                         writes_ok, write_failures[request_outcome::maybe_applied], write_failures[request_outcome::not_sent],
-                         write_failures[request_outcome::rejected], write_failures[request_outcome::failed]));
-        CHECK(writes_done > 0);
-        CHECK(writes_retried == 0);
-        CHECK(dishonest == 0);
-        CHECK(write_failures[request_outcome::failed] == 0);  // a write's failure is never "nothing happened" unless it was not sent or rejected
+        const auto m = s.retry_metrics();
+        WARN(fmt::format("ledger: {} issued, {} completed; idempotent failed {}; appends ok {}, failed as maybe applied {}, not sent {}, "
+                         "rejected {}, failed {}; retries after connections lost {}, not-sent moves {}",
+                         ledger.issued, ledger.completed, ledger.idempotent_failed, ledger.appends_ok,
+                         ledger.append_failures[request_outcome::maybe_applied], ledger.append_failures[request_outcome::not_sent],
+                         ledger.append_failures[request_outcome::rejected], ledger.append_failures[request_outcome::failed],
+                         m.retries_connection_lost, m.not_sent_moves));
+        CHECK(ledger.issued == ledger.completed);  // every request completed, once
+        CHECK(ledger.idempotent_failed == 0);      // idempotent ones were retried on the surviving replica
+        CHECK(ledger.retried_appends == 0);
+        CHECK(ledger.dishonest == 0);
+        CHECK(ledger.append_failures[request_outcome::failed] == 0);  // a write's failure is never "nothing happened" unless not sent or rejected
 
         harness("restart", 2);  // returns once the node serves CQL
         const auto restarted_at = std::chrono::steady_clock::now();
         co_await yield_until([&] { return s.metadata()->nodes().size() == 3 && by_address(*s.metadata(), hosts[1])->state() == node_state::up; },
                              1'000'000'000);
-        const auto back = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - restarted_at);
+        const auto back = std::chrono::duration_cast<ms>(std::chrono::steady_clock::now() - restarted_at);
         WARN(fmt::format("node 2 back up {} ms after its restart", back.count()));
         CHECK(back < std::chrono::seconds(5));
         CHECK(std::count(events.begin(), events.end(), "down " + hosts[1]) == 1);
         CHECK(std::count(events.begin(), events.end(), "up " + hosts[1]) >= 1);
-        // The restarted node has forgotten the prepared statement: its keys get UNPREPARED, re-prepared
+        // The restarted node has forgotten the prepared statement: its requests get UNPREPARED, re-prepared
         // and sent again without the application seeing an error.
         int on_victim = 0;
         // (Rows written just before a kill -9 may be gone from that node: only success is checked.)

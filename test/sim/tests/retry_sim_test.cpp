@@ -65,11 +65,19 @@ TEST_CASE("retry: UNAVAILABLE moves to the next node once; the request succeeds 
             CHECK(r.coordinator() == c.address(2) + ":" + std::to_string(port));
             if (r.diagnostics().retries == 1) {
                 ++retried;
-                REQUIRE(r.diagnostics().attempts.size() == 1);
+                REQUIRE(r.diagnostics().attempts.size() == 2);  // the failure, then the answer
                 const auto& a = r.diagnostics().attempts[0];
                 CHECK(a.ec == server_errc::unavailable);
                 CHECK(a.outcome == request_outcome::rejected);
                 CHECK(a.decision == retry_action::retry_next_node);
+                const auto& answer = r.diagnostics().attempts[1];
+                CHECK_FALSE(answer.ec);
+                CHECK(answer.outcome == request_outcome::succeeded);
+                CHECK(answer.decision == retry_action::completed);
+                CHECK(answer.host == r.coordinator());
+                CHECK(answer.execution == 0);
+                CHECK(a.end <= answer.start);  // the retry starts after the failure ended
+                CHECK(answer.start <= answer.end);
             }
         }
         CHECK(retried == 2);
@@ -258,7 +266,9 @@ TEST_CASE("retry: the attempt timeout abandons a hung node, and the next node an
         for (int i = 0; i < 2; ++i) {
             auto [ec, r] = co_await s.execute(statement(q), use_tuple);
             CHECK_FALSE(ec);
-            if (!r.diagnostics().attempts.empty()) {
+            REQUIRE_FALSE(r.diagnostics().attempts.empty());
+            CHECK(r.diagnostics().attempts.back().outcome == request_outcome::succeeded);
+            if (r.diagnostics().attempts.size() == 2) {
                 ++abandoned;
                 const auto& a = r.diagnostics().attempts[0];
                 CHECK(a.ec == client_errc::request_timeout);
@@ -316,8 +326,9 @@ TEST_CASE("retry: the downgrading policy retries at the consistency the replicas
         CHECK(r.size() == 1);
         REQUIRE(r.diagnostics().downgraded_to);
         CHECK(*r.diagnostics().downgraded_to == consistency::one);
-        REQUIRE(r.diagnostics().attempts.size() == 1);
+        REQUIRE(r.diagnostics().attempts.size() == 2);
         CHECK(r.diagnostics().attempts[0].decision == retry_action::retry_same_node);
+        CHECK(r.diagnostics().attempts[1].decision == retry_action::completed);
         const auto got = seen(c, q);
         REQUIRE(got.size() == 2);
         CHECK(got[0].cl == consistency::quorum);

@@ -1,0 +1,80 @@
+// Load balancing: which nodes a request may use, and in which order (its query plan).
+//
+// A policy answers two questions. For the pools: how far is a node (local: connections_per_host,
+// remote: connections_per_remote_host and only after the local nodes, ignored: no connections). For
+// each request: the nodes to try, in order. The plan is lazy: the session asks for the first node when
+// the request starts and for each later one only when an attempt needs it (a retry on the next node, a
+// speculative execution, a node with no open connection), so a plan costs nothing beyond its first
+// node on the happy path and allocates nothing.
+//
+// The session fills what it knows before the policy starts the plan: the usable nodes (up, with open
+// connections) by distance, and the local replicas of the request's partition in ring order when the
+// statement has a routing key and the token map knows its keyspace. A statement pinned to a node
+// (routing_hint::node) bypasses the policy.
+#pragma once
+
+#include <cqlcoro/metadata.hpp>
+
+#include <boost/container/small_vector.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+namespace cqlcoro {
+
+/// The nodes a plan may name, as one request sees them: immutable for the request's life. Plans name
+/// nodes by their index in `nodes` (null where the session holds no node).
+struct plan_nodes {
+    std::vector<std::shared_ptr<const node>> nodes;
+    std::vector<std::uint32_t> local, remote;  ///< usable nodes (up, with open connections) by distance
+};
+
+/// One request's plan: the session fills `replicas`, the policy's start() arranges it and sets its own
+/// cursor, next() walks on. Lives inside the request: no allocation for up to 8 replicas.
+struct query_plan {
+    static constexpr std::uint32_t end = 0xffffffffu;
+    /// The partition's replicas that are local and usable, in ring order (empty: no routing key, or
+    /// the token map does not know the keyspace).
+    boost::container::small_vector<std::uint32_t, 8> replicas;
+    /// The request is a lightweight transaction (a conditional statement, or at SERIAL/LOCAL_SERIAL):
+    /// its Paxos rounds contend less at one coordinator, so replicas should keep the ring order.
+    bool lwt = false;
+    /// A per-request counter (the session's round robin): where a rotation over the nodes starts.
+    std::size_t rotation = 0;
+    /// The policy's cursor, free for its own use.
+    std::size_t stage = 0, pos = 0;
+};
+
+class load_balancing_policy {
+public:
+    virtual ~load_balancing_policy() = default;
+    /// A node's distance. `local_dc`: the session's local datacenter; `remote_before`: how many nodes
+    /// of `n`'s datacenter this call already answered `remote` for in the same pass (nodes are asked
+    /// in metadata order whenever the cluster changes).
+    virtual node_distance distance(const node& n, std::string_view local_dc, std::size_t remote_before) const = 0;
+    /// Starts a request's plan (on the request path, from any thread: no allocation, no blocking).
+    virtual void start(const plan_nodes& v, query_plan& plan) const = 0;
+    /// The next node of the plan (an index into v.nodes), or query_plan::end when it has no more.
+    virtual std::uint32_t next(const plan_nodes& v, query_plan& plan) const = 0;
+};
+
+/// The default: the partition's local replicas first (shuffled, except for lightweight transactions,
+/// which keep the ring order), then the other local nodes round robin, then `remote_hosts_per_dc`
+/// nodes of each other datacenter. Each node at most once per plan.
+class default_load_balancing_policy : public load_balancing_policy {
+public:
+    explicit default_load_balancing_policy(std::size_t remote_hosts_per_dc = 0, bool shuffle_replicas = true)
+        : remote_per_dc_(remote_hosts_per_dc), shuffle_(shuffle_replicas) {}
+    node_distance distance(const node& n, std::string_view local_dc, std::size_t remote_before) const override;
+    void start(const plan_nodes& v, query_plan& plan) const override;
+    std::uint32_t next(const plan_nodes& v, query_plan& plan) const override;
+
+private:
+    std::size_t remote_per_dc_;
+    bool shuffle_;
+};
+
+}  // namespace cqlcoro

@@ -1,0 +1,793 @@
+// The built-in part of the chain, as the Java driver's CqlRequestHandler and scylla-rust-driver's
+// execution layer cut it:
+//   - a request: the deadline, the query plan cursor shared by its executions, the attempt log, and a
+//     once-only completion;
+//   - executions: the first, and speculative ones started by the speculative execution policy, each with
+//     its own retry state;
+//   - attempts: one node, one connection, one cancellation signal (the execution's, re-armed per attempt).
+// The policies (load balancing, retry, speculative execution, the retry budget) are objects it consults;
+// none of them adds a coroutine frame or an allocation on the happy path.
+//
+// Threads: the executions' callbacks come from their connections' strands, the timers' from the session's
+// executor, cancellation from wherever the application emits it. A request is one critical section: each
+// entry point takes its (recursive) mutex, uncontended unless executions race. The application's handler
+// is never called with the mutex held: a completion is staged, and the outermost entry delivers it after
+// unlocking. The object goes back to its thread's pool once the request has completed and every
+// callback it is owed (connections, timers) has come, so a late loser never touches a reused request.
+#include "policy/request_handler.hpp"
+
+#include "policy/idempotence.hpp"
+#include "session/result_builder.hpp"
+#include "session/session_impl.hpp"
+
+#include <cqlcoro/speculative_execution.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/container/small_vector.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <mutex>
+
+namespace cqlcoro::detail {
+
+using connection::clock;
+
+namespace {
+
+struct request_op;
+
+// One execution: its attempts run one after another, each on one node.
+struct execution final : connection::request_sink {
+    request_op* op = nullptr;
+    std::size_t index = 0;
+    bool active = false;       // has an attempt at a connection, or a backoff pending
+    bool at_connection = false;  // an attempt's callback is owed
+    bool written = false;      // the current attempt's frame went to the socket (tracked when hedging)
+    const host_conns* host = nullptr;
+    conn_t* conn = nullptr;
+    bool same_host = false;
+    std::size_t tries = 0;     // attempts that reached a node
+    std::unique_ptr<retry_state> retry;
+    std::unique_ptr<asio::steady_timer> backoff;
+    asio::cancellation_signal signal;  // this attempt's cancellation at its connection
+    protocol::byte_buffer own;         // this execution's frame, when the request's does not fit it
+    std::uint8_t own_version = 0;      // own's version (0: none)
+    bool downgraded = false;           // encodes at the consistency its retry policy chose
+    protocol::byte_buffer* current = nullptr;  // the frame its attempts send: the request's, or own
+    protocol::byte_buffer aux;         // a PREPARE sent again after UNPREPARED
+    bool repreparing = false, reprepared = false;
+    clock::time_point started{};
+
+    void reset(request_op* o, std::size_t i) {
+        op = o;
+        index = i;
+        active = at_connection = written = same_host = false;
+        host = nullptr;
+        conn = nullptr;
+        tries = 0;
+        retry.reset();
+        backoff.reset();
+        own_version = 0;
+        downgraded = repreparing = reprepared = false;
+    }
+
+    void on_frame(const protocol::frame_header& h, protocol::bytes_view body) override;
+    void on_failure(error_code ec, bool was_written) override;
+    void on_written() override;
+};
+
+constexpr std::size_t max_executions = 4;  // the first and up to three speculative ones
+
+struct request_op {
+    std::shared_ptr<request_op> keep;  // set while running: the pool's reference, handed back at the end
+    std::shared_ptr<session_impl> impl;
+    std::shared_ptr<const routing_view> view;  // the hosts and connections this request may use
+    std::optional<request> req;
+    erased_handler handler;
+    protocol::byte_buffer frame;  // encoded once, by the first attempt; never changed while in use
+    std::uint8_t frame_version = 0;
+
+    std::recursive_mutex mutex;
+    int depth = 0;                // entry points on this thread's stack
+    bool done = false;            // completed (staged or delivered)
+    std::size_t owed = 0;         // callbacks still to come: connections, timers
+    bool initiating = false;      // a completion during launch is posted, never run inline
+    // The staged completion, delivered by the outermost entry point after unlocking.
+    bool staged = false;
+    erased_handler out_handler;
+    error_code out_ec;
+    std::optional<result> out_result;
+    bool out_inline = false;
+
+    asio::cancellation_slot user_slot;
+    bool cancelled = false;
+    clock::time_point deadline;
+    std::chrono::milliseconds timeout{0};
+    query_plan plan;
+    bool pinned = false;
+    bool plan_ended = false;
+    std::uint64_t cached_generation = 0;  // route()'s last lookup: the map (by generation, never by
+    std::string cached_keyspace;          // address, which a new map may reuse), the keyspace, its table
+    const token_map::replica_table* cached_table = nullptr;
+
+    std::array<execution, max_executions> execs;
+    std::size_t exec_count = 0;
+    // Speculative execution: on for this request (idempotent, and the policy hedges), the timer.
+    bool hedging = false;
+    bool hedge_armed = false;
+    std::optional<asio::steady_timer> hedge;
+    latency_histogram* first_latencies = nullptr;  // the prepared statement's, when recorded
+
+    std::optional<std::int64_t> write_timestamp;  // fixed once, so every attempt carries the same
+    error_code last_error;                         // the last retried failure, and its server error:
+    std::optional<protocol::error_response> last_server;  // the request's error if the plan runs out
+
+    // ---- entry points: each holds the mutex for its whole run
+    struct entry {
+        request_op& op;
+        std::unique_lock<std::recursive_mutex> lock;
+        explicit entry(request_op& o) : op(o), lock(o.mutex) { ++op.depth; }
+        ~entry() { op.leave(lock); }
+        entry(const entry&) = delete;
+        entry& operator=(const entry&) = delete;
+    };
+
+    void leave(std::unique_lock<std::recursive_mutex>& lock) {
+        if (--depth > 0) return;
+        const bool deliver = staged;
+        erased_handler h;
+        error_code ec;
+        std::optional<result> r;
+        bool inline_ok = false;
+        std::shared_ptr<session_impl> s;
+        if (deliver) {
+            staged = false;
+            h = std::move(out_handler);
+            ec = out_ec;
+            r = std::move(out_result);
+            out_result.reset();
+            inline_ok = out_inline;
+            s = std::move(impl);
+        }
+        const auto dl = deadline;
+        std::shared_ptr<request_op> back;
+        if (done && owed == 0 && keep) {
+            // Nothing is owed any more: timers go now (a pooled object must not outlive its io_context's
+            // timers), the rest is reused.
+            hedge.reset();
+            for (std::size_t i = 0; i < exec_count; ++i) {
+                execs[i].backoff.reset();
+                execs[i].retry.reset();
+            }
+            back = std::move(keep);
+        }
+        lock.unlock();
+        if (back) release(std::move(back));  // first, so the handler's next request may reuse it warm
+        if (deliver) {
+            if (!ec && r->schema_change() && s->params.schema_agreement_timeout.count() > 0)
+                return after_schema_change(std::move(s), std::move(h), std::move(*r), dl);
+            h.complete(s->ex, inline_ok, ec, std::move(*r));
+        }
+    }
+
+    // ---- start
+    void begin(std::shared_ptr<session_impl> s, request r, erased_handler h) {
+        entry e(*this);
+        initiating = true;
+        impl = std::move(s);
+        view = impl->current();
+        req.emplace(std::move(r));
+        handler = std::move(h);
+        frame_version = 0;
+        done = staged = cancelled = pinned = plan_ended = false;
+        owed = 0;
+        exec_count = 0;
+        hedge_armed = false;
+        first_latencies = nullptr;
+        timeout = req->options().timeout.value_or(impl->params.request_timeout);
+        const auto now = clock::now();
+        deadline = req->deadline ? *req->deadline : now + timeout;
+        impl->retries->deposit(now);
+        last_error = {};
+        last_server.reset();
+        write_timestamp.reset();
+        if (impl->params.client_timestamps && !req->options().timestamp) write_timestamp = impl->next_timestamp();
+        plan.replicas.clear();
+        plan.lwt = false;
+        plan.rotation = impl->plan_start();
+        plan.stage = plan.pos = 0;
+        if (const auto& hint = req->options().routing; hint && !hint->node.empty()) pin(hint->node);
+        else {
+            if (impl->params.token_aware && view->tokens) route();
+            impl->lb->start(*view, plan);
+        }
+        hedging = false;
+        if (impl->hedging_enabled && is_idempotent()) {
+            const auto* bound = std::get_if<bound_statement>(&req->what);
+            first_latencies = bound ? &bound->prepared().first_attempts : nullptr;
+            hedging = impl->params.speculative_execution->delay(1, first_latencies).has_value();
+        }
+        user_slot = handler.cancellation_slot();
+        if (user_slot.is_connected())
+            user_slot.assign([this](asio::cancellation_type t) { on_cancel(t); });
+        auto& x = execs[exec_count++];
+        x.reset(this, 0);
+        x.started = now;
+        attempt(x);
+        initiating = false;  // (the staged completion, if any, was marked not inline)
+    }
+
+    // A statement for one node: the plan is that node, if it has connections, and nothing else.
+    void pin(const std::string& endpoint) {
+        pinned = true;
+        const auto& v = *view;
+        for (std::uint32_t i = 0; i < v.hosts.size(); ++i)
+            if (v.hosts[i] && v.hosts[i]->name() == endpoint) {
+                plan.replicas.push_back(i);
+                return;
+            }
+        req->diagnostics.attempts.push_back({endpoint, client_errc::no_host_available,
+                                             "the statement is pinned to " + endpoint + ", which the session has no connections to"});
+    }
+
+    // The replicas of the request's partition that are local and usable, in ring order.
+    void route() {
+        const auto& o = req->options();
+        std::string_view keyspace;
+        bytes_view key;
+        if (o.routing) {
+            keyspace = o.routing->keyspace;
+            key = bytes_view(o.routing->key.data(), o.routing->key.size());
+        }
+        boost::container::small_vector<std::uint8_t, 64> composite;
+        const bound_statement* bound = std::get_if<bound_statement>(&req->what);
+        if (!bound)
+            if (const auto* b = std::get_if<batch>(&req->what))  // a batch routes as its first bound statement
+                for (const auto& e : b->entries())
+                    if ((bound = std::get_if<bound_statement>(&e)) && !bound->prepared().pk_indexes.empty()) break;
+        plan.lwt = is_lwt(bound);
+        if (key.empty() && bound) {
+            const auto& p = bound->prepared();
+            const auto& pk = p.pk_indexes;
+            const auto& values = bound->values();
+            if (pk.empty()) return;
+            for (auto i : pk)
+                if (i >= values.size() || values.is_null(i) || values.is_unset(i)) return;
+            if (pk.size() == 1) {
+                key = values.value(pk[0]);
+            } else {
+                for (auto i : pk) {
+                    auto v = values.value(i);
+                    composite.push_back(static_cast<std::uint8_t>(v.size() >> 8));
+                    composite.push_back(static_cast<std::uint8_t>(v.size()));
+                    composite.insert(composite.end(), v.begin(), v.end());
+                    composite.push_back(0);
+                }
+                key = bytes_view(composite.data(), composite.size());
+            }
+            if (keyspace.empty() && pk[0] < p.markers.size()) keyspace = p.markers[pk[0]].keyspace;
+        }
+        if (key.empty()) return;
+        if (keyspace.empty()) keyspace = o.keyspace.empty() ? std::string_view(impl->params.keyspace) : std::string_view(o.keyspace);
+        // The keyspace's table, remembered by this (pooled) operation: a request usually routes in the
+        // keyspace its predecessor did.
+        if (view->tokens->generation() != cached_generation || keyspace != cached_keyspace) {
+            cached_generation = view->tokens->generation();
+            cached_keyspace.assign(keyspace);
+            cached_table = view->tokens->table(keyspace);
+        }
+        const auto* table = cached_table;
+        if (!table) return;
+        for (auto i : view->tokens->replicas(*table, cluster::token_of(view->tokens->kind(), key))) {
+            if (i >= view->hosts.size()) continue;
+            if (std::find(view->local.begin(), view->local.end(), i) == view->local.end()) continue;
+            plan.replicas.push_back(i);
+        }
+    }
+
+    // A conditional statement, or one at a serial consistency (a Paxos read).
+    bool is_lwt(const bound_statement* bound) const {
+        const auto cl = req->options().cl;
+        if (cl && (*cl == consistency::serial || *cl == consistency::local_serial)) return true;
+        if (bound) return bound->prepared().conditional;
+        if (const auto* s = std::get_if<statement>(&req->what)) return policy::is_conditional(s->query());
+        return false;
+    }
+
+    // The next node of the shared plan: each node at most once per request, whichever execution asks.
+    const host_conns* next_host() noexcept {
+        if (plan_ended) return nullptr;
+        std::uint32_t i = query_plan::end;
+        if (pinned) i = plan.pos < plan.replicas.size() ? plan.replicas[plan.pos++] : query_plan::end;
+        else i = impl->lb->next(*view, plan);
+        if (i == query_plan::end || i >= view->hosts.size() || !view->hosts[i]) {
+            plan_ended = true;
+            return nullptr;
+        }
+        return view->hosts[i].get();
+    }
+
+    // ---- attempts
+    void attempt(execution& x) {
+        auto& d = req->diagnostics;
+        if (impl->closing.load(std::memory_order_relaxed)) return fail(x, client_errc::session_closed, impl->closed_reason());
+        const std::size_t recorded = d.attempts.size();
+        for (;;) {
+            const host_conns* h = x.same_host ? x.host : next_host();
+            x.same_host = false;
+            if (!h) break;
+            x.host = h;
+            d.host = h->name();
+            auto* c = h->pick();
+            if (!c) {
+                not_sent(x, client_errc::connection_closed_unsent, "no open connection to the host");
+                continue;
+            }
+            if (cancelled) return fail(x, asio::error::operation_aborted, "cancelled by the application");
+            protocol::byte_buffer* f = &frame;
+            if (frame_version == 0 && !x.downgraded) {
+                if (auto ec = encode(frame, *c)) return fail(x, ec, fmt::format("cannot encode the request: {}", ec.message()));
+                frame_version = c->version();
+            } else if (frame_version != c->version() || x.downgraded) {
+                // Another version (a mixed cluster), or another consistency: this execution's own frame.
+                if (x.own_version != c->version() || x.downgraded) {
+                    if (auto ec = encode(x.own, *c)) return fail(x, ec, fmt::format("cannot encode the request: {}", ec.message()));
+                    x.own_version = c->version();
+                }
+                f = &x.own;
+            }
+            x.conn = c;
+            x.active = true;
+            x.current = f;
+            submit(x, *f);
+            return;
+        }
+        // The plan has no node left for this execution.
+        if (x.index > 0 && x.tries == 0 && d.attempts.size() == recorded) {
+            x.active = false;  // a speculative execution that found no node: it never began
+            return;
+        }
+        if (last_error) {
+            // A retry found no other node: the execution fails with the error that asked for the retry.
+            d.attempts.back().message += " (no other node to retry on)";
+            d.host = d.attempts.back().host;
+            return end_execution(x, last_error, last_server ? &*last_server : nullptr);
+        }
+        if (d.attempts.empty())
+            d.attempts.push_back({d.host, client_errc::no_host_available,
+                                  "no node is up in the query plan (local datacenter: " + impl->local_dc + ")"});
+        end_execution(x, client_errc::no_host_available, nullptr);
+    }
+
+    error_code encode(protocol::byte_buffer& out, const conn_t& c) {
+        out.clear();
+        auto ctx = impl->encoding();
+        ctx.version = c.version();
+        ctx.compression = c.frame_compression();
+        ctx.default_timestamp = write_timestamp;
+        return std::visit([&](const auto& s) { return session_detail::encode_statement(ctx, s, out); }, req->what);
+    }
+
+    // Only a cancellable (or hedged) request pays for cancellation at the connection. An attempt timeout
+    // shortens this attempt's deadline, not the request's.
+    void submit(execution& x, protocol::byte_buffer& f) {
+        const auto slot = user_slot.is_connected() || hedging ? x.signal.slot() : asio::cancellation_slot();
+        auto until = deadline;
+        if (const auto a = impl->params.attempt_timeout; a.count() > 0) until = std::min(deadline, clock::now() + a);
+        x.at_connection = true;
+        x.written = false;
+        ++owed;
+        x.conn->submit(conn_t::shared_frame(keep, &f), &x, slot, until, hedging);
+    }
+
+    // A node that never got the request: recorded, and the next node is free to take it.
+    void not_sent(execution& x, error_code ec, std::string why) {
+        auto& a = req->diagnostics.attempts.emplace_back(attempt_info{x.host ? x.host->name() : std::string(), ec, std::move(why),
+                                                                      request_outcome::not_sent, retry_action::retry_next_node});
+        stamp(a, x);
+        impl->counts.not_sent_moves.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    void stamp(attempt_info& a, execution& x) {
+        a.execution = x.index;
+        a.start = x.started;
+        a.end = clock::now();
+        x.started = a.end;  // the next attempt of this execution starts now
+    }
+
+    // What the statement is, for the outcome and the retry policy (read from its text only on failure).
+    bool is_read() const {
+        if (const auto* b = std::get_if<bound_statement>(&req->what)) return b->prepared().is_read;
+        if (const auto* s = std::get_if<statement>(&req->what)) return policy::is_read_statement(s->query());
+        return false;
+    }
+    bool is_idempotent() const {
+        if (const auto& flag = req->options().idempotent) return *flag;
+        if (const auto* b = std::get_if<bound_statement>(&req->what)) return b->prepared().idempotent;
+        if (const auto* s = std::get_if<statement>(&req->what)) return policy::infer_idempotence(s->query());
+        const auto& b = std::get<batch>(req->what);
+        if (b.kind() == batch_kind::counter) return false;
+        return std::all_of(b.entries().begin(), b.entries().end(), [](const auto& e) {
+            return std::visit([](const auto& s) -> bool {
+                if (const auto& flag = s.options().idempotent) return *flag;
+                if constexpr (std::is_same_v<std::decay_t<decltype(s)>, statement>) return policy::infer_idempotence(s.query());
+                else return s.prepared().idempotent;
+            }, e);
+        });
+    }
+    consistency current_consistency() const { return req->options().cl.value_or(impl->params.default_consistency); }
+
+    // An attempt that reached a node (or may have) failed: the retry policy decides what comes next.
+    void handle_failure(execution& x, error_code ec, protocol::error_response* server, bool was_written, std::string why) {
+        auto& d = req->diagnostics;
+        const auto outcome = classify_failure(ec, server, was_written, !is_read());
+        auto& a = d.attempts.emplace_back(attempt_info{x.host ? x.host->name() : d.host, ec, std::move(why), outcome, retry_action::rethrow});
+        stamp(a, x);
+        ++x.tries;
+        if (!x.retry) x.retry = impl->params.retry->new_state();
+        failed_attempt f;
+        f.ec = ec;
+        f.server = server;
+        f.outcome = outcome;
+        f.idempotent = is_idempotent();
+        f.cl = current_consistency();
+        f.retries = d.retries;
+        const auto decision = x.retry->decide(f);
+        if (decision.what == retry_action::rethrow) return end_execution(x, ec, server);
+        if (decision.what == retry_action::ignore) {
+            a.decision = retry_action::ignore;
+            impl->counts.ignored.fetch_add(1, std::memory_order_relaxed);
+            return complete({}, result_builder::failed(std::move(d)));
+        }
+        const auto now = clock::now();
+        if (x.tries >= impl->params.max_attempts) {
+            impl->counts.attempts_exhausted.fetch_add(1, std::memory_order_relaxed);
+            a.message += fmt::format(" (not retried: max_attempts {} reached)", impl->params.max_attempts);
+            return end_execution(x, ec, server);
+        }
+        if (cancelled) return end_execution(x, ec, server);
+        if (now + decision.delay >= deadline) {
+            a.message += " (not retried: the request's deadline would pass first)";
+            return end_execution(x, ec, server);
+        }
+        if (!impl->retries->try_withdraw(now)) {
+            impl->counts.budget_denials.fetch_add(1, std::memory_order_relaxed);
+            a.message += " (not retried: the session's retry budget is spent)";
+            return end_execution(x, ec, server);
+        }
+        a.decision = decision.what;
+        ++d.retries;
+        count_retry(ec, was_written);
+        last_error = ec;
+        if (server) last_server = std::move(*server);
+        else last_server.reset();
+        if (decision.cl && *decision.cl != current_consistency()) {
+            std::visit([&](auto& st) { st.options().cl = *decision.cl; }, req->what);
+            d.downgraded_to = *decision.cl;
+            x.downgraded = true;  // encoded again, into its own frame, at the new consistency (and the same timestamp)
+        }
+        x.same_host = decision.what == retry_action::retry_same_node;
+        if (decision.delay.count() <= 0) return attempt(x);
+        x.backoff = std::make_unique<asio::steady_timer>(impl->ex, decision.delay);
+        ++owed;
+        x.backoff->async_wait([this, &x](error_code tec) {
+            entry e(*this);
+            --owed;
+            if (done) return;
+            if (tec || cancelled) return fail(x, asio::error::operation_aborted, "cancelled by the application during a retry's backoff");
+            x.started = clock::now();
+            attempt(x);
+        });
+    }
+
+    void count_retry(error_code ec, bool was_written) {
+        auto& c = impl->counts;
+        c.retries.fetch_add(1, std::memory_order_relaxed);
+        auto* which = ec == server_errc::read_timeout    ? &c.read_timeout
+                      : ec == server_errc::write_timeout ? &c.write_timeout
+                      : ec == server_errc::unavailable   ? &c.unavailable
+                      : &ec.category() == &server_category() ? &c.overloaded
+                      : was_written                      ? &c.connection_lost
+                                                         : nullptr;
+        if (which) which->fetch_add(1, std::memory_order_relaxed);
+    }
+
+    // Fails this execution at once with this attempt's error (no retry): `was_written` says whether the
+    // node may have executed it.
+    void fail(execution& x, error_code ec, std::string why, bool was_written = false) {
+        const auto outcome = was_written ? classify_failure(ec, nullptr, true, !is_read()) : request_outcome::not_sent;
+        auto& a = req->diagnostics.attempts.emplace_back(
+            attempt_info{x.host ? x.host->name() : req->diagnostics.host, ec, std::move(why), outcome, retry_action::rethrow});
+        stamp(a, x);
+        // The application's cancellation and the deadline end the request, whatever else runs.
+        if (ec == asio::error::operation_aborted || ec == client_errc::request_timeout || ec == client_errc::session_closed)
+            return finish(ec, nullptr);
+        end_execution(x, ec, nullptr);
+    }
+
+    // An execution is over without an answer. The request fails when no other execution runs on.
+    void end_execution(execution& x, error_code ec, protocol::error_response* server) {
+        x.active = false;
+        for (std::size_t i = 0; i < exec_count; ++i)
+            if (execs[i].active) return;  // the request waits for the others
+        finish(ec, server);
+    }
+
+    // Fails the request: the worst outcome of its attempts, the server's error if it was one.
+    void finish(error_code ec, protocol::error_response* server) {
+        if (done) return;
+        auto& d = req->diagnostics;
+        d.outcome = request_outcome::not_sent;
+        for (const auto& a : d.attempts)
+            if (a.outcome != request_outcome::succeeded) d.outcome = std::max(d.outcome, a.outcome);
+        if (server) d.server = std::move(*server);
+        impl->counts.failed_by_outcome[static_cast<std::size_t>(d.outcome)].fetch_add(1, std::memory_order_relaxed);
+        complete(ec, result_builder::failed(std::move(d)));
+    }
+
+    // ---- callbacks
+    void on_frame(execution& x, const protocol::frame_header& h, protocol::bytes_view body) {
+        entry e(*this);
+        --owed;
+        x.at_connection = false;
+        if (done) return;  // a loser's answer: dropped
+        auto& d = req->diagnostics;
+        auto f = std::make_shared<result_builder::owned_response>(h, body);
+        if (f->failure) return fail(x, f->failure, fmt::format("malformed answer: {}", f->failure.message()), true);
+        if (x.repreparing) {
+            x.repreparing = false;
+            if (auto* er = std::get_if<protocol::error_response>(&f->message.body)) {
+                auto& a = d.attempts.emplace_back(attempt_info{x.host->name(), er->code_as_error(), "preparing again after UNPREPARED: " + er->message,
+                                                               request_outcome::rejected, retry_action::rethrow});
+                stamp(a, x);
+                return end_execution(x, er->code_as_error(), er);
+            }
+            return submit(x, *x.current);
+        }
+        if (auto* er = std::get_if<protocol::error_response>(&f->message.body)) {
+            if (er->code == static_cast<std::int32_t>(server_errc::unprepared) && reprepare(x, *er)) return;
+            const auto code = er->code_as_error();
+            auto message = er->message;
+            return handle_failure(x, code, er, true, std::move(message));
+        }
+        if (!std::holds_alternative<protocol::result_response>(f->message.body))
+            return fail(x, protocol_errc::unexpected_opcode, "the answer is not a RESULT", true);
+        const prepared_data* prepared = nullptr;
+        if (const auto* b = std::get_if<bound_statement>(&req->what)) prepared = &b->prepared();
+        auto& a = d.attempts.emplace_back(attempt_info{x.host->name(), {}, {}, request_outcome::succeeded, retry_action::completed});
+        stamp(a, x);
+        d.host = a.host;
+        // The first execution's first attempt, unhedged: what adaptive speculation learns from.
+        if (first_latencies && x.index == 0 && exec_count == 1 && x.tries == 0) first_latencies->record(a.end - a.start);
+        if (x.index > 0) impl->counts.speculative_wins.fetch_add(1, std::memory_order_relaxed);
+        for (std::size_t i = 0; i < exec_count; ++i) {  // the executions this answer beat
+            const auto& o = execs[i];
+            if (&o == &x || !o.at_connection) continue;
+            auto& lost = d.attempts.emplace_back(attempt_info{o.host ? o.host->name() : std::string(), asio::error::operation_aborted,
+                                                              "another execution answered first",
+                                                              o.written ? (is_read() ? request_outcome::failed : request_outcome::maybe_applied)
+                                                                        : request_outcome::not_sent,
+                                                              retry_action::abandoned});
+            lost.execution = o.index;
+            lost.start = o.started;
+            lost.end = a.end;
+        }
+        try {
+            auto r = result_builder::from(std::move(f), prepared, std::move(d));
+            complete({}, std::move(r));
+        } catch (const cqlcoro::error& bad) {  // rows that do not match their metadata
+            fail(x, bad.boost_code(), bad.what(), true);
+        }
+    }
+
+    void on_failure(execution& x, error_code ec, bool was_written) {
+        entry e(*this);
+        --owed;
+        x.at_connection = false;
+        x.repreparing = false;
+        if (done) return;  // a loser, cancelled
+        if (impl->closing.load(std::memory_order_relaxed)) {
+            if (ec == client_errc::connection_closed_sent)
+                return fail(x, ec, impl->closed_reason() + " after the request was written: it may or may not have been executed", true);
+            if (ec != asio::error::operation_aborted && ec != client_errc::request_timeout)
+                return fail(x, client_errc::session_closed, impl->closed_reason() + " before the request was written: it was not executed");
+        }
+        if (ec == client_errc::connection_closed_unsent || ec == client_errc::connection_draining || ec == client_errc::too_many_requests) {
+            not_sent(x, ec, ec.message());
+            return attempt(x);  // not executed: the next host may take it
+        }
+        if (ec == asio::error::operation_aborted) return fail(x, ec, "cancelled by the application", was_written);
+        if (ec == client_errc::request_timeout) {
+            if (clock::now() >= deadline) {
+                const auto why = req->deadline ? std::string("the request's deadline passed before an answer came")
+                                               : fmt::format("no response within {} ms", timeout.count());
+                return fail(x, ec, why, was_written);
+            }
+            // Only this attempt's time ran out (attempt_timeout): a lost attempt, for the policy to judge.
+            return handle_failure(x, ec, nullptr, was_written,
+                                  fmt::format("no response within the attempt timeout of {} ms", impl->params.attempt_timeout.count()));
+        }
+        auto [cause, text] = x.conn->failure();
+        handle_failure(x, ec, nullptr, was_written, text.empty() ? ec.message() : std::move(text));
+    }
+
+    // The frame went out: the next speculative execution's delay counts from now.
+    void on_written(execution& x) {
+        entry e(*this);
+        x.written = true;
+        if (done || !hedging || hedge_armed || cancelled || x.index + 1 != exec_count || exec_count >= max_executions) return;
+        const auto delay = impl->params.speculative_execution->delay(exec_count, first_latencies);
+        if (!delay || clock::now() + *delay >= deadline) return;
+        if (!hedge || hedge->get_executor() != impl->ex) hedge.emplace(impl->ex);
+        hedge->expires_after(*delay);
+        hedge_armed = true;
+        ++owed;
+        hedge->async_wait([this](error_code ec) {
+            entry e2(*this);
+            --owed;
+            hedge_armed = false;
+            if (ec || done || cancelled) return;
+            speculate();
+        });
+    }
+
+    // The hedge fired: the same request on the next node of the plan, if the budget allows.
+    void speculate() {
+        if (exec_count >= max_executions) return;
+        const auto* h = next_host();
+        if (!h) return;  // no node left to hedge on
+        if (!impl->retries->try_withdraw(clock::now())) {
+            impl->counts.speculative_denials.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        auto& x = execs[exec_count++];
+        x.reset(this, exec_count - 1);
+        x.host = h;
+        x.same_host = true;  // its first attempt goes to the node just taken from the plan
+        x.started = clock::now();
+        ++req->diagnostics.speculative_executions;
+        impl->counts.speculative.fetch_add(1, std::memory_order_relaxed);
+        attempt(x);
+    }
+
+    void on_cancel(asio::cancellation_type t) {
+        entry e(*this);
+        if (done) return;
+        cancelled = true;
+        if (hedge_armed) hedge->cancel();
+        bool waiting = false;
+        for (std::size_t i = 0; i < exec_count; ++i) {
+            auto& x = execs[i];
+            if (x.at_connection) {
+                x.signal.emit(t);  // reaches the connection, which answers with operation_aborted
+                waiting = true;
+            } else if (x.backoff && x.active) {
+                x.backoff->cancel();
+                waiting = true;
+            }
+        }
+        if (!waiting) finish(asio::error::operation_aborted, nullptr);
+    }
+
+    // UNPREPARED: the node lost the statement (it restarted, or never had it). PREPARE it there again
+    // and send the request once more, on the same connection; the application sees nothing of it.
+    bool reprepare(execution& x, const protocol::error_response& er) {
+        if (x.reprepared || cancelled) return false;
+        const auto* u = std::get_if<unprepared_error>(&er.detail);
+        const auto* p = u ? prepared_with(u->id) : nullptr;
+        if (!p) return false;
+        x.aux.clear();
+        auto ctx = impl->encoding();
+        ctx.version = x.conn->version();
+        ctx.compression = x.conn->frame_compression();
+        if (session_detail::encode_prepare(ctx, p->query, "", x.aux)) return false;
+        x.reprepared = x.repreparing = true;
+        submit(x, x.aux);
+        return true;
+    }
+
+    // The statement of the request that has this prepared id (a batch may hold several).
+    const prepared_data* prepared_with(const std::vector<std::uint8_t>& id) const {
+        if (const auto* b = std::get_if<bound_statement>(&req->what)) return b->prepared().id == id ? &b->prepared() : nullptr;
+        if (const auto* b = std::get_if<batch>(&req->what))
+            for (const auto& e : b->entries())
+                if (const auto* s = std::get_if<bound_statement>(&e); s && s->prepared().id == id) return &s->prepared();
+        return nullptr;
+    }
+
+    // ---- completion (under the mutex): stops the other executions and stages the handler's call
+    void complete(error_code ec, result r) {
+        if (done) return;
+        done = true;
+        if (hedge_armed) hedge->cancel();
+        for (std::size_t i = 0; i < exec_count; ++i) {
+            auto& x = execs[i];
+            if (x.at_connection) {
+                x.signal.emit(asio::cancellation_type::terminal);  // never written, or its answer dropped
+            } else if (x.backoff && x.active) {
+                x.backoff->cancel();
+            }
+            x.active = false;
+        }
+        if (user_slot.is_connected()) user_slot.clear();
+        user_slot = {};
+        staged = true;
+        out_handler = std::move(handler);
+        out_ec = ec;
+        out_result.emplace(std::move(r));
+        out_inline = !initiating;
+        view.reset();
+        req.reset();
+    }
+
+    // A schema change through the session: the schema is read again and the nodes' agreement awaited
+    // (within the request's deadline) before the application sees the result, as the Java driver does.
+    static void after_schema_change(std::shared_ptr<session_impl> s, erased_handler h, result r, clock::time_point deadline);
+
+    // The pool: per thread, bounded. An object whose frame a connection still references (the write
+    // that carried it has not completed yet, or it is queued behind a cancellation) stays in the pool
+    // until it is free; the last few released are looked at.
+    static std::vector<std::shared_ptr<request_op>>& pool() {
+        thread_local std::vector<std::shared_ptr<request_op>> free;
+        return free;
+    }
+    static std::shared_ptr<request_op> take() {
+        auto& free = pool();
+        const std::size_t n = free.size(), look = std::min<std::size_t>(n, 4);
+        // The newest (still warm in the cache), then the oldest (most likely let go by now).
+        for (std::size_t i = 0; i < 2 * look; ++i) {
+            auto& candidate = free[i < look ? n - 1 - i : i - look];
+            if (candidate.use_count() != 1) continue;
+            std::swap(candidate, free.back());
+            auto op = std::move(free.back());
+            free.pop_back();
+            return op;
+        }
+        return std::make_shared<request_op>();
+    }
+    static void release(std::shared_ptr<request_op> op) {
+        auto& free = pool();
+        if (free.size() < 4096) free.push_back(std::move(op));
+    }
+};
+
+void execution::on_frame(const protocol::frame_header& h, protocol::bytes_view body) { op->on_frame(*this, h, body); }
+void execution::on_failure(error_code ec, bool was_written) { op->on_failure(*this, ec, was_written); }
+void execution::on_written() { op->on_written(*this); }
+
+void request_op::after_schema_change(std::shared_ptr<session_impl> s, erased_handler h, result r, clock::time_point deadline) {
+    auto handler = std::make_shared<erased_handler>(std::move(h));
+    auto change = *r.schema_change();
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+    const auto wait = std::min(s->params.schema_agreement_timeout, std::max(left, std::chrono::milliseconds(0)));
+    auto work = [](std::shared_ptr<session_impl> s, schema_change_info c, result r, std::chrono::milliseconds wait) -> asio::awaitable<result> {
+        bool agreed = false;
+        try {
+            if (wait.count() > 0) agreed = co_await s->wait_schema_agreement(wait);
+            protocol::schema_change changed{c.change_type, c.target, c.keyspace, c.name, c.arg_types};  // named: GCC 12
+            co_await s->refresh_schema_element(changed);
+        } catch (const cqlcoro::error&) {
+            // the control connection is being replaced; the refresh comes with the new one
+        }
+        result_builder::agreed(r, agreed);
+        co_return r;
+    };
+    asio::co_spawn(s->strand, work(s, std::move(change), std::move(r), wait), [s, handler](std::exception_ptr, result out) {
+        handler->complete(s->ex, false, {}, std::move(out));
+    });
+}
+
+}  // namespace
+
+void launch_request(std::shared_ptr<session_impl> s, request r, erased_handler h) {
+    auto op = request_op::take();
+    auto* raw = op.get();
+    raw->keep = std::move(op);
+    raw->begin(std::move(s), std::move(r), std::move(h));
+}
+
+}  // namespace cqlcoro::detail
