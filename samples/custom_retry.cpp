@@ -1,10 +1,12 @@
-// The application's own retry policy and its own middleware, in the session's chain.
+// The application's own policies and its own middleware, in the session's chain.
 //
 //   custom_retry [host=127.0.0.1]
 //
-// The policy retries read timeouts on the next node (a slow replica set may answer elsewhere), up to
-// twice, and leaves every other decision to the built-in default policy. The middleware prints each
-// failed request's outcome and the attempts it took.
+// The retry policy retries read timeouts on the next node (a slow replica set may answer elsewhere), up
+// to twice, and leaves every other decision to the built-in default policy. The load balancing policy
+// tries the local nodes in a fixed order (the first listed is the primary, the others are standbys),
+// after the partition's replicas. Speculative execution hedges idempotent requests after 200 ms. The
+// middleware prints each failed request's outcome and the attempts it took.
 #include <cqlcoro/session.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -12,6 +14,8 @@
 #include <boost/asio/io_context.hpp>
 
 #include <fmt/format.h>
+
+#include <algorithm>
 
 namespace asio = boost::asio;
 
@@ -32,6 +36,36 @@ private:
     cqlcoro::default_retry_policy fallback_;
 };
 
+// Replicas first (in ring order), then the local nodes in the order of the view, never rotated; remote
+// nodes last. The default policy's distances.
+class primary_first final : public cqlcoro::load_balancing_policy {
+public:
+    cqlcoro::node_distance distance(const cqlcoro::node& n, std::string_view local_dc, std::size_t remote_before) const override {
+        return fallback_.distance(n, local_dc, remote_before);
+    }
+    void start(const cqlcoro::plan_nodes&, cqlcoro::query_plan& plan) const override { plan.stage = plan.pos = 0; }
+    std::uint32_t next(const cqlcoro::plan_nodes& v, cqlcoro::query_plan& plan) const override {
+        // One list after the other: replicas, local, remote; a node already given is skipped.
+        for (;;) {
+            const std::vector<std::uint32_t>* list = plan.stage == 1 ? &v.local : plan.stage == 2 ? &v.remote : nullptr;
+            const std::size_t size = plan.stage == 0 ? plan.replicas.size() : list ? list->size() : 0;
+            if (plan.stage > 2) return cqlcoro::query_plan::end;
+            if (plan.pos >= size) {
+                ++plan.stage;
+                plan.pos = 0;
+                continue;
+            }
+            const auto i = plan.stage == 0 ? plan.replicas[plan.pos] : (*list)[plan.pos];
+            ++plan.pos;
+            if (plan.stage > 0 && std::find(plan.replicas.begin(), plan.replicas.end(), i) != plan.replicas.end()) continue;
+            return i;
+        }
+    }
+
+private:
+    cqlcoro::default_load_balancing_policy fallback_;
+};
+
 cqlcoro::middleware report_failures() {
     return [](cqlcoro::request& r, cqlcoro::next_layer next) -> asio::awaitable<cqlcoro::outcome> {
         auto o = co_await next(r);
@@ -50,12 +84,15 @@ asio::awaitable<void> run(asio::any_io_executor ex, std::string host) {
     cqlcoro::session_params p;
     p.contact_points = {host};
     p.retry = std::make_shared<reads_elsewhere>();
+    p.load_balancing = std::make_shared<primary_first>();
+    p.speculative_execution = std::make_shared<cqlcoro::constant_speculative_execution>(std::chrono::milliseconds(200));
     p.max_attempts = 3;
     p.attempt_timeout = std::chrono::seconds(2);  // a hung coordinator costs 2 s, not the whole 12 s
     auto session = co_await cqlcoro::session::connect(ex, p);
     session.add_middleware(report_failures());
     auto rs = co_await session.execute(cqlcoro::statement("SELECT release_version FROM system.local"));
-    fmt::print("release_version {}\n", rs.one().get<std::string>(0));
+    fmt::print("release_version {} (from {}, {} attempt(s))\n", rs.one().get<std::string>(0), rs.coordinator(),
+               rs.diagnostics().attempts.size());
     // A statement the server refuses: not retried (the default's table), outcome "failed".
     auto [ec, r] = co_await session.execute(cqlcoro::statement("SELECT nothing FROM system.local"), asio::as_tuple(asio::use_awaitable));
     const auto m = session.retry_metrics();

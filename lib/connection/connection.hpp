@@ -121,7 +121,28 @@ protected:
 
 using clock = std::chrono::steady_clock;
 
-class connection : public std::enable_shared_from_this<connection> {
+/// A request encoded once for a connection's version and compression (stream id 0: the connection writes
+/// the real one into its own copy of the header), shareable by retries and speculative executions.
+using shared_frame = std::shared_ptr<const protocol::byte_buffer>;
+
+/// What the session's request path needs of a connection: the connection below, or a test's fake node
+/// connection (test/unit/policy/request_handler_test.cpp drives the request path without sockets).
+class request_target {
+public:
+    virtual std::uint8_t version() const noexcept = 0;
+    virtual protocol::compression frame_compression() const noexcept = 0;
+    virtual connection_state state() const noexcept = 0;
+    virtual std::size_t in_flight() const noexcept = 0;
+    /// See connection::submit.
+    virtual void submit(shared_frame frame, request_sink* sink, asio::cancellation_slot slot, clock::time_point deadline,
+                        bool notify_written) = 0;
+    virtual std::pair<error_code, std::string> failure() const = 0;
+
+protected:
+    ~request_target() = default;
+};
+
+class connection final : public request_target, public std::enable_shared_from_this<connection> {
 public:
     /// Called on the connection's strand for each event pushed on stream -1.
     using event_handler = std::function<void(const response_frame&)>;
@@ -132,9 +153,7 @@ public:
     static asio::awaitable<std::shared_ptr<connection>> connect(asio::any_io_executor ex, connection_params params,
                                                                 event_handler on_event = {}, state_handler on_state = {});
 
-    /// A request encoded once for this connection's version and compression (stream id 0: the actor
-    /// writes the real one into its own copy of the header), shareable by retries and benchmarks.
-    using shared_frame = std::shared_ptr<const protocol::byte_buffer>;
+    using shared_frame = ::cqlcoro::connection::shared_frame;
     boost::system::result<shared_frame> encode(const protocol::request& req) const;
 
     /// Sends one request and completes with its response, void(error_code, response_frame). An ERROR
@@ -165,7 +184,7 @@ public:
     /// written). Safe to call from any thread.
     /// `notify_written`: call sink->on_written() once the frame is handed to the socket.
     void submit(shared_frame frame, request_sink* sink, asio::cancellation_slot slot, clock::time_point deadline,
-                bool notify_written = false);
+                bool notify_written = false) override;
 
     /// Stops taking requests, waits (at most `timeout`) for those in flight, then closes. Completes when
     /// the connection is closed.
@@ -173,19 +192,19 @@ public:
     /// Closes at once: requests in flight complete with connection_closed_sent / _unsent.
     void abort();
 
-    std::uint8_t version() const noexcept { return version_; }
+    std::uint8_t version() const noexcept override { return version_; }
     /// The body compression of request frames (v5 compresses segments instead, so none there).
-    protocol::compression frame_compression() const noexcept { return version_ < 5 ? compression_ : protocol::compression::none; }
+    protocol::compression frame_compression() const noexcept override { return version_ < 5 ? compression_ : protocol::compression::none; }
     const std::string& host() const noexcept { return host_; }
     /// Requests accepted and not yet completed (approximate from other threads; exact on the strand).
-    std::size_t in_flight() const noexcept { return load_.load(std::memory_order_relaxed); }
+    std::size_t in_flight() const noexcept override { return load_.load(std::memory_order_relaxed); }
     /// Stream ids held by abandoned requests whose late responses have not arrived.
     std::size_t orphans() const noexcept { return orphans_.load(std::memory_order_relaxed); }
     /// Requests handed to the socket so far (heartbeats included).
     std::uint64_t sent() const noexcept { return sent_.load(std::memory_order_relaxed); }
-    connection_state state() const noexcept { return state_.load(std::memory_order_acquire); }
+    connection_state state() const noexcept override { return state_.load(std::memory_order_acquire); }
     /// Why the connection drained or closed (empty while ready), with a description.
-    std::pair<error_code, std::string> failure() const;
+    std::pair<error_code, std::string> failure() const override;
 
     struct counters {
         std::uint64_t reads = 0;   ///< read calls that returned data

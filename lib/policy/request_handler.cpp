@@ -48,7 +48,7 @@ struct execution final : connection::request_sink {
     bool at_connection = false;  // an attempt's callback is owed
     bool written = false;      // the current attempt's frame went to the socket (tracked when hedging)
     const host_conns* host = nullptr;
-    conn_t* conn = nullptr;
+    connection::request_target* conn = nullptr;
     bool same_host = false;
     std::size_t tries = 0;     // attempts that reached a node
     std::unique_ptr<retry_state> retry;
@@ -103,7 +103,8 @@ struct request_op {
     std::optional<result> out_result;
     bool out_inline = false;
 
-    asio::cancellation_slot user_slot;
+    asio::cancellation_slot user_slot;  // the application's: cleared on its executor, just before its handler runs
+    std::uint64_t generation = 0;       // which use of this pooled object the application's slot handler is for
     bool cancelled = false;
     clock::time_point deadline;
     std::chrono::milliseconds timeout{0};
@@ -211,9 +212,10 @@ struct request_op {
             first_latencies = bound ? &bound->prepared().first_attempts : nullptr;
             hedging = impl->params.speculative_execution->delay(1, first_latencies).has_value();
         }
+        ++generation;
         user_slot = handler.cancellation_slot();
         if (user_slot.is_connected())
-            user_slot.assign([this](asio::cancellation_type t) { on_cancel(t); });
+            user_slot.assign([this, g = generation](asio::cancellation_type t) { on_cancel(g, t); });
         auto& x = execs[exec_count++];
         x.reset(this, 0);
         x.started = now;
@@ -322,7 +324,7 @@ struct request_op {
             if (!h) break;
             x.host = h;
             d.host = h->name();
-            auto* c = h->pick();
+            auto* c = h->pick_target();
             if (!c) {
                 not_sent(x, client_errc::connection_closed_unsent, "no open connection to the host");
                 continue;
@@ -363,7 +365,7 @@ struct request_op {
         end_execution(x, client_errc::no_host_available, nullptr);
     }
 
-    error_code encode(protocol::byte_buffer& out, const conn_t& c) {
+    error_code encode(protocol::byte_buffer& out, const connection::request_target& c) {
         out.clear();
         auto ctx = impl->encoding();
         ctx.version = c.version();
@@ -381,7 +383,7 @@ struct request_op {
         x.at_connection = true;
         x.written = false;
         ++owed;
-        x.conn->submit(conn_t::shared_frame(keep, &f), &x, slot, until, hedging);
+        x.conn->submit(connection::shared_frame(keep, &f), &x, slot, until, hedging);
     }
 
     // A node that never got the request: recorded, and the next node is free to take it.
@@ -561,6 +563,7 @@ struct request_op {
         auto& a = d.attempts.emplace_back(attempt_info{x.host->name(), {}, {}, request_outcome::succeeded, retry_action::completed});
         stamp(a, x);
         d.host = a.host;
+        const auto answered = a.end;  // `a` moves when the losers are recorded below
         // The first execution's first attempt, unhedged: what adaptive speculation learns from.
         if (first_latencies && x.index == 0 && exec_count == 1 && x.tries == 0) first_latencies->record(a.end - a.start);
         if (x.index > 0) impl->counts.speculative_wins.fetch_add(1, std::memory_order_relaxed);
@@ -574,7 +577,7 @@ struct request_op {
                                                               retry_action::abandoned});
             lost.execution = o.index;
             lost.start = o.started;
-            lost.end = a.end;
+            lost.end = answered;
         }
         try {
             auto r = result_builder::from(std::move(f), prepared, std::move(d));
@@ -654,9 +657,9 @@ struct request_op {
         attempt(x);
     }
 
-    void on_cancel(asio::cancellation_type t) {
+    void on_cancel(std::uint64_t g, asio::cancellation_type t) {
         entry e(*this);
-        if (done) return;
+        if (done || g != generation) return;  // too late: completed, or this object already serves another request
         cancelled = true;
         if (hedge_armed) hedge->cancel();
         bool waiting = false;
@@ -713,7 +716,9 @@ struct request_op {
             }
             x.active = false;
         }
-        if (user_slot.is_connected()) user_slot.clear();
+        // The application's slot is not cleared here, on a connection's strand: that would race with an
+        // emit on the application's executor. erased_handler clears it there, just before the handler runs;
+        // until then a late emit finds `done` (or another generation) and does nothing.
         user_slot = {};
         staged = true;
         out_handler = std::move(handler);

@@ -458,6 +458,7 @@ void session_impl::publish() {
         auto h = std::make_shared<host_conns>();
         h->info = p->info;
         h->connections = p->connections;
+        for (const auto& c : h->connections) h->targets.push_back(c.get());
         v->nodes.push_back(p->info);
         const bool usable = !h->connections.empty() && p->info->state() == node_state::up && !p->removed;
         if (usable) {

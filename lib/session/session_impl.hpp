@@ -32,6 +32,8 @@ namespace detail {
 struct host_conns {
     std::shared_ptr<node> info;
     std::vector<std::shared_ptr<conn_t>> connections;
+    /// The same connections as the request path sees them (a test puts fake ones here).
+    std::vector<connection::request_target*> targets;
 
     const std::string& name() const noexcept { return info->endpoint; }
     /// The open connection with the fewest requests in flight (ids reserved at submit count, so
@@ -44,6 +46,20 @@ struct host_conns {
             const auto load = c->in_flight();
             if (!best || load < best_load) {
                 best = c.get();
+                best_load = load;
+            }
+        }
+        return best;
+    }
+    /// pick(), for the request path.
+    connection::request_target* pick_target() const noexcept {
+        connection::request_target* best = nullptr;
+        std::size_t best_load = 0;
+        for (auto* c : targets) {
+            if (c->state() != connection::connection_state::ready) continue;
+            const auto load = c->in_flight();
+            if (!best || load < best_load) {
+                best = c;
                 best_load = load;
             }
         }
