@@ -268,15 +268,15 @@ public:
 
     template <class Token = default_token>
     auto execute(statement s, Token&& token = {}) {
-        return start(request{std::move(s), {}}, std::forward<Token>(token));
+        return start(request{std::move(s), {}, {}}, std::forward<Token>(token));
     }
     template <class Token = default_token>
     auto execute(bound_statement s, Token&& token = {}) {
-        return start(request{std::move(s), {}}, std::forward<Token>(token));
+        return start(request{std::move(s), {}, {}}, std::forward<Token>(token));
     }
     template <class Token = default_token>
     auto execute(batch b, Token&& token = {}) {
-        return start(request{std::move(b), {}}, std::forward<Token>(token));
+        return start(request{std::move(b), {}, {}}, std::forward<Token>(token));
     }
     template <class Token = default_token>
     auto execute(std::string query, Token&& token = {}) {

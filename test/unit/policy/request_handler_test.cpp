@@ -140,7 +140,7 @@ struct harness {
     // Starts `s`; the outcome lands in `out` when the io_context runs the handler.
     template <class Handler>
     void start(statement s, Handler h) {
-        detail::launch_request(impl, request{std::move(s), {}}, detail::erased_handler(std::move(h)));
+        detail::launch_request(impl, request{std::move(s), {}, {}}, detail::erased_handler(std::move(h)));
     }
     // The node (index) that got the request's first attempt.
     std::size_t first_node() const {
