@@ -36,6 +36,7 @@ struct fake_node final : connection::request_target {
         protocol::byte_buffer frame;  // copied, as a connection copies small frames when it queues them
         connection::request_sink* sink = nullptr;
         bool notify_written = false;
+        connection::clock::time_point deadline = connection::clock::time_point::max();
         std::shared_ptr<std::atomic<bool>> cancel_asked = std::make_shared<std::atomic<bool>>(false);
     };
     mutable std::mutex m;
@@ -48,12 +49,13 @@ struct fake_node final : connection::request_target {
     connection::connection_state state() const noexcept override { return connection::connection_state::ready; }
     std::size_t in_flight() const noexcept override { return 0; }
     std::pair<error_code, std::string> failure() const override { return {client_errc::connection_closed_sent, "the fake node closed"}; }
-    void submit(connection::shared_frame frame, connection::request_sink* sink, asio::cancellation_slot slot, connection::clock::time_point,
-                bool notify_written) override {
+    void submit(connection::shared_frame frame, connection::request_sink* sink, asio::cancellation_slot slot,
+                connection::clock::time_point deadline, bool notify_written) override {
         submitted s;
         s.frame.assign(frame->begin(), frame->end());
         s.sink = sink;
         s.notify_written = notify_written;
+        s.deadline = deadline;
         // As a connection does: a cancellation is only noted here; the sink hears of it later, once.
         if (slot.is_connected()) slot.assign([flag = s.cancel_asked](asio::cancellation_type) { flag->store(true); });
         std::lock_guard lock(m);
@@ -357,6 +359,9 @@ TEST_CASE("request handler: every request completes exactly once when answers, h
     session_params p;
     p.speculative_execution = std::make_shared<constant_speculative_execution>(0ms, 2);
     p.retry_budget = {.ratio = 10, .min_per_second = 1'000'000};
+    // A request whose every live execution waits at the slow node (retries ran the plan down to it)
+    // ends at its deadline, which the slow node enforces as a connection does; that races too.
+    p.request_timeout = 3s;
     harness h(3, p);
     constexpr int total = 2000;
     std::vector<std::atomic<int>> calls(total);
@@ -396,9 +401,23 @@ TEST_CASE("request handler: every request completes exactly once when answers, h
                         got = true;
                     }
                 }
-                if (!got) {  // idle: everything held gets its answer
-                    for (auto& x : held) settle(x);
-                    held.clear();
+                if (!got) {
+                    // Idle: the fast nodes answer everything held. The slow node only lets go of what
+                    // was cancelled (losers and the application's cancellations) or is past its
+                    // deadline, so however the threads are scheduled, its requests are still waiting
+                    // when their hedges fire.
+                    if (node != h.nodes[0].get()) {
+                        for (auto& x : held) settle(x);
+                        held.clear();
+                    } else {
+                        const auto now = connection::clock::now();
+                        std::erase_if(held, [&](fake_node::submitted& x) {
+                            if (x.cancel_asked->load()) settle(x);
+                            else if (x.deadline <= now) x.sink->on_failure(client_errc::request_timeout, true);
+                            else return false;
+                            return true;
+                        });
+                    }
                     continue;
                 }
                 if (s.cancel_asked->load() && k % 2) {
