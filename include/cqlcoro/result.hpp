@@ -6,6 +6,7 @@
 #include <cqlcoro/rows.hpp>
 #include <cqlcoro/value_types.hpp>
 
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -22,52 +23,52 @@ struct schema_change_info {
     std::vector<std::string> arg_types;
 };
 
+namespace detail {
+struct result_state;
+}
+
+/// An answer: immutable, and shared by its copies. Moving or copying one moves or copies one pointer;
+/// what it holds (the received frame, its rows' index, the diagnostics) lives in one allocation made
+/// when the answer arrived. A default-constructed result is empty: no rows, no diagnostics.
 class result {
 public:
     result() = default;
 
     /// Rows of this page (empty for statements that return none).
     rows_view rows() const noexcept;
-    std::size_t size() const noexcept { return page_ ? page_->size() : 0; }
+    std::size_t size() const noexcept;
     bool empty() const noexcept { return size() == 0; }
     /// The first row; throws cqlcoro::error (row_out_of_range) when there is none.
     row_view one() const;
     const std::vector<column_spec>& columns() const noexcept;
-    /// The page's rows with their owner: keep it to hold the rows beyond this result.
-    const std::optional<result_page>& page() const noexcept { return page_; }
+    /// The page's rows with their owner (the answer's memory): keep it to hold the rows beyond this
+    /// result. None when the answer carried no rows.
+    std::optional<result_page> page() const;
 
     /// The state to fetch the next page with (statement.paging_state(...)); empty on the last page.
-    std::span<const std::uint8_t> paging_state() const noexcept { return paging_state_; }
-    bool has_more_pages() const noexcept { return !paging_state_.empty(); }
+    std::span<const std::uint8_t> paging_state() const noexcept;
+    bool has_more_pages() const noexcept { return !paging_state().empty(); }
 
-    const std::vector<std::string>& warnings() const noexcept { return warnings_; }
+    const std::vector<std::string>& warnings() const noexcept;
     /// Set when the statement asked for tracing: the session id in system_traces.
-    const std::optional<uuid>& tracing_id() const noexcept { return tracing_id_; }
+    const std::optional<uuid>& tracing_id() const noexcept;
     /// The host that answered ("address:port").
-    const std::string& coordinator() const noexcept { return diagnostics_.host; }
+    const std::string& coordinator() const noexcept { return diagnostics().host; }
     /// The schema change a DDL statement made.
-    const std::optional<schema_change_info>& schema_change() const noexcept { return schema_change_; }
+    const std::optional<schema_change_info>& schema_change() const noexcept;
     /// The keyspace a USE statement switched to (empty otherwise).
-    const std::string& keyspace_set() const noexcept { return keyspace_set_; }
+    const std::string& keyspace_set() const noexcept;
     /// Every attempt the request made, and on failure the server's error.
-    const cqlcoro::diagnostics& diagnostics() const noexcept { return diagnostics_; }
+    const cqlcoro::diagnostics& diagnostics() const noexcept;
     /// For a schema change: whether every up node reported the same schema version before the result
     /// was handed back (session_params::schema_agreement_timeout); none for other results.
-    std::optional<bool> schema_in_agreement() const noexcept { return schema_agreement_; }
+    std::optional<bool> schema_in_agreement() const noexcept;
     /// The memory this result holds: the received frame and the index of its rows.
-    std::size_t memory_bytes() const noexcept { return memory_; }
+    std::size_t memory_bytes() const noexcept;
 
 private:
     friend struct result_builder;
-    std::optional<result_page> page_;
-    std::vector<std::uint8_t> paging_state_;
-    std::vector<std::string> warnings_;
-    std::optional<uuid> tracing_id_;
-    std::optional<schema_change_info> schema_change_;
-    std::string keyspace_set_;
-    std::optional<bool> schema_agreement_;
-    std::size_t memory_ = 0;
-    cqlcoro::diagnostics diagnostics_;
+    std::shared_ptr<detail::result_state> state_;  // never changed once the result is handed out
 };
 
 }  // namespace cqlcoro

@@ -253,6 +253,11 @@ public:
     std::size_t column(std::string_view name) const { return detail::column_position(*data_, name); }
 
 private:
+    friend class result;
+    struct indexed_t {};
+    // A page already indexed, owned through `data` (a result's page: no second pass over the cells).
+    result_page(indexed_t, std::shared_ptr<const detail::page_data> data) noexcept : data_(std::move(data)) {}
+
     std::shared_ptr<const detail::page_data> data_;
 };
 

@@ -82,7 +82,7 @@ struct execution final : connection::request_sink {
 
 constexpr std::size_t max_executions = 4;  // the first and up to three speculative ones
 
-struct request_op {
+struct request_op final : hedge_timer::entry {
     std::shared_ptr<request_op> keep;  // set while running: the pool's reference, handed back at the end
     std::shared_ptr<session_impl> impl;
     std::shared_ptr<const routing_view> view;  // the hosts and connections this request may use
@@ -117,10 +117,10 @@ struct request_op {
 
     std::array<execution, max_executions> execs;
     std::size_t exec_count = 0;
-    // Speculative execution: on for this request (idempotent, and the policy hedges), the timer.
+    // Speculative execution: on for this request (idempotent, and the policy hedges); armed: this
+    // request waits in the session's hedge timer (which then owes it a call of due()).
     bool hedging = false;
     bool hedge_armed = false;
-    std::optional<asio::steady_timer> hedge;
     latency_histogram* first_latencies = nullptr;  // the prepared statement's, when recorded
 
     std::optional<std::int64_t> write_timestamp;  // fixed once, so every attempt carries the same
@@ -159,7 +159,6 @@ struct request_op {
         if (done && owed == 0 && keep) {
             // Nothing is owed any more: timers go now (a pooled object must not outlive its io_context's
             // timers), the rest is reused.
-            hedge.reset();
             for (std::size_t i = 0; i < exec_count; ++i) {
                 execs[i].backoff.reset();
                 execs[i].retry.reset();
@@ -625,17 +624,18 @@ struct request_op {
         if (done || !hedging || hedge_armed || cancelled || x.index + 1 != exec_count || exec_count >= max_executions) return;
         const auto delay = impl->params.speculative_execution->delay(exec_count, first_latencies);
         if (!delay || clock::now() + *delay >= deadline) return;
-        if (!hedge || hedge->get_executor() != impl->ex) hedge.emplace(impl->ex);
-        hedge->expires_after(*delay);
         hedge_armed = true;
         ++owed;
-        hedge->async_wait([this](error_code ec) {
-            entry e2(*this);
-            --owed;
-            hedge_armed = false;
-            if (ec || done || cancelled) return;
-            speculate();
-        });
+        impl->hedges.arm(*this, clock::now() + *delay);
+    }
+
+    // The session's hedge timer: this request's delay ran out.
+    void due() override {
+        entry e(*this);
+        --owed;
+        hedge_armed = false;
+        if (done || cancelled) return;
+        speculate();
     }
 
     // The hedge fired: the same request on the next node of the plan, if the budget allows.
@@ -661,19 +661,32 @@ struct request_op {
         entry e(*this);
         if (done || g != generation) return;  // too late: completed, or this object already serves another request
         cancelled = true;
-        if (hedge_armed) hedge->cancel();
+        // The connections answer with operation_aborted, and a cancelled backoff ends its execution;
+        // with nothing in the air the request ends here.
+        if (!stop_executions(t, false)) finish(asio::error::operation_aborted, nullptr);
+    }
+
+    // Stops the hedge timer and every execution: a queued or written attempt hears `t` at its
+    // connection, a backoff is cancelled. `retire`: the executions end here (the request completed).
+    // True when some callback is still to come.
+    bool stop_executions(asio::cancellation_type t, bool retire) {
+        if (hedge_armed && impl->hedges.cancel(*this)) {  // else due() is on its way, and finds the request over
+            hedge_armed = false;
+            --owed;
+        }
         bool waiting = false;
         for (std::size_t i = 0; i < exec_count; ++i) {
             auto& x = execs[i];
             if (x.at_connection) {
-                x.signal.emit(t);  // reaches the connection, which answers with operation_aborted
+                x.signal.emit(t);  // never written, or its answer dropped
                 waiting = true;
             } else if (x.backoff && x.active) {
                 x.backoff->cancel();
                 waiting = true;
             }
+            if (retire) x.active = false;
         }
-        if (!waiting) finish(asio::error::operation_aborted, nullptr);
+        return waiting;
     }
 
     // UNPREPARED: the node lost the statement (it restarted, or never had it). PREPARE it there again
@@ -706,16 +719,7 @@ struct request_op {
     void complete(error_code ec, result r) {
         if (done) return;
         done = true;
-        if (hedge_armed) hedge->cancel();
-        for (std::size_t i = 0; i < exec_count; ++i) {
-            auto& x = execs[i];
-            if (x.at_connection) {
-                x.signal.emit(asio::cancellation_type::terminal);  // never written, or its answer dropped
-            } else if (x.backoff && x.active) {
-                x.backoff->cancel();
-            }
-            x.active = false;
-        }
+        stop_executions(asio::cancellation_type::terminal, true);
         // The application's slot is not cleared here, on a connection's strand: that would race with an
         // emit on the application's executor. erased_handler clears it there, just before the handler runs;
         // until then a late emit finds `done` (or another generation) and does nothing.

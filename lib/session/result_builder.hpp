@@ -11,13 +11,33 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace cqlcoro {
 
+namespace detail {
+
+// What a result holds. For an answer it lives inside the answer's own allocation (owned_response),
+// beside the frame its rows and paging state point into; a failed result has one of its own.
+struct result_state {
+    const page_data* page = nullptr;  // the rows' index, when the answer carried rows
+    std::vector<std::uint8_t> paging_state;
+    std::vector<std::string> warnings;
+    std::optional<uuid> tracing_id;
+    std::optional<schema_change_info> schema_change;
+    std::string keyspace_set;
+    std::optional<bool> schema_agreement;
+    std::size_t memory = 0;
+    cqlcoro::diagnostics diagnostics;
+};
+
+}  // namespace detail
+
 /// The result's parts from a response (the builder is a friend of result).
 struct result_builder {
-    // A received answer, decoded in place, and the index of its rows: one allocation, never moved (the
-    // message and the index point into `body`). A small body lives inline.
+    // A received answer, decoded in place, the index of its rows and the result's state: one
+    // allocation, never moved (the message and the index point into `body`). A small body lives inline.
     struct owned_response {
         owned_response(const protocol::frame_header& h, protocol::bytes_view raw) : body(raw.begin(), raw.end()) {
             auto m = protocol::decode_response(h, protocol::bytes_view(body.data(), body.size()));
@@ -31,42 +51,50 @@ struct result_builder {
         protocol::response message;
         error_code failure;  // the body did not decode
         std::optional<detail::page_data> page;
+        detail::result_state state;
     };
 
     static result from(std::shared_ptr<owned_response> f, const prepared_data* prepared, diagnostics d) {
-        result r;
-        r.diagnostics_ = std::move(d);
-        r.warnings_ = std::move(f->message.warnings);
+        auto& st = f->state;
+        st.diagnostics = std::move(d);
+        st.warnings = std::move(f->message.warnings);
         if (f->message.tracing_id) {
             uuid u;
             std::memcpy(u.data, f->message.tracing_id->data(), 16);
-            r.tracing_id_ = u;
+            st.tracing_id = u;
         }
         auto& body = std::get<protocol::result_response>(f->message.body).body;
         if (auto* rows = std::get_if<protocol::rows_result>(&body)) {
-            if (rows->metadata.paging_state) r.paging_state_ = *rows->metadata.paging_state;
+            if (rows->metadata.paging_state) st.paging_state = std::move(*rows->metadata.paging_state);
             // With skip_metadata the columns come from PREPARE (indexed once, shared); otherwise they move
             // out of the frame we own.
             const auto count = static_cast<std::size_t>(rows->row_count);
             auto set = rows->metadata.columns.empty() && prepared && !prepared->result_columns().empty()
                            ? prepared->result_set
                            : std::make_shared<const detail::column_set>(std::move(rows->metadata.columns));
-            // The page's index lives in the same allocation as the frame it points into.
+            // The page's index lives in the same allocation as the frame it points into; indexing
+            // throws cqlcoro::error when the cells do not match the metadata.
             f->page.emplace(std::move(set), count);
-            r.page_.emplace(std::shared_ptr<detail::page_data>(f, &*f->page), rows->content);
-            r.memory_ = sizeof(owned_response) + f->body.capacity() + f->page->cells.capacity() * sizeof(detail::cell);
+            (void)result_page(std::shared_ptr<detail::page_data>(f, &*f->page), rows->content);
+            st.page = &*f->page;
+            st.memory = sizeof(owned_response) + f->body.capacity() + f->page->cells.capacity() * sizeof(detail::cell);
         } else if (const auto* sc = std::get_if<protocol::schema_change_result>(&body)) {
-            r.schema_change_ = schema_change_info{sc->change.change_type, sc->change.target, sc->change.keyspace, sc->change.name,
+            st.schema_change = schema_change_info{sc->change.change_type, sc->change.target, sc->change.keyspace, sc->change.name,
                                                   sc->change.arg_types};
         } else if (const auto* ks = std::get_if<protocol::set_keyspace_result>(&body)) {
-            r.keyspace_set_ = ks->keyspace;
+            st.keyspace_set = ks->keyspace;
         }
+        result r;
+        r.state_ = std::shared_ptr<detail::result_state>(std::move(f), &st);
         return r;
     }
-    static void agreed(result& r, bool agreement) { r.schema_agreement_ = agreement; }
+    static void agreed(result& r, bool agreement) {
+        if (r.state_) r.state_->schema_agreement = agreement;
+    }
     static result failed(diagnostics d) {
         result r;
-        r.diagnostics_ = std::move(d);
+        r.state_ = std::make_shared<detail::result_state>();
+        r.state_->diagnostics = std::move(d);
         return r;
     }
 };

@@ -288,20 +288,6 @@ std::exception_ptr make_request_exception(error_code ec, const result& r) {
 
 }  // namespace detail
 
-row_view result::one() const {
-    return rows()[0];
-}
-
-rows_view result::rows() const noexcept {
-    static const result_page empty(std::vector<column_spec>{}, 0, {}, nullptr);
-    return page_ ? page_->rows() : empty.rows();
-}
-
-const std::vector<column_spec>& result::columns() const noexcept {
-    static const std::vector<column_spec> none;
-    return page_ ? page_->columns() : none;
-}
-
 namespace {
 
 // A failed result naming what the application did with an empty or closed session.

@@ -12,6 +12,7 @@
 #include "cluster/schema.hpp"
 #include "cluster/token_map.hpp"
 #include "connection/connection.hpp"
+#include "policy/hedge_timer.hpp"
 #include "session/encode.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -28,6 +29,23 @@ using conn_t = connection::connection;
 
 namespace detail {
 
+/// The open connection with the fewest requests in flight among `all` (`get` gives each one's pointer).
+template <class Range, class Get>
+auto least_loaded(const Range& all, Get get) noexcept {
+    decltype(get(*all.begin())) best = nullptr;
+    std::size_t best_load = 0;
+    for (const auto& c : all) {
+        auto* t = get(c);
+        if (t->state() != connection::connection_state::ready) continue;
+        const auto load = t->in_flight();
+        if (!best || load < best_load) {
+            best = t;
+            best_load = load;
+        }
+    }
+    return best;
+}
+
 /// A host as requests see it: fixed for one view.
 struct host_conns {
     std::shared_ptr<node> info;
@@ -38,33 +56,9 @@ struct host_conns {
     const std::string& name() const noexcept { return info->endpoint; }
     /// The open connection with the fewest requests in flight (ids reserved at submit count, so
     /// concurrent pickers see each other's requests).
-    conn_t* pick() const noexcept {
-        conn_t* best = nullptr;
-        std::size_t best_load = 0;
-        for (const auto& c : connections) {
-            if (c->state() != connection::connection_state::ready) continue;
-            const auto load = c->in_flight();
-            if (!best || load < best_load) {
-                best = c.get();
-                best_load = load;
-            }
-        }
-        return best;
-    }
-    /// pick(), for the request path.
-    connection::request_target* pick_target() const noexcept {
-        connection::request_target* best = nullptr;
-        std::size_t best_load = 0;
-        for (auto* c : targets) {
-            if (c->state() != connection::connection_state::ready) continue;
-            const auto load = c->in_flight();
-            if (!best || load < best_load) {
-                best = c;
-                best_load = load;
-            }
-        }
-        return best;
-    }
+    conn_t* pick() const noexcept { return least_loaded(connections, [](const auto& c) { return c.get(); }); }
+    /// The same choice among the request path's view of the connections.
+    connection::request_target* pick_target() const noexcept { return least_loaded(targets, [](auto* c) { return c; }); }
 };
 
 /// What the request path reads: immutable, replaced as a whole. The plan_nodes part is what load
@@ -151,10 +145,11 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     bool control_lost = false;
     asio::steady_timer readiness;  // cancelled whenever a pool's first attempt finishes
     std::mt19937_64 rng{std::random_device{}()};
+    hedge_timer hedges;  // every request's speculative execution delay
 
     explicit session_impl(asio::any_io_executor e)
         : ex(e), strand(asio::make_strand(e)), wake(strand, asio::steady_timer::time_point::max()),
-          readiness(strand, asio::steady_timer::time_point::max()) {}
+          readiness(strand, asio::steady_timer::time_point::max()), hedges(e) {}
 
     session_detail::encode_context encoding() const {
         return {.version = version, .compression = frame_compression, .default_cl = params.default_consistency,

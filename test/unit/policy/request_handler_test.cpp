@@ -16,6 +16,7 @@
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/matchers/catch_matchers_string.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -150,6 +151,22 @@ struct harness {
             if (nodes[i]->waiting()) return i;
         throw std::runtime_error("no node has a request");
     }
+    // Runs the io_context in short slices until a node not in `skip` has a submit waiting (a hedge
+    // fired, a backoff ended): that node's index, or nodes.size() if none came within two seconds.
+    std::size_t run_until_submit(std::initializer_list<std::size_t> skip = {}) {
+        for (int i = 0; i < 1000; ++i) {
+            for (std::size_t n = 0; n < nodes.size(); ++n)
+                if (std::find(skip.begin(), skip.end(), n) == skip.end() && nodes[n]->waiting()) return n;
+            io.run_for(2ms);
+            io.restart();
+        }
+        return nodes.size();
+    }
+    // Runs whatever is ready now (completions staged by the answers the test gave).
+    void poll() {
+        io.restart();
+        io.poll();
+    }
 };
 
 struct outcome_box {
@@ -176,8 +193,7 @@ TEST_CASE("request handler: UNAVAILABLE moves to the next node; every attempt is
     CHECK(second != first);
     auto b = h.nodes[second]->take();
     reply(b, void_answer());
-    h.io.restart();
-    h.io.poll();
+    h.poll();
     REQUIRE(box.got);
     CHECK_FALSE(box.got->first);
     const auto& d = box.got->second.diagnostics();
@@ -209,17 +225,13 @@ TEST_CASE("request handler: the hedge waits for the write, goes to another node,
     h.io.restart();
     CHECK(h.nodes[other]->waiting() == 0);
     a.sink->on_written();
-    for (int i = 0; i < 1000 && !h.nodes[other]->waiting(); ++i) {
-        h.io.run_for(2ms);
-        h.io.restart();
-    }
+    REQUIRE(h.run_until_submit({first}) == other);
     REQUIRE(h.nodes[other]->waiting() == 1);
     auto b = h.nodes[other]->take();
     CHECK(timestamp_of(a.frame) == timestamp_of(b.frame));  // one timestamp for every execution
     reply(b, void_answer());
     CHECK(a.cancel_asked->load());  // the winner cancels the loser at its connection
-    h.io.restart();
-    h.io.poll();
+    h.poll();
     REQUIRE(box.got);
     CHECK_FALSE(box.got->first);
     const auto& d = box.got->second.diagnostics();
@@ -232,8 +244,7 @@ TEST_CASE("request handler: the hedge waits for the write, goes to another node,
     CHECK(d.attempts[1].outcome == request_outcome::failed);  // written: a read, so nothing applied
     // The loser's connection settles it later, as a connection does; nothing more happens.
     a.sink->on_failure(asio::error::operation_aborted, true);
-    h.io.restart();
-    h.io.poll();
+    h.poll();
     CHECK(h.impl->counts.speculative_wins.load() == 1);
 }
 
@@ -247,33 +258,19 @@ TEST_CASE("request handler: a loser never written is cancelled before its write,
     auto a = h.nodes[first]->take();
     a.sink->on_written();
     // The first hedge: written; the second: still queued when the first execution answers.
-    fake_node::submitted b;
-    std::size_t second = 3;
-    for (int i = 0; i < 1000 && second == 3; ++i) {
-        h.io.run_for(2ms);
-        h.io.restart();
-        for (std::size_t n = 0; n < 3; ++n)
-            if (n != first && h.nodes[n]->waiting()) second = n;
-    }
-    REQUIRE(second != 3);
-    b = h.nodes[second]->take();
+    const auto second = h.run_until_submit({first});
+    REQUIRE(second < 3);
+    auto b = h.nodes[second]->take();
     b.sink->on_written();
-    std::size_t third = 3;
-    for (int i = 0; i < 1000 && third == 3; ++i) {
-        h.io.run_for(2ms);
-        h.io.restart();
-        for (std::size_t n = 0; n < 3; ++n)
-            if (n != first && n != second && h.nodes[n]->waiting()) third = n;
-    }
-    REQUIRE(third != 3);
+    const auto third = h.run_until_submit({first, second});
+    REQUIRE(third < 3);
     auto c = h.nodes[third]->take();  // queued, never written
     reply(a, void_answer());
     CHECK(b.cancel_asked->load());
     CHECK(c.cancel_asked->load());
     b.sink->on_failure(asio::error::operation_aborted, true);
     c.sink->on_failure(asio::error::operation_aborted, false);
-    h.io.restart();
-    h.io.poll();
+    h.poll();
     REQUIRE(box.got);
     const auto& d = box.got->second.diagnostics();
     CHECK(d.speculative_executions == 2);
@@ -292,8 +289,7 @@ TEST_CASE("request handler: a retry the budget denies fails the request with its
     h.start(statement(read_query), box.handler());
     auto a = h.nodes[h.first_node()]->take();
     reply(a, error_answer(server_errc::overloaded));
-    h.io.restart();
-    h.io.poll();
+    h.poll();
     REQUIRE(box.got);
     CHECK(box.got->first == server_errc::overloaded);
     const auto& d = box.got->second.diagnostics();
@@ -315,16 +311,14 @@ TEST_CASE("request handler: a retry whose backoff would end past the deadline is
         h.start(statement(read_query), box.handler());
         auto a = h.nodes[h.first_node()]->take();
         reply(a, error_answer(server_errc::overloaded));
-        h.io.restart();
-    h.io.poll();
+        h.poll();
         if (!box.got) {  // a short backoff: the retry waits on its timer
             ++retried;
             h.io.run_for(100ms);
             h.io.restart();
             for (auto& n : h.nodes)
                 while (n->waiting()) n->take().sink->on_failure(client_errc::request_timeout, false);
-            h.io.restart();
-    h.io.poll();
+            h.poll();
             continue;
         }
         ++refused;
@@ -348,8 +342,7 @@ TEST_CASE("request handler: a hedge that would start past the deadline is not ar
     h.io.restart();
     CHECK(h.nodes[1 - first]->total == 0);
     reply(a, void_answer());
-    h.io.restart();
-    h.io.poll();
+    h.poll();
     REQUIRE(box.got);
     CHECK_FALSE(box.got->first);
     CHECK(box.got->second.diagnostics().speculative_executions == 0);
