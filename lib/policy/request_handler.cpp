@@ -609,7 +609,13 @@ struct request_op final : hedge_timer::entry {
                                                : fmt::format("no response within {} ms", timeout.count());
                 return fail(x, ec, why, was_written);
             }
-            // Only this attempt's time ran out (attempt_timeout): a lost attempt, for the policy to judge.
+            // Only this attempt's time ran out (attempt_timeout). Still queued at its connection (a
+            // congested or dying one): never executed, so the next node takes it, free, as for a
+            // connection closed before the write. Written: a lost attempt, for the policy to judge.
+            if (!was_written) {
+                not_sent(x, ec, fmt::format("not written within the attempt timeout of {} ms", impl->params.attempt_timeout.count()));
+                return attempt(x);
+            }
             return handle_failure(x, ec, nullptr, was_written,
                                   fmt::format("no response within the attempt timeout of {} ms", impl->params.attempt_timeout.count()));
         }

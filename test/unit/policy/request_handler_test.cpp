@@ -281,6 +281,52 @@ TEST_CASE("request handler: a loser never written is cancelled before its write,
     CHECK(d.attempts[2].outcome == request_outcome::not_sent);  // queued only
 }
 
+TEST_CASE("request handler: an attempt timeout before the write moves on for free; after it, the policy judges") {
+    session_params p;
+    p.attempt_timeout = 50ms;
+    const char* append = "UPDATE ks.t SET l = l + [1] WHERE k = 1";  // not idempotent
+    struct case_t {
+        const char* query;
+        bool written;
+        bool moves;
+        request_outcome outcome;
+    };
+    for (const auto& c : {case_t{read_query, false, true, request_outcome::not_sent}, case_t{append, false, true, request_outcome::not_sent},
+                          case_t{read_query, true, true, request_outcome::failed}, case_t{append, true, false, request_outcome::maybe_applied}}) {
+        INFO(c.query << (c.written ? ", written" : ", still queued"));
+        harness h(2, p);
+        outcome_box box;
+        const auto before = connection::clock::now();
+        h.start(statement(c.query), box.handler());
+        const auto first = h.first_node();
+        auto a = h.nodes[first]->take();
+        CHECK(a.deadline <= connection::clock::now() + 50ms);  // the connection enforces the attempt's share
+        CHECK(a.deadline >= before + 50ms);
+        if (c.written) a.sink->on_written();
+        a.sink->on_failure(client_errc::request_timeout, c.written);  // as the connection does at that deadline
+        h.poll();
+        if (c.moves) {
+            REQUIRE(h.nodes[1 - first]->waiting() == 1);
+            reply(h.nodes[1 - first]->take(), void_answer());
+            h.poll();
+        }
+        REQUIRE(box.got);
+        const auto& d = box.got->second.diagnostics();
+        REQUIRE_FALSE(d.attempts.empty());
+        CHECK(d.attempts[0].outcome == c.outcome);
+        if (c.moves) {
+            CHECK_FALSE(box.got->first);
+            CHECK(d.attempts[0].decision == retry_action::retry_next_node);
+            CHECK(d.retries == (c.written ? 1u : 0u));  // a never-written attempt is not a retry
+            if (!c.written) CHECK_THAT(d.attempts[0].message, ContainsSubstring("not written within the attempt timeout of 50 ms"));
+        } else {
+            CHECK(box.got->first == client_errc::request_timeout);
+            CHECK(d.outcome == request_outcome::maybe_applied);
+            CHECK(h.nodes[1 - first]->total == 0);
+        }
+    }
+}
+
 TEST_CASE("request handler: a retry the budget denies fails the request with its error and outcome") {
     session_params p;
     p.retry_budget = {.ratio = 0, .min_per_second = 0};
