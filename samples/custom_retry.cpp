@@ -5,8 +5,9 @@
 // The retry policy retries read timeouts on the next node (a slow replica set may answer elsewhere), up
 // to twice, and leaves every other decision to the built-in default policy. The load balancing policy
 // tries the local nodes in a fixed order (the first listed is the primary, the others are standbys),
-// after the partition's replicas. Speculative execution hedges idempotent requests after 200 ms. The
-// middleware prints each failed request's outcome and the attempts it took.
+// after the partition's replicas. Speculative execution hedges idempotent requests after 200 ms. Two
+// middlewares sit in the chain: one within the deadline prints each failed request's outcome and the
+// attempts it took; one after `retry` sees every attempt on its node and counts them per node.
 #include <cqlcoro/session.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -16,6 +17,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
+#include <map>
 
 namespace asio = boost::asio;
 
@@ -80,7 +83,20 @@ cqlcoro::middleware report_failures() {
     };
 }
 
+// After `retry` in the chain: once per attempt, on the node the query plan chose.
+cqlcoro::middleware count_attempts(std::map<std::string, std::size_t>& per_node) {
+    return [&per_node](cqlcoro::request& r, cqlcoro::next_layer next) -> asio::awaitable<cqlcoro::outcome> {
+        const auto start = std::chrono::steady_clock::now();
+        auto o = co_await next(r);
+        ++per_node[r.diagnostics.host];
+        const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+        if (took > std::chrono::milliseconds(100)) fmt::print("[slow attempt] {} took {} ms on {}\n", r.text(), took.count(), r.diagnostics.host);
+        co_return o;
+    };
+}
+
 asio::awaitable<void> run(asio::any_io_executor ex, std::string host) {
+    std::map<std::string, std::size_t> attempts_per_node;
     cqlcoro::session_params p;
     p.contact_points = {host};
     p.retry = std::make_shared<reads_elsewhere>();
@@ -88,8 +104,9 @@ asio::awaitable<void> run(asio::any_io_executor ex, std::string host) {
     p.speculative_execution = std::make_shared<cqlcoro::constant_speculative_execution>(std::chrono::milliseconds(200));
     p.max_attempts = 3;
     p.attempt_timeout = std::chrono::seconds(2);  // a hung coordinator costs 2 s, not the whole 12 s
+    using layer = cqlcoro::built_in_layer;
+    p.chain = {layer::deadline, report_failures(), layer::speculative_execution, layer::retry, count_attempts(attempts_per_node)};
     auto session = co_await cqlcoro::session::connect(ex, p);
-    session.add_middleware(report_failures());
     auto rs = co_await session.execute(cqlcoro::statement("SELECT release_version FROM system.local"));
     fmt::print("release_version {} (from {}, {} attempt(s))\n", rs.one().get<std::string>(0), rs.coordinator(),
                rs.diagnostics().attempts.size());
@@ -99,6 +116,12 @@ asio::awaitable<void> run(asio::any_io_executor ex, std::string host) {
     fmt::print("retries {}, budget denials {}, failed requests that were not executed/failed/maybe applied: {}/{}/{}\n", m.retries,
                m.budget_denials, m.failed_by_outcome[0] + m.failed_by_outcome[1], m.failed_by_outcome[2], m.failed_by_outcome[3]);
     co_await session.close();
+    std::size_t attempts = 0;
+    for (const auto& [node, n] : attempts_per_node) {
+        fmt::print("attempts on {}: {}\n", node, n);
+        attempts += n;
+    }
+    if (attempts != 2) throw std::runtime_error(fmt::format("two requests of one attempt each, but {} attempts were counted", attempts));
     if (!ec || r.diagnostics().outcome != cqlcoro::request_outcome::failed) throw std::runtime_error("the invalid SELECT should have failed");
 }
 

@@ -10,12 +10,14 @@
 // default token awaits and throws cqlcoro::error with those diagnostics. Cancellation slots work: a
 // request not yet written is never sent; one already written completes with operation_aborted.
 //
-// Requests run through the application's middlewares (add_middleware), then the built-in chain: the
-// request timeout, the query plan (token-aware over datacenter-aware round robin) and the node attempt.
+// Requests run through the chain (cqlcoro/chain.hpp): the application's middlewares and the built-in
+// layers (the deadline, speculative execution, retries over the query plan, each node attempt) in the
+// order session_params::chain gives.
 // The session follows the cluster through a control connection: see cqlcoro/metadata.hpp.
 #pragma once
 
 #include <cqlcoro/auth.hpp>
+#include <cqlcoro/chain.hpp>
 #include <cqlcoro/detail/erased_handler.hpp>
 #include <cqlcoro/consistency.hpp>
 #include <cqlcoro/error.hpp>
@@ -149,6 +151,10 @@ struct session_params {
     /// written, the same request also goes to the next node of its plan; the first answer wins, the
     /// others are cancelled. Each speculative execution draws from the retry budget.
     std::shared_ptr<const speculative_execution_policy> speculative_execution = std::make_shared<no_speculative_execution>();
+
+    // ---- The chain (cqlcoro/chain.hpp): the application's middlewares among the built-in layers, which
+    // appear once each, in the order deadline, speculative_execution, retry.
+    std::vector<chain_member> chain = default_chain();
 };
 
 /// What the session's retries did, counted since it connected (each figure exact on its own).
@@ -180,34 +186,6 @@ struct host_metrics {
     /// Connections replaced because too many of their stream ids were orphaned (session_params::orphan_budget).
     std::uint64_t connections_replaced = 0;
 };
-
-/// A request as it travels through the middleware chain.
-struct request {
-    std::variant<statement, bound_statement, batch> what;
-    cqlcoro::diagnostics diagnostics;  ///< attempts so far
-    /// The request's one deadline, armed when it enters the chain (from the statement's timeout, else
-    /// the session's request_timeout): every call of `next` in a middleware shares it, with its
-    /// retries, backoffs, speculative executions and the wait for schema agreement.
-    std::optional<std::chrono::steady_clock::time_point> deadline;
-
-    const statement_options& options() const noexcept {
-        return std::visit([](const auto& s) -> const statement_options& { return s.options(); }, what);
-    }
-    /// The CQL text (the first statement's for a batch), for logs.
-    std::string_view text() const noexcept;
-
-};
-
-/// What a request comes to: an error code (and the result, which carries diagnostics either way).
-struct outcome {
-    error_code ec;
-    cqlcoro::result result;
-};
-
-using next_layer = std::function<asio::awaitable<outcome>(request&)>;
-/// A middleware: may look at or change the request, call `next` (or not, or several times), and look
-/// at or change the outcome. Errors travel as values.
-using middleware = std::function<asio::awaitable<outcome>(request&, next_layer next)>;
 
 namespace detail {
 
@@ -294,7 +272,8 @@ public:
     /// prepares of the same text share one PREPARE.
     asio::awaitable<prepared_statement> prepare(std::string query);
 
-    /// Adds a middleware in front of the built-in chain (call before executing requests).
+    /// Adds a middleware to the chain, within the deadline, after those already there and before
+    /// speculative execution: it sees each request once (call before executing requests).
     void add_middleware(middleware m);
 
     /// Stops taking requests, waits for those in flight (bounded by `timeout`), closes every connection.

@@ -22,7 +22,10 @@
 
 #include <cqlcoro/speculative_execution.hpp>
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/container/small_vector.hpp>
 
@@ -61,6 +64,11 @@ struct execution final : connection::request_sink {
     protocol::byte_buffer aux;         // a PREPARE sent again after UNPREPARED
     bool repreparing = false, reprepared = false;
     clock::time_point started{};
+    // With middlewares after `retry`, each attempt runs through them as a coroutine; its innermost `next`
+    // sends the request and waits here for the connection's answer.
+    asio::any_completion_handler<void(outcome)> waiter;
+    asio::any_io_executor waiter_ex;
+    bool layer_written = false;  // the layered attempt's frame may have reached the node
 
     void reset(request_op* o, std::size_t i) {
         op = o;
@@ -72,7 +80,8 @@ struct execution final : connection::request_sink {
         retry.reset();
         backoff.reset();
         own_version = 0;
-        downgraded = repreparing = reprepared = false;
+        downgraded = repreparing = reprepared = layer_written = false;
+        waiter = {};
     }
 
     void on_frame(const protocol::frame_header& h, protocol::bytes_view body) override;
@@ -329,6 +338,11 @@ struct request_op final : hedge_timer::entry {
                 continue;
             }
             if (cancelled) return fail(x, asio::error::operation_aborted, "cancelled by the application");
+            if (!impl->attempt_layers.empty()) {
+                x.conn = c;
+                x.active = true;
+                return run_layers(x);
+            }
             protocol::byte_buffer* f = &frame;
             if (frame_version == 0 && !x.downgraded) {
                 if (auto ec = encode(frame, *c)) return fail(x, ec, fmt::format("cannot encode the request: {}", ec.message()));
@@ -364,25 +378,153 @@ struct request_op final : hedge_timer::entry {
         end_execution(x, client_errc::no_host_available, nullptr);
     }
 
-    error_code encode(protocol::byte_buffer& out, const connection::request_target& c) {
+    error_code encode(protocol::byte_buffer& out, const connection::request_target& c) { return encode(out, c, req->what); }
+    error_code encode(protocol::byte_buffer& out, const connection::request_target& c, const decltype(request::what)& what) {
         out.clear();
         auto ctx = impl->encoding();
         ctx.version = c.version();
         ctx.compression = c.frame_compression();
         ctx.default_timestamp = write_timestamp;
-        return std::visit([&](const auto& s) { return session_detail::encode_statement(ctx, s, out); }, req->what);
+        return std::visit([&](const auto& s) { return session_detail::encode_statement(ctx, s, out); }, what);
+    }
+
+    // ---- attempts through the application's middlewares after `retry`
+    // This attempt's node and connection are chosen; the middlewares see a copy of the request (its
+    // attempts so far, this node in diagnostics.host, the attempt's deadline) and their outcome is the
+    // attempt's answer.
+    void run_layers(execution& x) {
+        auto q = std::make_shared<request>(request{req->what, req->diagnostics, attempt_until()});
+        ++owed;
+        x.layer_written = false;
+        auto work = through_layers(impl, this, &x, *q, 0);
+        asio::co_spawn(impl->ex, std::move(work), [this, &x, q](std::exception_ptr e, outcome o) { after_layers(x, e, std::move(o)); });
+    }
+
+    static asio::awaitable<outcome> through_layers(std::shared_ptr<session_impl> s, request_op* op, execution* x, request& q, std::size_t i) {
+        if (i < s->attempt_layers.size()) {
+            next_layer next = [s, op, x, i](request& r) { return through_layers(s, op, x, r, i + 1); };
+            auto layer = s->attempt_layers[i](q, std::move(next));  // named: GCC 12 mishandles temporaries in co_await
+            co_return co_await std::move(layer);
+        }
+        auto sent = send_awaitable(op, x, q, s->ex);
+        co_return co_await std::move(sent);
+    }
+
+    // Not a coroutine: GCC 12 destroys a capturing lambda temporary inside a co_await expression twice.
+    static asio::awaitable<outcome> send_awaitable(request_op* op, execution* x, request& q, asio::any_io_executor ex) {
+        return asio::async_initiate<const asio::use_awaitable_t<>, void(outcome)>(
+            [op, x, &q, ex](auto handler) { op->send_from_layers(*x, q, asio::any_completion_handler<void(outcome)>(std::move(handler)), ex); },
+            asio::use_awaitable);
+    }
+
+    // The innermost `next` after `retry`: the request as the middlewares pass it, to this attempt's node.
+    void send_from_layers(execution& x, request& q, asio::any_completion_handler<void(outcome)> h, asio::any_io_executor ex) {
+        entry e(*this);
+        if (done || x.waiter || x.at_connection) {
+            const error_code ec = done ? error_code(asio::error::operation_aborted) : error_code(asio::error::operation_not_supported);
+            diagnostics d;
+            d.attempts.push_back({x.host ? x.host->name() : std::string(), ec,
+                                  done ? "the request is over (another execution answered, or it was cancelled or timed out)"
+                                       : "next was called again before its first call for this attempt returned"});
+            asio::post(ex, [h = std::move(h), ec, d = std::move(d)]() mutable { std::move(h)(outcome{ec, result_builder::failed(std::move(d))}); });
+            return;
+        }
+        x.waiter = std::move(h);
+        x.waiter_ex = std::move(ex);
+        if (cancelled) return answer_layers(x, asio::error::operation_aborted, "cancelled by the application");
+        if (auto ec = encode(x.own, *x.conn, q.what)) return answer_layers(x, ec, fmt::format("cannot encode the request: {}", ec.message()));
+        x.own_version = x.conn->version();
+        x.current = &x.own;
+        submit(x, x.own, q.deadline);
+    }
+
+    // Hands the layered attempt its answer (posted: the middlewares never run under the request's mutex).
+    void resume_layers(execution& x, outcome o) {
+        auto h = std::move(x.waiter);
+        x.waiter = {};
+        asio::post(x.waiter_ex, [h = std::move(h), o = std::move(o)]() mutable { std::move(h)(std::move(o)); });
+    }
+    void answer_layers(execution& x, error_code ec, std::string why, const protocol::error_response* server = nullptr) {
+        diagnostics d;
+        d.host = x.host ? x.host->name() : std::string();
+        d.attempts.push_back({d.host, ec, std::move(why)});
+        if (server) d.server = *server;
+        resume_layers(x, outcome{ec, result_builder::failed(std::move(d))});
+    }
+
+    // An answer from the node, for the layered attempt: the result, or the error as an outcome. UNPREPARED
+    // is handled here, below the middlewares, as it is for any attempt.
+    void answer_layers(execution& x, const protocol::frame_header& h, protocol::bytes_view body) {
+        x.layer_written = true;
+        if (done) return answer_layers(x, asio::error::operation_aborted, "another execution answered first");
+        auto f = std::make_shared<result_builder::owned_response>(h, body);
+        if (f->failure) return answer_layers(x, f->failure, fmt::format("malformed answer: {}", f->failure.message()));
+        if (auto* er = std::get_if<protocol::error_response>(&f->message.body)) {
+            if (x.repreparing) {
+                x.repreparing = false;
+                return answer_layers(x, er->code_as_error(), "preparing again after UNPREPARED: " + er->message, er);
+            }
+            if (er->code == static_cast<std::int32_t>(server_errc::unprepared) && reprepare(x, *er)) return;
+            return answer_layers(x, er->code_as_error(), er->message, er);
+        }
+        if (x.repreparing) {
+            x.repreparing = false;
+            return submit(x, *x.current);
+        }
+        if (!std::holds_alternative<protocol::result_response>(f->message.body))
+            return answer_layers(x, protocol_errc::unexpected_opcode, "the answer is not a RESULT");
+        const prepared_data* prepared = nullptr;
+        if (const auto* b = std::get_if<bound_statement>(&req->what)) prepared = &b->prepared();
+        try {
+            diagnostics d;
+            d.host = x.host->name();
+            auto r = result_builder::from(std::move(f), prepared, std::move(d));
+            resume_layers(x, outcome{{}, std::move(r)});
+        } catch (const cqlcoro::error& bad) {  // rows that do not match their metadata
+            answer_layers(x, bad.boost_code(), bad.what());
+        }
+    }
+
+    // The middlewares returned the attempt's outcome: it goes where a connection's answer would.
+    void after_layers(execution& x, std::exception_ptr e, outcome o) {
+        entry en(*this);
+        --owed;
+        if (done) return;
+        if (e) {
+            std::string what = "a middleware after retry threw something that is not a std::exception";
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                what = fmt::format("a middleware after retry threw: {}", ex.what());
+            } catch (...) {
+            }
+            return fail(x, asio::error::fault, std::move(what), x.layer_written);
+        }
+        if (!o.ec) return succeed(x, std::move(o.result));
+        const auto& od = o.result.diagnostics();
+        std::string text = od.attempts.empty() || od.attempts.back().message.empty() ? o.ec.message() : od.attempts.back().message;
+        if (od.server && &o.ec.category() == &server_category()) {
+            auto server = *od.server;
+            return handle_failure(x, o.ec, &server, true, text.empty() ? server.message : std::move(text));
+        }
+        node_failed(x, o.ec, x.layer_written, std::move(text));
     }
 
     // Only a cancellable (or hedged) request pays for cancellation at the connection. An attempt timeout
     // shortens this attempt's deadline, not the request's.
-    void submit(execution& x, protocol::byte_buffer& f) {
-        const auto slot = user_slot.is_connected() || hedging ? x.signal.slot() : asio::cancellation_slot();
-        auto until = deadline;
-        if (const auto a = impl->params.attempt_timeout; a.count() > 0) until = std::min(deadline, clock::now() + a);
+    void submit(execution& x, protocol::byte_buffer& f, std::optional<clock::time_point> cap = {}) {
+        const auto slot = user_slot.is_connected() || hedging || x.waiter ? x.signal.slot() : asio::cancellation_slot();
+        auto until = attempt_until();
+        if (cap) until = std::min(until, *cap);
         x.at_connection = true;
         x.written = false;
         ++owed;
         x.conn->submit(connection::shared_frame(keep, &f), &x, slot, until, hedging);
+    }
+
+    clock::time_point attempt_until() const {
+        if (const auto a = impl->params.attempt_timeout; a.count() > 0) return std::min(deadline, clock::now() + a);
+        return deadline;
     }
 
     // A node that never got the request: recorded, and the next node is free to take it.
@@ -535,6 +677,7 @@ struct request_op final : hedge_timer::entry {
         entry e(*this);
         --owed;
         x.at_connection = false;
+        if (x.waiter) return answer_layers(x, h, body);
         if (done) return;  // a loser's answer: dropped
         auto& d = req->diagnostics;
         auto f = std::make_shared<result_builder::owned_response>(h, body);
@@ -559,6 +702,25 @@ struct request_op final : hedge_timer::entry {
             return fail(x, protocol_errc::unexpected_opcode, "the answer is not a RESULT", true);
         const prepared_data* prepared = nullptr;
         if (const auto* b = std::get_if<bound_statement>(&req->what)) prepared = &b->prepared();
+        record_answer(x);
+        try {
+            auto r = result_builder::from(std::move(f), prepared, std::move(d));
+            complete({}, std::move(r));
+        } catch (const cqlcoro::error& bad) {  // rows that do not match their metadata
+            fail(x, bad.boost_code(), bad.what(), true);
+        }
+    }
+
+    // The layered attempt's answer, as its middlewares returned it.
+    void succeed(execution& x, result r) {
+        record_answer(x);
+        result_builder::set_diagnostics(r, std::move(req->diagnostics));
+        complete({}, std::move(r));
+    }
+
+    // The answer's attempt, and the executions it beat.
+    void record_answer(execution& x) {
+        auto& d = req->diagnostics;
         auto& a = d.attempts.emplace_back(attempt_info{x.host->name(), {}, {}, request_outcome::succeeded, retry_action::completed});
         stamp(a, x);
         d.host = a.host;
@@ -578,12 +740,6 @@ struct request_op final : hedge_timer::entry {
             lost.start = o.started;
             lost.end = answered;
         }
-        try {
-            auto r = result_builder::from(std::move(f), prepared, std::move(d));
-            complete({}, std::move(r));
-        } catch (const cqlcoro::error& bad) {  // rows that do not match their metadata
-            fail(x, bad.boost_code(), bad.what(), true);
-        }
     }
 
     void on_failure(execution& x, error_code ec, bool was_written) {
@@ -591,7 +747,17 @@ struct request_op final : hedge_timer::entry {
         --owed;
         x.at_connection = false;
         x.repreparing = false;
+        if (x.waiter) {
+            x.layer_written = x.layer_written || was_written;
+            auto text = done ? std::string() : x.conn->failure().second;
+            return answer_layers(x, ec, text.empty() ? ec.message() : std::move(text));
+        }
         if (done) return;  // a loser, cancelled
+        node_failed(x, ec, was_written, {});
+    }
+
+    // An attempt at a node failed before an answer (or its middlewares said so): `text` tells why.
+    void node_failed(execution& x, error_code ec, bool was_written, std::string text) {
         if (impl->closing.load(std::memory_order_relaxed)) {
             if (ec == client_errc::connection_closed_sent)
                 return fail(x, ec, impl->closed_reason() + " after the request was written: it may or may not have been executed", true);
@@ -619,7 +785,7 @@ struct request_op final : hedge_timer::entry {
             return handle_failure(x, ec, nullptr, was_written,
                                   fmt::format("no response within the attempt timeout of {} ms", impl->params.attempt_timeout.count()));
         }
-        auto [cause, text] = x.conn->failure();
+        if (text.empty()) text = x.conn->failure().second;
         handle_failure(x, ec, nullptr, was_written, text.empty() ? ec.message() : std::move(text));
     }
 

@@ -88,6 +88,12 @@ struct result_builder {
         r.state_ = std::shared_ptr<detail::result_state>(std::move(f), &st);
         return r;
     }
+    // A result a middleware returned: it carries the request's diagnostics. A result that is not the
+    // request's own (shared with another holder) keeps its own, as it may be read elsewhere.
+    static void set_diagnostics(result& r, diagnostics d) {
+        if (!r.state_) r = failed(std::move(d));
+        else if (r.state_.use_count() == 1) r.state_->diagnostics = std::move(d);
+    }
     static void agreed(result& r, bool agreement) {
         if (r.state_) r.state_->schema_agreement = agreement;
     }

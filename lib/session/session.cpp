@@ -60,13 +60,86 @@ result result_from_frame(const connection::response_frame& f) {
     return result_builder::from(std::move(owned), nullptr, {});
 }
 
-asio::awaitable<outcome> session_impl::run(request& r, std::size_t layer) {
-    if (layer < user_middlewares.size()) {
+// The request's layers as steps: the middlewares before the deadline, the deadline, the middlewares
+// after it, then the built-in operation.
+asio::awaitable<outcome> session_impl::run(request& r, std::size_t step) {
+    if (step == deadline_at) {
+        // The deadline layer: a fresh deadline each time a request passes (a middleware before it may call
+        // `next` again), never later than one an earlier layer set; the earlier layer gets its own back.
+        const auto before = r.deadline;
+        auto until = std::chrono::steady_clock::now() + r.options().timeout.value_or(params.request_timeout);
+        if (before && *before < until) until = *before;
+        r.deadline = until;
+        auto o = co_await run(r, step + 1);
+        r.deadline = before;
+        co_return o;
+    }
+    const std::size_t i = step < deadline_at ? step : step - 1;
+    if (i < request_layers.size()) {
         auto self = shared_from_this();
-        next_layer next = [self, layer](request& q) { return self->run(q, layer + 1); };
-        co_return co_await user_middlewares[layer](r, std::move(next));
+        next_layer next = [self, step](request& q) { return self->run(q, step + 1); };
+        auto layer = request_layers[i](r, std::move(next));  // named: GCC 12 mishandles temporaries in co_await
+        co_return co_await std::move(layer);
     }
     co_return co_await built_in(r);
+}
+
+namespace {
+
+std::string_view layer_name(built_in_layer b) {
+    switch (b) {
+    case built_in_layer::deadline: return "deadline";
+    case built_in_layer::speculative_execution: return "speculative_execution";
+    case built_in_layer::retry: return "retry";
+    }
+    return "?";
+}
+
+}  // namespace
+
+void session_impl::set_chain(const std::vector<chain_member>& chain) {
+    request_layers.clear();
+    attempt_layers.clear();
+    deadline_at = 0;
+    std::array<std::optional<std::size_t>, 3> at;  // where each built-in layer is
+    std::optional<built_in_layer> last;
+    for (std::size_t i = 0; i < chain.size(); ++i) {
+        if (const auto* b = std::get_if<built_in_layer>(&chain[i])) {
+            auto& where = at[static_cast<std::size_t>(*b)];
+            if (where)
+                throw error(client_errc::invalid_configuration,
+                            fmt::format("session_params.chain: {} is there twice (chain[{}] and chain[{}]); each built-in layer appears once",
+                                        layer_name(*b), *where, i));
+            if (last && *b < *last)
+                throw error(client_errc::invalid_configuration,
+                            fmt::format("session_params.chain: {} (chain[{}]) comes after {}; the built-in layers keep the order deadline, "
+                                        "speculative_execution, retry (put your middlewares among them)",
+                                        layer_name(*b), i, layer_name(*last)));
+            where = i;
+            last = *b;
+            continue;
+        }
+        const auto& m = std::get<middleware>(chain[i]);
+        if (!m) throw error(client_errc::invalid_configuration, fmt::format("session_params.chain[{}] is an empty middleware", i));
+        if (last == built_in_layer::speculative_execution)
+            throw error(client_errc::invalid_configuration,
+                        fmt::format("session_params.chain[{}]: a middleware between speculative_execution and retry; these two are one "
+                                    "layer (executions and their retries share one query plan): put it before speculative_execution to "
+                                    "see each request once, or after retry to see each attempt",
+                                    i));
+        if (last == built_in_layer::retry) attempt_layers.push_back(m);
+        else {
+            if (!last) ++deadline_at;
+            request_layers.push_back(m);
+        }
+    }
+    for (std::size_t k = 0; k < at.size(); ++k)
+        if (!at[k])
+            throw error(client_errc::invalid_configuration,
+                        fmt::format("session_params.chain has no {} layer: it holds deadline, speculative_execution and retry once each, "
+                                    "in that order (see default_chain()); to never retry or hedge, use fallthrough_retry_policy or "
+                                    "no_speculative_execution",
+                                    layer_name(static_cast<built_in_layer>(k))));
 }
 
 asio::awaitable<prepared_statement> session_impl::prepare_on_strand(std::string query) {
@@ -366,6 +439,7 @@ asio::awaitable<session> session::connect(asio::any_io_executor ex, session_para
     if (params.reconnection.base.count() <= 0 || params.reconnection.max < params.reconnection.base)
         throw error(client_errc::invalid_configuration, "reconnection: the base delay must be positive and not above the maximum");
     auto impl = std::make_shared<detail::session_impl>(ex);
+    impl->set_chain(params.chain);
     if (params.tls) params.tls->context = make_tls_context(*params.tls);  // read the files once, share the context
     impl->params = std::move(params);
     impl->stream_budget = memory_budget::create(impl->params.stream_memory_budget);
@@ -390,28 +464,41 @@ void session::launch(const std::shared_ptr<detail::session_impl>& impl, request 
         handler.complete(impl->ex, false, client_errc::session_closed, misuse(client_errc::session_closed, impl->closed_reason()));
         return;
     }
-    if (impl->user_middlewares.empty()) {
+    if (impl->request_layers.empty()) {
         detail::launch_request(impl, std::move(r), std::move(handler));
         return;
     }
     // The application's middlewares are coroutines: the request runs through them in one.
     auto slot = handler.cancellation_slot();
     auto req = std::make_shared<request>(std::move(r));
-    // One deadline for everything the middlewares start: each call of `next` shares it.
-    if (!req->deadline) req->deadline = std::chrono::steady_clock::now() + req->options().timeout.value_or(impl->params.request_timeout);
     asio::co_spawn(
         impl->ex, impl->run(*req, 0),  // impl and req live on in the completion handler below
         asio::bind_cancellation_slot(slot, [h = std::make_shared<handler_t>(std::move(handler)), req, impl](std::exception_ptr e, outcome o) mutable {
             if (e) {
+                // What the request did before the exception stays in its diagnostics: a middleware that threw
+                // after `next` does not make a write that went out "not sent".
+                error_code ec = asio::error::fault;
+                std::string what;
                 try {
                     std::rethrow_exception(e);
                 } catch (const cqlcoro::error& x) {
-                    o.ec = x.boost_code();
+                    ec = x.boost_code();
+                    what = x.what();
                 } catch (const boost::system::system_error& x) {  // operation_aborted: cancelled before it started
-                    o.ec = x.code();
+                    ec = x.code();
+                    what = x.what();
+                } catch (const std::exception& x) {
+                    what = fmt::format("a middleware threw: {}", x.what());
                 } catch (...) {
-                    o.ec = asio::error::fault;  // a middleware threw something else
+                    what = "a middleware threw something that is not a std::exception";
                 }
+                auto d = std::move(req->diagnostics);
+                auto worst = request_outcome::not_sent;
+                for (const auto& a : d.attempts)
+                    if (a.outcome != request_outcome::succeeded) worst = std::max(worst, a.outcome);
+                d.attempts.push_back({"", ec, std::move(what), worst, retry_action::rethrow});
+                d.outcome = worst;
+                o = {ec, detail::failed_result(std::move(d))};
             }
             h->complete(impl->ex, false, o.ec, std::move(o.result));
         }));
@@ -423,7 +510,11 @@ asio::awaitable<prepared_statement> session::prepare(std::string query) {
     co_return co_await asio::co_spawn(s->strand, s->prepare_on_strand(std::move(query)), asio::use_awaitable);
 }
 
-void session::add_middleware(middleware m) { impl().user_middlewares.push_back(std::move(m)); }
+void session::add_middleware(middleware m) {
+    auto& s = impl();
+    if (!m) throw error(client_errc::invalid_configuration, "add_middleware: the middleware is empty");
+    s.request_layers.push_back(std::move(m));
+}
 
 namespace {
 

@@ -108,7 +108,11 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     std::uint8_t version = 0;
     protocol::compression frame_compression = protocol::compression::none;
     std::atomic<std::size_t> next_host{0};
-    std::vector<middleware> user_middlewares;
+    // The chain (session_params::chain), cut at the built-in layers: the middlewares that wrap the whole
+    // request (the first `deadline_at` of them before the deadline), and those that wrap each attempt.
+    std::vector<middleware> request_layers;
+    std::size_t deadline_at = 0;
+    std::vector<middleware> attempt_layers;
     std::map<std::pair<std::string, std::string>, std::shared_ptr<prepare_entry>> prepared;
     std::atomic<bool> closing{false};
     std::atomic<bool> abandoned{false};  // the last handle went away without close(): shut down at once
@@ -171,8 +175,11 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     /// The last handle went away without close(): stop everything at once (posted to the strand).
     void shutdown();
 
-    // The chain: user middlewares, then the built-in operation.
+    // The chain: the request's middlewares and the deadline, then the built-in operation.
     asio::awaitable<outcome> run(request& r, std::size_t layer);
+    /// Cuts session_params::chain into the layers above; throws invalid_configuration for a chain
+    /// whose built-in layers are missing, repeated or out of order.
+    void set_chain(const std::vector<chain_member>& chain);
     asio::awaitable<outcome> built_in(request& r);
     auto start_built_in(request q);
 

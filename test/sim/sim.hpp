@@ -197,4 +197,17 @@ private:
     std::unique_ptr<impl> impl_;
 };
 
+// ---- Helpers for tests of the session against a cluster.
+/// A one-row answer: column v (int) = 1.
+inline rows_answer one_int_row() { return rows({column("v", cql_type::of(type_kind::int_))}).row(1); }
+/// The requests of `query` as the nodes saw them, in arrival order.
+inline std::vector<recorded_request> requests_of(const cluster& c, std::string_view query) {
+    std::vector<recorded_request> out;
+    for (auto& r : c.requests())
+        if (r.query == query) out.push_back(std::move(r));
+    return out;
+}
+/// A node's "address:port", as the session names hosts.
+inline std::string endpoint(const cluster& c, std::size_t node) { return c.address(node) + ":" + std::to_string(c.port(node)); }
+
 }  // namespace cqlcoro::sim

@@ -35,19 +35,12 @@ session_params params_for(const sim::cluster& c) {
     return p;
 }
 
-sim::rows_answer one_row() { return sim::rows({sim::column("v", cql_type::of(type_kind::int_))}).row(1); }
+const auto one_row = sim::one_int_row;
 
 sim::prime_then server_says(server_errc code, decltype(server_error_info::detail) detail = {}) {
     return {protocol::error_response{static_cast<std::int32_t>(code), fmt::format("primed {}", static_cast<int>(code)), std::move(detail)}};
 }
 
-// The application's requests of `query` as the nodes saw them.
-std::vector<sim::recorded_request> seen(const sim::cluster& c, std::string_view query) {
-    std::vector<sim::recorded_request> out;
-    for (auto& r : c.requests())
-        if (r.query == query) out.push_back(r);
-    return out;
-}
 
 }  // namespace
 
@@ -103,7 +96,7 @@ TEST_CASE("retry: UNAVAILABLE everywhere fails with the server's error after one
         CHECK(d.retries == 1);
         REQUIRE(d.server);
         CHECK(std::get<unavailable_error>(d.server->detail).alive == 1);
-        CHECK(seen(c, q).size() == 2);
+        CHECK(sim::requests_of(c, q).size() == 2);
         CHECK(s.retry_metrics().failed_by_outcome[static_cast<std::size_t>(request_outcome::rejected)] == 1);
         co_await s.close();
     });
@@ -122,7 +115,7 @@ TEST_CASE("retry: a read timeout with enough replicas but no data goes to the sa
         CHECK(d.attempts[0].host == d.attempts[1].host);
         CHECK(d.attempts[0].decision == retry_action::retry_same_node);
         CHECK(d.outcome == request_outcome::failed);
-        const auto got = seen(c, q);
+        const auto got = sim::requests_of(c, q);
         REQUIRE(got.size() == 2);
         CHECK(got[0].node == got[1].node);
         co_await s.close();
@@ -144,7 +137,7 @@ TEST_CASE("retry: a write timeout is not retried and says maybe applied, not tim
             CHECK(e.diagnostics().attempts.size() == 1);
             CHECK_THAT(std::string(e.what()), ContainsSubstring("[maybe applied: the write may or may not have been executed]"));
         }
-        CHECK(seen(c, q).size() == 1);
+        CHECK(sim::requests_of(c, q).size() == 1);
         co_await s.close();
     });
 }
@@ -167,7 +160,7 @@ TEST_CASE("retry: OVERLOADED goes to the next node for idempotent statements onl
         CHECK(ec == server_errc::overloaded);
         CHECK(r.diagnostics().attempts.size() == 1);
         CHECK(r.diagnostics().outcome == request_outcome::maybe_applied);
-        CHECK(seen(c, lwt).size() == 1);
+        CHECK(sim::requests_of(c, lwt).size() == 1);
         // The application's word wins over the text: the same read, said not idempotent, is not retried.
         std::size_t failed = 0;
         for (int i = 0; i < 2; ++i) {
@@ -223,7 +216,7 @@ TEST_CASE("retry: the retry budget stops a retry storm under 100% OVERLOADED") {
             auto [ec, r] = co_await s.execute(statement(q), use_tuple);
             CHECK(ec == server_errc::overloaded);
         }
-        const auto sent = seen(c, q).size();
+        const auto sent = sim::requests_of(c, q).size();
         const auto m = s.retry_metrics();
         INFO("sent " << sent << ", retries " << m.retries << ", denied " << m.budget_denials);
         // Without the budget: 3 attempts each, 600. With it: 200 + 20% of 200 + the floor of 10 (1/s over 10 s).
@@ -246,7 +239,7 @@ TEST_CASE("retry: max_attempts caps the attempts that reach a node") {
         CHECK(ec == server_errc::overloaded);
         REQUIRE(r.diagnostics().attempts.size() == 2);
         CHECK_THAT(r.diagnostics().attempts[1].message, ContainsSubstring("not retried: max_attempts 2 reached"));
-        CHECK(seen(c, q).size() == 2);
+        CHECK(sim::requests_of(c, q).size() == 2);
         CHECK(s.retry_metrics().attempts_exhausted == 1);
         co_await s.close();
     });
@@ -289,7 +282,7 @@ TEST_CASE("retry: every attempt of a request carries the same client timestamp; 
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
         auto s = co_await session::connect(ex, params_for(c));
         co_await s.execute(statement(q), use_tuple);
-        auto got = seen(c, q);
+        auto got = sim::requests_of(c, q);
         REQUIRE(got.size() == 2);
         REQUIRE(got[0].timestamp);
         CHECK(got[0].timestamp == got[1].timestamp);
@@ -298,7 +291,7 @@ TEST_CASE("retry: every attempt of a request carries the same client timestamp; 
         CHECK(*got[0].timestamp > now_us - 60'000'000);
         c.clear_requests();
         co_await s.execute(statement(q).timestamp(42), use_tuple);
-        got = seen(c, q);
+        got = sim::requests_of(c, q);
         REQUIRE(got.size() == 2);
         CHECK(got[0].timestamp == 42);
         CHECK(got[1].timestamp == 42);
@@ -329,7 +322,7 @@ TEST_CASE("retry: the downgrading policy retries at the consistency the replicas
         REQUIRE(r.diagnostics().attempts.size() == 2);
         CHECK(r.diagnostics().attempts[0].decision == retry_action::retry_same_node);
         CHECK(r.diagnostics().attempts[1].decision == retry_action::completed);
-        const auto got = seen(c, q);
+        const auto got = sim::requests_of(c, q);
         REQUIRE(got.size() == 2);
         CHECK(got[0].cl == consistency::quorum);
         CHECK(got[1].cl == consistency::one);
@@ -349,7 +342,7 @@ TEST_CASE("retry: the fallthrough policy never retries") {
         auto [ec, r] = co_await s.execute(statement(q), use_tuple);
         CHECK(ec == server_errc::unavailable);
         CHECK(r.diagnostics().attempts.size() == 1);
-        CHECK(seen(c, q).size() == 1);
+        CHECK(sim::requests_of(c, q).size() == 1);
         co_await s.close();
     });
 }

@@ -40,7 +40,7 @@ session_params params_for(const sim::cluster& c) {
     return p;
 }
 
-sim::rows_answer one_row() { return sim::rows({sim::column("v", cql_type::of(type_kind::int_))}).row(1); }
+const auto one_row = sim::one_int_row;
 
 // The message of what `f` throws, with its code.
 template <class F>

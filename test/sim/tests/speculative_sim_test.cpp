@@ -40,7 +40,8 @@ session_params params_for(const sim::cluster& c) {
     return p;
 }
 
-sim::rows_answer one_row() { return sim::rows({sim::column("v", cql_type::of(type_kind::int_))}).row(1); }
+using sim::endpoint;
+const auto one_row = sim::one_int_row;
 
 std::size_t seen_on(const sim::cluster& c, std::string_view query, std::size_t node) {
     std::size_t n = 0;
@@ -49,7 +50,6 @@ std::size_t seen_on(const sim::cluster& c, std::string_view query, std::size_t n
     return n;
 }
 
-std::string endpoint(const sim::cluster& c, std::size_t node) { return c.address(node) + ":" + std::to_string(port); }
 
 }  // namespace
 
