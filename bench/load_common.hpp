@@ -105,6 +105,7 @@ struct load_options {
     std::uint8_t version = 4;
     bool lz4 = false;
     long hedge_ms = 0;  ///< session_load: speculative execution after this many ms (0: off)
+    std::string chain;  ///< session_load: "request" or "attempt": a pass-through middleware there
     std::string sim_path = CQLSIM_PATH;
 
     bool parse(int argc, char** argv, const char* usage) {
@@ -121,6 +122,9 @@ struct load_options {
                 version = static_cast<std::uint8_t>(std::stoi(next()));
             } else if (a == "--hedge") {
                 hedge_ms = std::stol(next());
+            } else if (a == "--chain") {
+                chain = next();
+                if (chain != "request" && chain != "attempt") throw std::invalid_argument("--chain: request or attempt");
             } else if (a == "--lz4") {
                 lz4 = true;
             } else if (a == "--cqlsim") {

@@ -2,7 +2,11 @@
 // a prepared single-row read (bound anew for every request), one connection, K requests in flight
 // (each completion issues the next).
 //
-//   session_load [--inflight 1,64,256,1024,4096] [--requests N] [--version 3|4|5] [--cqlsim PATH]
+//   session_load [--inflight 1,64,256,1024,4096] [--requests N] [--version 3|4|5] [--hedge MS]
+//                [--chain request|attempt] [--cqlsim PATH]
+//
+// --chain puts one pass-through middleware in the chain, once per request (within the deadline) or
+// once per attempt (after retry): the cost of a coroutine layer there.
 //
 // Reports requests/s, the client's CPU per request (user + sys of this process), heap allocations per
 // request (every malloc-family call, counted by malloc_count.hpp), and system calls per request.
@@ -50,7 +54,7 @@ struct load {
 int main(int argc, char** argv) {
     load_options o;
     o.inflights = {1, 64, 256, 1024, 4096};
-    if (!o.parse(argc, argv, "session_load [--inflight 1,64,256,1024,4096] [--requests N] [--version 3|4|5] [--hedge MS] [--cqlsim PATH]")) return 2;
+    if (!o.parse(argc, argv, "session_load [--inflight 1,64,256,1024,4096] [--requests N] [--version 3|4|5] [--hedge MS] [--chain request|attempt] [--cqlsim PATH]")) return 2;
     sim_process sim(o.sim_path, "SELECT 1");
 
     asio::io_context io(1);
@@ -60,6 +64,12 @@ int main(int argc, char** argv) {
     params.heartbeat_interval = std::chrono::milliseconds(0);
     // --hedge 10000: speculative execution on, armed for every request, never firing (its cost alone).
     if (o.hedge_ms > 0) params.speculative_execution = std::make_shared<constant_speculative_execution>(std::chrono::milliseconds(o.hedge_ms));
+    if (!o.chain.empty()) {
+        middleware pass = [](request& r, next_layer next) -> asio::awaitable<outcome> { co_return co_await next(r); };
+        using layer = built_in_layer;
+        params.chain = o.chain == "request" ? std::vector<chain_member>{layer::deadline, pass, layer::speculative_execution, layer::retry}
+                                            : std::vector<chain_member>{layer::deadline, layer::speculative_execution, layer::retry, pass};
+    }
     std::optional<session> s;
     prepared_statement p;
     asio::co_spawn(

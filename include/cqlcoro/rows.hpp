@@ -232,6 +232,12 @@ private:
     const detail::page_data* page_;
 };
 
+namespace detail {
+/// Indexes `content` (row_count * columns [bytes] cells) into d.cells; throws cqlcoro::error when the
+/// cells do not match the metadata. `content` must outlive `d`'s use.
+void index_cells(page_data& d, bytes_view content);
+}  // namespace detail
+
 /// One page of rows: the column metadata and the cells, indexed once when the page is made.
 class result_page {
 public:

@@ -75,7 +75,7 @@ struct result_builder {
             // The page's index lives in the same allocation as the frame it points into; indexing
             // throws cqlcoro::error when the cells do not match the metadata.
             f->page.emplace(std::move(set), count);
-            (void)result_page(std::shared_ptr<detail::page_data>(f, &*f->page), rows->content);
+            detail::index_cells(*f->page, rows->content);
             st.page = &*f->page;
             st.memory = sizeof(owned_response) + f->body.capacity() + f->page->cells.capacity() * sizeof(detail::cell);
         } else if (const auto* sc = std::get_if<protocol::schema_change_result>(&body)) {

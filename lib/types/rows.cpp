@@ -56,14 +56,14 @@ result_page::result_page(std::shared_ptr<const detail::column_set> columns, std:
           }(),
           content) {}
 
-result_page::result_page(std::shared_ptr<detail::page_data> d, bytes_view content) {
-    const std::size_t ncols = d->columns.size();
-    const std::size_t row_count = d->row_count;
+void detail::index_cells(page_data& d, bytes_view content) {
+    const std::size_t ncols = d.columns.size();
+    const std::size_t row_count = d.row_count;
     if (ncols != 0 && row_count > content.size() / 4 / ncols)
         throw error(type_errc::bad_collection, "result page: more cells announced than the content holds");
-    d->cells.resize(row_count * ncols);
+    d.cells.resize(row_count * ncols);
     detail::reader r(content);
-    for (auto& c : d->cells) {
+    for (auto& c : d.cells) {
         const auto n = r.i32();
         if (n >= 0) {
             c.data = r.raw(static_cast<std::size_t>(n)).data();
@@ -71,6 +71,10 @@ result_page::result_page(std::shared_ptr<detail::page_data> d, bytes_view conten
         }
         if (!r.ok()) throw error(type_errc::bad_collection, "result page: a cell overruns the rows content");
     }
+}
+
+result_page::result_page(std::shared_ptr<detail::page_data> d, bytes_view content) {
+    detail::index_cells(*d, content);
     data_ = std::move(d);
 }
 
