@@ -392,22 +392,30 @@ struct request_op final : hedge_timer::entry {
     // This attempt's node and connection are chosen; the middlewares see a copy of the request (its
     // attempts so far, this node in diagnostics.host, the attempt's deadline) and their outcome is the
     // attempt's answer.
+    // One attempt's trip through the middlewares: the request they see, and what their `next` needs.
+    // It lives until the trip's completion has run.
+    struct layered_attempt {
+        request q;
+        std::shared_ptr<session_impl> s;
+        request_op* op;
+        execution* x;
+    };
+
     void run_layers(execution& x) {
-        auto q = std::make_shared<request>(request{req->what, req->diagnostics, attempt_until()});
+        auto a = std::make_shared<layered_attempt>(layered_attempt{request{req->what, req->diagnostics, attempt_until()}, impl, this, &x});
         ++owed;
         x.layer_written = false;
-        auto work = through_layers(impl, this, &x, *q, 0);
-        asio::co_spawn(impl->ex, std::move(work), [this, &x, q](std::exception_ptr e, outcome o) { after_layers(x, e, std::move(o)); });
+        auto work = layer_call(a.get(), 0, a->q);
+        asio::co_spawn(impl->ex, std::move(work), [this, &x, a](std::exception_ptr e, outcome o) { after_layers(x, e, std::move(o)); });
     }
 
-    static asio::awaitable<outcome> through_layers(std::shared_ptr<session_impl> s, request_op* op, execution* x, request& q, std::size_t i) {
-        if (i < s->attempt_layers.size()) {
-            next_layer next = [s, op, x, i](request& r) { return through_layers(s, op, x, r, i + 1); };
-            auto layer = s->attempt_layers[i](q, std::move(next));  // named: GCC 12 mishandles temporaries in co_await
-            co_return co_await std::move(layer);
-        }
-        auto sent = send_awaitable(op, x, q, s->ex);
-        co_return co_await std::move(sent);
+    // Middleware i, its `next` bound to middleware i + 1; the last one's `next` sends. Not a coroutine,
+    // so a layer adds no frame beyond the middleware's own, and `next` (two words) allocates nothing.
+    static asio::awaitable<outcome> layer_call(layered_attempt* a, std::size_t i, request& r) {
+        const auto& layers = a->s->attempt_layers;
+        if (i == layers.size()) return send_awaitable(a->op, a->x, r, a->s->ex);
+        next_layer next = [a, i](request& q) { return layer_call(a, i + 1, q); };
+        return layers[i](r, std::move(next));
     }
 
     // Not a coroutine: GCC 12 destroys a capturing lambda temporary inside a co_await expression twice.
