@@ -74,7 +74,8 @@ struct outcome {
 using next_layer = std::function<asio::awaitable<outcome>(request&)>;
 /// A middleware: may look at or change the request, call `next` (or not, or several times), and look
 /// at or change the outcome. Errors travel as values; an exception it throws fails the request (or,
-/// after `retry`, the attempt) with asio::error::fault and the exception's text.
+/// after `retry`, the attempt) with the exception's text, and asio::error::fault as its code (a
+/// cqlcoro::error thrown before `retry` keeps its own).
 using middleware = std::function<asio::awaitable<outcome>(request&, next_layer next)>;
 
 /// The places of the built-in layers in session_params::chain.

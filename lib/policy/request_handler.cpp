@@ -391,9 +391,8 @@ struct request_op final : hedge_timer::entry {
     // ---- attempts through the application's middlewares after `retry`
     // This attempt's node and connection are chosen; the middlewares see a copy of the request (its
     // attempts so far, this node in diagnostics.host, the attempt's deadline) and their outcome is the
-    // attempt's answer.
-    // One attempt's trip through the middlewares: the request they see, and what their `next` needs.
-    // It lives until the trip's completion has run.
+    // attempt's answer. layered_attempt is one trip through them: the request they see, and what their
+    // `next` needs; it lives until the trip's completion has run.
     struct layered_attempt {
         request q;
         std::shared_ptr<session_impl> s;
