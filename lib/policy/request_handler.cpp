@@ -23,6 +23,7 @@
 #include <cqlcoro/speculative_execution.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -947,6 +948,18 @@ void execution::on_frame(const protocol::frame_header& h, protocol::bytes_view b
 void execution::on_failure(error_code ec, bool was_written) { op->on_failure(*this, ec, was_written); }
 void execution::on_written() { op->on_written(*this); }
 
+constexpr auto tuple_token = asio::as_tuple(asio::use_awaitable);
+
+// The schema version `host` reports in its system.local, through the request path pinned to it.
+// Not a coroutine: GCC 12 destroys a capturing lambda temporary inside a co_await expression twice.
+auto read_schema_version(std::shared_ptr<session_impl> s, std::string host) {
+    statement q("SELECT schema_version FROM system.local WHERE key='local'");
+    q.node_endpoint(std::move(host));
+    return asio::async_initiate<decltype(tuple_token), void(error_code, result)>(
+        [s](auto handler, request r) { launch_request(s, std::move(r), erased_handler(std::move(handler))); }, tuple_token,
+        request{std::move(q), {}, {}});
+}
+
 void request_op::after_schema_change(std::shared_ptr<session_impl> s, erased_handler h, result r, clock::time_point deadline) {
     auto handler = std::make_shared<erased_handler>(std::move(h));
     auto change = *r.schema_change();
@@ -955,7 +968,20 @@ void request_op::after_schema_change(std::shared_ptr<session_impl> s, erased_han
     auto work = [](std::shared_ptr<session_impl> s, schema_change_info c, result r, std::chrono::milliseconds wait) -> asio::awaitable<result> {
         bool agreed = false;
         try {
-            if (wait.count() > 0) agreed = co_await s->wait_schema_agreement(wait);
+            if (wait.count() > 0) {
+                // The coordinator applied the change before it answered: its version is the one to agree
+                // on. Without it the control node could see every node, itself included, still on the
+                // old version (the change not yet pushed, its gossip not yet heard) and call that agreement.
+                std::optional<cqlcoro::uuid> expected;
+                auto read = read_schema_version(s, r.coordinator());
+                auto [ec, version] = co_await std::move(read);
+                try {
+                    if (!ec && version.size() == 1) expected = version.one().get<std::optional<cqlcoro::uuid>>("schema_version");
+                } catch (const cqlcoro::error&) {
+                    // not readable there: agreement among the nodes alone, as before
+                }
+                agreed = co_await s->wait_schema_agreement(wait, expected);
+            }
             protocol::schema_change changed{c.change_type, c.target, c.keyspace, c.name, c.arg_types};  // named: GCC 12
             co_await s->refresh_schema_element(changed);
         } catch (const cqlcoro::error&) {

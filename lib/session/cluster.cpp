@@ -581,7 +581,7 @@ asio::awaitable<void> session_impl::refresh_schema_element(const protocol::schem
     set_schema(std::move(keyspaces));
 }
 
-asio::awaitable<bool> session_impl::wait_schema_agreement(std::chrono::milliseconds timeout) {
+asio::awaitable<bool> session_impl::wait_schema_agreement(std::chrono::milliseconds timeout, std::optional<uuid> expected) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     asio::steady_timer timer(strand);
     while (!closing) {
@@ -602,7 +602,7 @@ asio::awaitable<bool> session_impl::wait_schema_agreement(std::chrono::milliseco
                     versions.insert(*v);
                 }
             }
-            if (versions.size() == 1) co_return true;
+            if (versions.size() == 1 && (!expected || *versions.begin() == *expected)) co_return true;
         } catch (const error&) {
             // the control connection is being replaced: try again until the deadline
         }

@@ -203,7 +203,9 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     asio::awaitable<void> refresh_schema_element(const protocol::schema_change& c);
     asio::awaitable<void> control_loop();
     asio::awaitable<void> process_events(std::vector<protocol::event_response> batch);
-    asio::awaitable<bool> wait_schema_agreement(std::chrono::milliseconds timeout);
+    /// True once every up node reports one schema version (`expected`, when given: the version of the
+    /// node that made a change), false when `timeout` passes first.
+    asio::awaitable<bool> wait_schema_agreement(std::chrono::milliseconds timeout, std::optional<uuid> expected = {});
     void on_event(protocol::event_response e);
     void apply_nodes(std::vector<std::shared_ptr<node>> found);
     void set_schema(std::map<std::string, keyspace_metadata> keyspaces);
