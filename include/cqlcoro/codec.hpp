@@ -145,8 +145,10 @@ inline std::optional<bytes_view> read_element(reader& r) noexcept { return r.byt
 
 }  // namespace detail
 
-/// Decodes a cell that may be null into T; only std::optional<T> accepts null. A zero-length cell of a
-/// fixed-size type is an "empty" value, which Cassandra allows and which reads as null.
+/// Decodes a cell that may be null into T; only std::optional<T> accepts null, but for a list, set or
+/// map read into a container: Cassandra stores an empty collection as null, so a null one reads as
+/// empty (as in the Java driver). A zero-length cell of a fixed-size type is an "empty" value, which
+/// Cassandra allows and which reads as null.
 template <class T>
 error_code decode_cell(std::optional<bytes_view> cell, const cql_type& t, const decode_options& o, T& out) {
     if (!cell || (cell->empty() && detail::fixed_size(t.kind) != 0)) {
@@ -154,6 +156,12 @@ error_code decode_cell(std::optional<bytes_view> cell, const cql_type& t, const 
             out = T{};
             return {};
         } else {
+            if constexpr (requires(T& x) { x.clear(); }) {
+                if (!cell && (t.kind == type_kind::list || t.kind == type_kind::set || t.kind == type_kind::map)) {
+                    out.clear();
+                    return {};
+                }
+            }
             return type_errc::unexpected_null;
         }
     }

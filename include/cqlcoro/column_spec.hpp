@@ -12,6 +12,7 @@ struct column_spec {
     std::string table;
     std::string name;
     cql_type type;
+    friend bool operator==(const column_spec&, const column_spec&) = default;
 };
 
 }  // namespace cqlcoro

@@ -31,6 +31,7 @@
 #include <cqlcoro/statement.hpp>
 #include <cqlcoro/stream_options.hpp>
 #include <cqlcoro/tls.hpp>
+#include <cqlcoro/trace.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -290,6 +291,10 @@ public:
     std::shared_ptr<const cluster_metadata> metadata() const;
     /// Waits (at most `timeout`) until every up node reports the same schema version; true when they do.
     asio::awaitable<bool> check_schema_agreement(std::chrono::milliseconds timeout = 10s);
+    /// The trace of a request executed with tracing(true), by its result's tracing_id(). The server
+    /// writes the trace after answering: this reads system_traces until the trace is complete, and
+    /// fails with client_errc::request_timeout, saying so, when it is not after o.attempts reads.
+    asio::awaitable<query_trace> fetch_trace(uuid tracing_id, trace_options o = {});
 
 private:
     using handler_t = detail::erased_handler;

@@ -20,12 +20,16 @@
 #include <boost/asio/ip/address.hpp>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <forward_list>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -189,6 +193,11 @@ template <class K, class V, class H, class Q, class A>
 struct default_cql_type<std::unordered_map<K, V, H, Q, A>> {
     static cql_type get() { return cql_type::map_of(default_cql_type<K>::get(), default_cql_type<V>::get()); }
 };
+// A fixed-size array is a Cassandra 5 vector (vector<float, n> from std::array<float, n>), as it binds.
+template <class E, std::size_t N>
+struct default_cql_type<std::array<E, N>> {
+    static cql_type get() { return cql_type::vector_of(default_cql_type<E>::get(), static_cast<std::int32_t>(N)); }
+};
 template <class... Ts>
 struct default_cql_type<std::tuple<Ts...>> {
     static cql_type get() { return cql_type::tuple_of({default_cql_type<Ts>::get()...}); }
@@ -246,12 +255,25 @@ private:
 
 class bound_statement;
 
-/// What PREPARE returned, shared by every bound_statement made from it. Immutable.
+/// The rows a prepared statement returns, as the server last described them: the v5 result metadata
+/// id and the columns (none for writes). A schema change (ALTER TABLE ... ADD under a `SELECT *`)
+/// replaces them: v5 says so in the rows it returns (METADATA_CHANGED), earlier versions through a
+/// PREPARE sent again after UNPREPARED.
+struct prepared_result_metadata {
+    std::vector<std::uint8_t> id;                      ///< v5; empty before
+    std::shared_ptr<const detail::column_set> set;     ///< indexed once, shared by every result page; may be null
+
+    std::span<const column_spec> columns() const noexcept {
+        return set ? std::span<const column_spec>(set->columns) : std::span<const column_spec>();
+    }
+};
+
+/// What PREPARE returned, shared by every bound_statement made from it. Immutable but for the result
+/// metadata, which follows the server's schema (see prepared_result_metadata).
 struct prepared_data {
     std::string query;
     std::string keyspace;                    ///< the keyspace it was prepared in (v5 per-request keyspace, or the session's)
     std::vector<std::uint8_t> id;
-    std::vector<std::uint8_t> result_metadata_id;  ///< v5
     std::vector<column_spec> markers;        ///< bind markers, in order
     std::vector<std::uint16_t> pk_indexes;   ///< marker positions of the partition key columns
     bool is_read = false;                    ///< a SELECT (its failures can apply nothing)
@@ -260,12 +282,23 @@ struct prepared_data {
     /// Latencies of its first, unhedged, successful executions: what adaptive speculative execution
     /// hedges after (recorded only when the session's speculative policy is on).
     mutable latency_histogram first_attempts;
-    /// Columns of the rows it returns (none for writes), indexed once and shared by every result page.
-    std::shared_ptr<const detail::column_set> result_set;
 
-    std::span<const column_spec> result_columns() const noexcept {
-        return result_set ? std::span<const column_spec>(result_set->columns) : std::span<const column_spec>();
-    }
+    /// The result metadata as the server last described it. The reference stays valid as long as this
+    /// prepared_data: replaced versions are kept (one per schema change of the table), never freed early.
+    const prepared_result_metadata& result() const noexcept { return *current_.load(std::memory_order_acquire); }
+    std::span<const column_spec> result_columns() const noexcept { return result().columns(); }
+
+    /// Takes the server's newer description of the rows, unless it is the one held already (same id
+    /// and columns). Safe from any thread; requests in flight keep the version they read.
+    void update_result(std::vector<std::uint8_t> id, std::vector<column_spec> columns) const;
+    /// How many times update_result() replaced the metadata (0 until the table's schema changes).
+    std::size_t result_updates() const;
+
+private:
+    mutable std::mutex versions_mutex_;
+    mutable std::forward_list<prepared_result_metadata> versions_;  // newest first; nodes never move
+    mutable std::atomic<const prepared_result_metadata*> current_{&empty_result_};
+    static const prepared_result_metadata empty_result_;
 };
 
 /// A prepared statement: cheap to copy (shared), bound with bind().

@@ -63,6 +63,7 @@ struct execution final : connection::request_sink {
     bool downgraded = false;           // encodes at the consistency its retry policy chose
     protocol::byte_buffer* current = nullptr;  // the frame its attempts send: the request's, or own
     protocol::byte_buffer aux;         // a PREPARE sent again after UNPREPARED
+    const prepared_data* repreparing_stmt = nullptr;  // the statement that PREPARE is for
     bool repreparing = false, reprepared = false;
     clock::time_point started{};
     // With middlewares after `retry`, each attempt runs through them as a coroutine; its innermost `next`
@@ -82,6 +83,7 @@ struct execution final : connection::request_sink {
         backoff.reset();
         own_version = 0;
         downgraded = repreparing = reprepared = layer_written = false;
+        repreparing_stmt = nullptr;
         waiter = {};
     }
 
@@ -477,6 +479,7 @@ struct request_op final : hedge_timer::entry {
         }
         if (x.repreparing) {
             x.repreparing = false;
+            took_reprepared(x, *f);
             return submit(x, *x.current);
         }
         if (!std::holds_alternative<protocol::result_response>(f->message.body))
@@ -698,6 +701,7 @@ struct request_op final : hedge_timer::entry {
                 stamp(a, x);
                 return end_execution(x, er->code_as_error(), er);
             }
+            took_reprepared(x, *f);
             return submit(x, *x.current);
         }
         if (auto* er = std::get_if<protocol::error_response>(&f->message.body)) {
@@ -882,8 +886,18 @@ struct request_op final : hedge_timer::entry {
         ctx.compression = x.conn->frame_compression();
         if (session_detail::encode_prepare(ctx, p->query, "", x.aux)) return false;
         x.reprepared = x.repreparing = true;
+        x.repreparing_stmt = p;
         submit(x, x.aux);
         return true;
+    }
+
+    // The answer to a PREPARE sent again: the node may describe the rows differently now (the table
+    // changed, which is why it forgot the statement). Before v5 nothing else would tell us, and the
+    // request, sent again with skip_metadata, would be read with the old columns.
+    void took_reprepared(execution& x, const result_builder::owned_response& f) {
+        const auto* res = std::get_if<protocol::result_response>(&f.message.body);
+        const auto* p = res ? std::get_if<protocol::prepared_result>(&res->body) : nullptr;
+        if (p && x.repreparing_stmt) x.repreparing_stmt->update_result(p->result_metadata_id, p->result.columns);
     }
 
     // The statement of the request that has this prepared id (a batch may hold several).

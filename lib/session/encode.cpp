@@ -76,9 +76,12 @@ error_code encode_statement(const encode_context& ctx, const bound_statement& s,
     auto c = frame_options_of(ctx, s.options());
     c.frame.custom_payload = c.payload;
     const auto& p = s.prepared();
-    protocol::execute_request e{p.id, p.result_metadata_id, params_of(ctx, s.options(), values)};
-    // The rows metadata is known from PREPARE: ask the server not to repeat it (but v5 checks it by id).
-    e.params.skip_metadata = !p.result_columns().empty();
+    const auto& rm = p.result();
+    protocol::execute_request e{p.id, rm.id, params_of(ctx, s.options(), values)};
+    // The rows metadata is known from PREPARE: ask the server not to repeat it. v5 checks it by id and
+    // sends the columns again when they changed; earlier versions drop the statement on a schema change
+    // (UNPREPARED), and the PREPARE sent again brings the new columns.
+    e.params.skip_metadata = rm.set != nullptr;
     return protocol::encode_request(ctx.version, e, c.frame, out);
 }
 

@@ -69,9 +69,16 @@ struct result_builder {
             // With skip_metadata the columns come from PREPARE (indexed once, shared); otherwise they move
             // out of the frame we own.
             const auto count = static_cast<std::size_t>(rows->row_count);
-            auto set = rows->metadata.columns.empty() && prepared && !prepared->result_columns().empty()
-                           ? prepared->result_set
-                           : std::make_shared<const detail::column_set>(std::move(rows->metadata.columns));
+            std::shared_ptr<const detail::column_set> set;
+            if (rows->metadata.new_metadata_id && prepared) {
+                // v5: the table changed since PREPARE; later executions send the new id and skip these again.
+                prepared->update_result(std::move(*rows->metadata.new_metadata_id), rows->metadata.columns);
+                set = prepared->result().set;
+            } else if (rows->metadata.columns.empty() && prepared && prepared->result().set) {
+                set = prepared->result().set;
+            } else {
+                set = std::make_shared<const detail::column_set>(std::move(rows->metadata.columns));
+            }
             // The page's index lives in the same allocation as the frame it points into; indexing
             // throws cqlcoro::error when the cells do not match the metadata.
             f->page.emplace(std::move(set), count);

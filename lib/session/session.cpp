@@ -187,7 +187,6 @@ asio::awaitable<prepared_statement> prepare_on(session_impl& s, conn_t& conn, co
     data->query = query;
     data->keyspace = s.params.keyspace;
     data->id = p->id;
-    data->result_metadata_id = p->result_metadata_id;
     data->markers = p->variables.columns;
     data->pk_indexes = p->variables.pk_indexes;
     data->is_read = policy::is_read_statement(query);
@@ -212,7 +211,7 @@ asio::awaitable<prepared_statement> prepare_on(session_impl& s, conn_t& conn, co
             }
         }
     }
-    data->result_set = std::make_shared<const detail::column_set>(p->result.columns);
+    data->update_result(p->result_metadata_id, p->result.columns);
     co_return prepared_statement(std::move(data));
 }
 

@@ -1,10 +1,10 @@
-// The session against a real three-node Cassandra 2.1 cluster in two datacenters (dc1: two nodes, dc2:
+// The session against a real three-node Cassandra cluster (2.1 or 5.0) in two datacenters (dc1: two nodes, dc2:
 // one), started by scripts/test: discovery from one contact point, token-aware routing checked against
 // the server's own tokens, DDL and schema agreement, a paused node hedged around (speculative execution)
 // or waited out (the attempt timeout), a node killed under 256 requests in flight with a ledger
 // (idempotent requests retried, non-idempotent writes honest about their outcome), its restart, and
-// UNPREPARED after it. CQLCORO_TEST_MULTI_HOSTS names the nodes, CQLCORO_TEST_MULTI_DIR the
-// harness's cluster directory.
+// UNPREPARED after it. CQLCORO_TEST_[<TARGET>_]MULTI_HOSTS names the nodes, ..._MULTI_DIR the
+// harness's cluster directory (target.hpp).
 #include <cqlcoro/session.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -13,6 +13,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include "target.hpp"
 #include "test_coro.hpp"
 
 #include <catch2/catch_test_macros.hpp>
@@ -32,8 +33,7 @@ using cqlcoro::test::yield_until;
 namespace {
 
 std::vector<std::string> multi_hosts() {
-    const char* h = std::getenv("CQLCORO_TEST_MULTI_HOSTS");
-    if (!h || !*h) throw std::runtime_error("CQLCORO_TEST_MULTI_HOSTS is not set: run the suite through scripts/test");
+    const auto h = cqlcoro::test::required_test_env("MULTI_HOSTS");
     std::vector<std::string> out;
     std::stringstream in(h);
     for (std::string s; std::getline(in, s, ',');) out.push_back(s);
@@ -41,16 +41,10 @@ std::vector<std::string> multi_hosts() {
     return out;
 }
 
-void harness(const std::string& what, int node) {
-    const char* tool = std::getenv("CQLCORO_TEST_CLUSTER");
-    const char* dir = std::getenv("CQLCORO_TEST_MULTI_DIR");
-    if (!tool || !dir) throw std::runtime_error("CQLCORO_TEST_CLUSTER / CQLCORO_TEST_MULTI_DIR are not set: run the suite through scripts/test");
-    const auto cmd = fmt::format("CQLCORO_CLUSTER_DIR={} {} {} {}", dir, tool, what, node);
-    if (std::system(cmd.c_str()) != 0) throw std::runtime_error(cmd + " failed");
-}
+void harness(const std::string& what, int node) { cqlcoro::test::harness("MULTI", fmt::format("{} {}", what, node)); }
 
 session_params params() {
-    session_params p;
+    auto p = cqlcoro::test::target_params();
     p.contact_points = {multi_hosts()[0]};
     p.local_datacenter = "dc1";
     p.reconnection = reconnection_policy::constant(std::chrono::milliseconds(250));
@@ -103,7 +97,7 @@ asio::awaitable<void> schema(session& s) {
 
 }  // namespace
 
-TEST_CASE("real cluster: one contact point discovers three nodes in two datacenters, with schema") {
+TEST_CASE("real cluster: one contact point discovers three nodes in two datacenters, with schema", "[cluster]") {
     const auto hosts = multi_hosts();
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
         auto s = co_await session::connect(ex, params());
@@ -114,7 +108,7 @@ TEST_CASE("real cluster: one contact point discovers three nodes in two datacent
             auto n = by_address(*md, hosts[i]);
             REQUIRE(n);
             CHECK(n->datacenter == (i < 2 ? "dc1" : "dc2"));
-            CHECK(n->release_version == "2.1.0");
+            CHECK(n->release_version == cqlcoro::test::test_server().text);
             CHECK(n->tokens.size() == 16);
             CHECK(n->distance() == (i < 2 ? node_distance::local : node_distance::ignored));
             CHECK(n->state() == (i < 2 ? node_state::up : node_state::unknown));
@@ -127,12 +121,12 @@ TEST_CASE("real cluster: one contact point discovers three nodes in two datacent
         CHECK(kv.partition_key == std::vector<std::string>{"k"});
         REQUIRE(kv.column("v"));
         CHECK(kv.column("v")->type_text == "int");
-        CHECK(md->keyspace("system"));  // Cassandra 2.1's system.schema_* tables were read
+        CHECK(md->keyspace("system"));  // the schema tables were read (2.1's system.schema_*, 5.0's system_schema.*)
         co_await s.close();
     });
 }
 
-TEST_CASE("real cluster: token-aware routing sends every key to its dc1 replica, as the server computes the token") {
+TEST_CASE("real cluster: token-aware routing sends every key to its dc1 replica, as the server computes the token", "[cluster]") {
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
         auto s = co_await session::connect(ex, params());
         co_await schema(s);
@@ -176,7 +170,7 @@ TEST_CASE("real cluster: token-aware routing sends every key to its dc1 replica,
     });
 }
 
-TEST_CASE("real cluster: DDL waits for schema agreement and the new table is in the metadata at once") {
+TEST_CASE("real cluster: DDL waits for schema agreement and the new table is in the metadata at once", "[cluster]") {
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
         auto s = co_await session::connect(ex, params());
         co_await schema(s);
@@ -255,7 +249,7 @@ asio::awaitable<std::pair<std::vector<std::chrono::steady_clock::duration>, std:
 
 }  // namespace
 
-TEST_CASE("real cluster: a paused node is hedged around; 256 requests in flight through kill -9 keep a ledger; UNPREPARED after restart") {
+TEST_CASE("real cluster: a paused node is hedged around; 256 requests in flight through kill -9 keep a ledger; UNPREPARED after restart", "[cluster]") {
     const auto hosts = multi_hosts();
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
         auto p = params();

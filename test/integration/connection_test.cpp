@@ -1,4 +1,4 @@
-// The connection actor against a real Cassandra 2.1 node.
+// The connection actor against a real Cassandra node (2.1 or 5.0; see target.hpp).
 #include "raw_connection.hpp"
 
 #include "connection/connection.hpp"
@@ -18,9 +18,10 @@
 using namespace cqlcoro;
 using namespace cqlcoro::protocol;
 using actor = cqlcoro::connection::connection;
-using cqlcoro::connection::connection_params;
 using cqlcoro::connection::response_frame;
-using cqlcoro::test::test_host;
+using cqlcoro::test::target_connection;
+using cqlcoro::test::test_protocol;
+using cqlcoro::test::test_server;
 namespace asio = boost::asio;
 
 namespace {
@@ -28,6 +29,7 @@ namespace {
 
 std::string first_cell(response_frame f) {
     auto owned = std::make_shared<response_frame>(std::move(f));
+    if (const auto* e = std::get_if<error_response>(&owned->message.body)) FAIL("server error " << e->code << ": " << e->message);
     const auto& rows = std::get<rows_result>(std::get<result_response>(owned->message.body).body);
     result_page page(rows.metadata.columns, static_cast<std::size_t>(rows.row_count), rows.content, owned);
     return page.rows()[0].get<std::string>(0);
@@ -35,28 +37,28 @@ std::string first_cell(response_frame f) {
 
 }  // namespace
 
-TEST_CASE("real node: with default settings the connection negotiates down to v3, with LZ4 or Snappy") {
-    for (auto comp : {compression::none, compression::lz4, compression::snappy}) {
-        connection_params p;
-        p.host = test_host();
+TEST_CASE("real node: the connection negotiates the run's protocol, with no compression, LZ4 or Snappy") {
+    for (auto comp : {protocol::compression::none, protocol::compression::lz4, protocol::compression::snappy}) {
+        auto p = target_connection();
         p.compression = comp;
         cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-            auto conn = co_await actor::connect(ex, p);  // tries v5 and v4 first: no error reaches the caller
-            CHECK(conn->version() == 3);
+            // Unforced, it tries v5 first and steps down to what the server speaks: no error reaches the caller.
+            auto conn = co_await actor::connect(ex, p);
+            CHECK(conn->version() == test_protocol());
             query_request q{"SELECT release_version FROM system.local", {.cl = consistency::one}};
-            CHECK(first_cell(co_await conn->execute(q, asio::use_awaitable)) == "2.1.0");
+            CHECK(first_cell(co_await conn->execute(q, asio::use_awaitable)) == test_server().text);
             conn->abort();
         });
     }
 }
 
 TEST_CASE("real node: 20,000 requests in flight on one connection, each answer matched to its request") {
-    connection_params p;
-    p.host = test_host();
-    p.compression = compression::lz4;
+    auto p = target_connection();
+    p.compression = protocol::compression::lz4;
     const std::array<std::string, 2> names{"system", "system_traces"};
+    const std::string table = cqlcoro::test::keyspaces_table();
     std::vector<std::string> queries;
-    for (const auto& n : names) queries.push_back("SELECT keyspace_name FROM system.schema_keyspaces WHERE keyspace_name = '" + n + "'");
+    for (const auto& n : names) queries.push_back("SELECT keyspace_name FROM " + table + " WHERE keyspace_name = '" + n + "'");
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
         auto conn = co_await actor::connect(ex, p);
         constexpr int total = 20'000;

@@ -1,4 +1,4 @@
-// What a new user meets first against a real Cassandra 2.1 node: errors for the common mistakes must
+// What a new user meets first against a real Cassandra node: errors for the common mistakes must
 // name the cause once, with the code code-based handling expects.
 #include "raw_connection.hpp"
 
@@ -15,6 +15,7 @@ using namespace cqlcoro;
 namespace asio = boost::asio;
 using Catch::Matchers::ContainsSubstring;
 using cqlcoro::test::test_host;
+using cqlcoro::test::test_server;
 
 namespace {
 
@@ -41,8 +42,7 @@ cqlcoro::error connect_failure(const session_params& p) {
 }
 
 session_params base() {
-    session_params p;
-    p.contact_points = {test_host()};
+    auto p = cqlcoro::test::target_params();
     p.connect_timeout = std::chrono::seconds(3);
     return p;
 }
@@ -61,14 +61,24 @@ TEST_CASE("real node, first hour: a keyspace that does not exist fails connect w
     CHECK(occurrences(what, "invalid request") <= 1);
 }
 
-TEST_CASE("real node, first hour: protocol v5 forced against Cassandra 2.1 fails connect, naming v3") {
-    for (std::uint8_t v : {5, 4}) {
+TEST_CASE("real node, first hour: a protocol version forced is spoken exactly, or connect fails naming the highest the server has") {
+    const auto highest = test_server().max_protocol();
+    for (std::uint8_t v = 3; v <= 5; ++v) {
         auto p = base();
         p.protocol_version = v;
+        INFO("forced v" << int(v) << " against Cassandra " << test_server().text);
+        if (v <= highest) {
+            cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+                auto s = co_await session::connect(ex, p);
+                CHECK(s.protocol_version() == v);
+                co_await s.close();
+            });
+            continue;
+        }
         const auto e = connect_failure(p);
         CHECK(e.boost_code() == protocol_errc::unsupported_version);
         CHECK_THAT(std::string(e.what()), ContainsSubstring(fmt::format("protocol v{} was asked for", v)));
-        CHECK_THAT(std::string(e.what()), ContainsSubstring("speaks v3 at most"));
+        CHECK_THAT(std::string(e.what()), ContainsSubstring(fmt::format("speaks v{} at most", highest)));
     }
 }
 

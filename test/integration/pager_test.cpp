@@ -20,7 +20,6 @@
 
 using namespace cqlcoro;
 namespace asio = boost::asio;
-using cqlcoro::test::test_host;
 using cqlcoro::test::yield_until;
 
 // Freed memory is reused soon rather than held in a large quarantine, so that the peak RSS measured
@@ -99,10 +98,9 @@ asio::awaitable<void> load(session& s) {
 
 }  // namespace
 
-TEST_CASE("real Cassandra: a million rows streamed as typed rows: each once and in order, in bounded memory") {
+TEST_CASE("real Cassandra: a million rows streamed as typed rows: each once and in order, in bounded memory", "[slow]") {
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-        session_params params;
-        params.contact_points = {test_host()};
+        auto params = cqlcoro::test::target_params();
         params.request_timeout = std::chrono::seconds(60);
         auto s = co_await session::connect(ex, params);
         co_await load(s);

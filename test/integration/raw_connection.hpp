@@ -2,6 +2,8 @@
 // against a real server before the connection actor exists.
 #pragma once
 
+#include "target.hpp"
+
 #include "protocol/requests.hpp"
 #include "protocol/responses.hpp"
 
@@ -13,19 +15,13 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
 
 namespace cqlcoro::test {
-
-/// The first host of the cluster the test command started (CQLCORO_TEST_HOSTS), or 127.0.0.1.
-inline std::string test_host() {
-    const char* env = std::getenv("CQLCORO_TEST_HOSTS");
-    std::string hosts = env && *env ? env : "127.0.0.1";
-    return hosts.substr(0, hosts.find(','));
-}
 
 struct received_frame {
     protocol::frame_header header;
@@ -61,14 +57,21 @@ public:
     }
 
     protocol::compression compression = protocol::compression::none;
+    /// The version startup() speaks: the run's protocol, but v4 for v5 (this connection reads frames,
+    /// not v5's segments; the session's tests cover v5).
+    std::uint8_t version = std::min<std::uint8_t>(test_protocol(), 4);
 
     /// Sends one request and returns the decoded response; throws on transport or decode errors.
-    received_frame roundtrip(std::uint8_t version, const protocol::request& req, protocol::frame_options opts = {}) {
+    received_frame roundtrip(std::uint8_t v, const protocol::request& req, protocol::frame_options opts = {}) {
         opts.compression = compression;
         protocol::byte_buffer out;
-        if (auto ec = protocol::encode_request(version, req, opts, out)) throw std::runtime_error(ec.message());
-        boost::asio::write(socket_, boost::asio::buffer(out));
+        if (auto ec = protocol::encode_request(v, req, opts, out)) throw std::runtime_error(ec.message());
+        return roundtrip_bytes(out);
+    }
 
+    /// Sends an encoded frame as it is (a test may alter its bytes) and returns the decoded response.
+    received_frame roundtrip_bytes(const protocol::byte_buffer& out) {
+        boost::asio::write(socket_, boost::asio::buffer(out));
         received_frame f;
         std::uint8_t head[protocol::header_size];
         boost::asio::read(socket_, boost::asio::buffer(head));
@@ -85,17 +88,17 @@ public:
         return f;
     }
 
-    /// STARTUP in v3 (logging in as cassandra/cassandra if the node asks), with optional compression.
+    /// STARTUP in `version` (logging in as cassandra/cassandra if the node asks), with optional compression.
     /// Throws unless the node ends up ready.
     void startup(protocol::compression comp = protocol::compression::none) {
         using namespace protocol;
         std::array<std::pair<std::string_view, std::string_view>, 2> opts{{{"CQL_VERSION", "3.0.0"}, {"COMPRESSION", startup_name(comp)}}};
         // The server may compress its answer to STARTUP already: decompression must be on before reading it.
         compression = comp;
-        auto f = roundtrip(3, startup_request{std::span(opts).first(comp == compression::none ? 1 : 2)});
+        auto f = roundtrip(version, startup_request{std::span(opts).first(comp == protocol::compression::none ? 1 : 2)});
         if (std::holds_alternative<authenticate_response>(f.message.body)) {
             std::string_view token("\0cassandra\0cassandra", 20);
-            f = roundtrip(3, auth_response_request{as_bytes(token)});
+            f = roundtrip(version, auth_response_request{as_bytes(token)});
             if (!std::holds_alternative<auth_success_response>(f.message.body)) throw std::runtime_error("login failed");
             return;
         }

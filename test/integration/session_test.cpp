@@ -1,4 +1,4 @@
-// The session against a real Cassandra 2.1 node (protocol v3).
+// The session against a real Cassandra node (2.1 or 5.0, in the run's protocol: target.hpp).
 #include "everything.hpp"
 #include "raw_connection.hpp"
 
@@ -21,16 +21,11 @@ namespace asio = boost::asio;
 using Catch::Matchers::ContainsSubstring;
 using cqlcoro::test::check_same;
 using cqlcoro::test::everything;
-using cqlcoro::test::test_host;
 using cqlcoro::test::yield_until;
 
 namespace {
 
-session_params params() {
-    session_params p;
-    p.contact_points = {test_host()};
-    return p;
-}
+session_params params() { return cqlcoro::test::target_params(); }
 
 // A keyspace and tables of our own, created once per run.
 asio::awaitable<void> schema(session& s) {
@@ -47,7 +42,7 @@ asio::awaitable<void> schema(session& s) {
 TEST_CASE("real node, session: DDL reports schema changes; simple and prepared statements round-trip") {
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
         auto s = co_await session::connect(ex, params());
-        CHECK(s.protocol_version() == 3);
+        CHECK(s.protocol_version() == cqlcoro::test::test_protocol());
         co_await schema(s);
         auto created = co_await s.execute(statement("CREATE TABLE IF NOT EXISTS cqlcoro_session.fresh_" +
                                                     std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()) +
@@ -178,12 +173,12 @@ TEST_CASE("real node, session: cancellation and the request timeout") {
         REQUIRE(early_ec);
         CHECK(*early_ec == asio::error::operation_aborted);
         // A timeout too short for any answer: the request completes with request_timeout, at once.
-        auto [ec, r] = co_await s.execute(statement("SELECT * FROM system.schema_columns").timeout(std::chrono::milliseconds(0)),
+        auto [ec, r] = co_await s.execute(statement("SELECT * FROM " + cqlcoro::test::columns_table()).timeout(std::chrono::milliseconds(0)),
                                           asio::as_tuple(asio::use_awaitable));
         CHECK(ec == client_errc::request_timeout);
         // And the session goes on.
         auto ok = co_await s.execute(statement("SELECT release_version FROM system.local"));
-        CHECK(ok.one().get<std::string>(0) == "2.1.0");
+        CHECK(ok.one().get<std::string>(0) == cqlcoro::test::test_server().text);
         co_await s.close();
     });
 }
@@ -195,12 +190,7 @@ namespace {
 struct paused_node {
     paused_node() { run("pause"); }
     ~paused_node() { run("resume"); }
-    static void run(const char* what) {
-        const char* harness = std::getenv("CQLCORO_TEST_CLUSTER");
-        if (!harness || !*harness) throw std::runtime_error("CQLCORO_TEST_CLUSTER is not set: run the suite through scripts/test");
-        const std::string cmd = std::string(harness) + " " + what + " 1";
-        if (std::system(cmd.c_str()) != 0) throw std::runtime_error(cmd + " failed");
-    }
+    static void run(const char* what) { cqlcoro::test::harness("", std::string(what) + " 1"); }
 };
 
 }  // namespace

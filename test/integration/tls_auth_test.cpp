@@ -1,13 +1,15 @@
-// TLS and authentication against real Cassandra 2.1 nodes. The test command starts two extra single-node
-// clusters beside the plain one (test/cluster/ccluster with CQLCORO_CLUSTER_BASE):
-//   - TLS with PasswordAuthenticator (cassandra/cassandra): CQLCORO_TEST_TLS_HOST, _TLS_CA
-//   - TLS requiring client certificates: CQLCORO_TEST_MTLS_HOST, _MTLS_CA, _MTLS_CLIENT_CERT, _MTLS_CLIENT_KEY
+// TLS and authentication against real Cassandra nodes (2.1 or 5.0). The test command starts two extra
+// single-node clusters beside each plain one (test/cluster/ccluster with CQLCORO_CLUSTER_BASE), named by
+// CQLCORO_TEST_[<TARGET>_]... (target.hpp):
+//   - TLS with PasswordAuthenticator (cassandra/cassandra): TLS_HOST, TLS_CA
+//   - TLS requiring client certificates: MTLS_HOST, MTLS_CA, MTLS_CLIENT_CERT, MTLS_CLIENT_KEY
 #include "connection/connection.hpp"
 
 #include <cqlcoro/rows.hpp>
 
 #include <boost/asio/use_awaitable.hpp>
 
+#include "target.hpp"
 #include "test_coro.hpp"
 
 #include <catch2/catch_test_macros.hpp>
@@ -25,33 +27,30 @@ namespace asio = boost::asio;
 
 namespace {
 
-std::string env(const char* name) {
-    const char* v = std::getenv(name);
-    if (!v || !*v) throw std::runtime_error(std::string(name) + " is not set: run the suite through scripts/test, which starts the TLS nodes");
-    return v;
-}
+std::string env(const char* name) { return cqlcoro::test::required_test_env(name); }
+using cqlcoro::test::test_server;
 
 connection_params tls_node() {
-    connection_params p;
-    p.host = env("CQLCORO_TEST_TLS_HOST");
-    p.tls = tls_options{.ca_file = env("CQLCORO_TEST_TLS_CA")};
+    auto p = cqlcoro::test::target_connection();
+    p.host = env("TLS_HOST");
+    p.tls = tls_options{.ca_file = env("TLS_CA")};
     p.auth = plain_text("cassandra", "cassandra");
     return p;
 }
 
 connection_params mtls_node() {
-    connection_params p;
-    p.host = env("CQLCORO_TEST_MTLS_HOST");
-    p.tls = tls_options{.ca_file = env("CQLCORO_TEST_MTLS_CA"),
-                        .cert_file = env("CQLCORO_TEST_MTLS_CLIENT_CERT"),
-                        .key_file = env("CQLCORO_TEST_MTLS_CLIENT_KEY")};
+    auto p = cqlcoro::test::target_connection();
+    p.host = env("MTLS_HOST");
+    p.tls = tls_options{.ca_file = env("MTLS_CA"),
+                        .cert_file = env("MTLS_CLIENT_CERT"),
+                        .key_file = env("MTLS_CLIENT_KEY")};
     return p;
 }
 
 // Connects, runs a query, and returns the release version the node reports.
 asio::awaitable<std::string> release_version(asio::any_io_executor ex, connection_params p) {
     auto conn = co_await actor::connect(ex, p);
-    CHECK(conn->version() == 3);
+    CHECK(conn->version() == cqlcoro::test::test_protocol());
     query_request q{"SELECT release_version FROM system.local", {.cl = consistency::one}};
     auto f = co_await conn->execute(q, asio::use_awaitable);
     conn->abort();
@@ -78,8 +77,8 @@ asio::awaitable<cqlcoro::error> connect_error(asio::any_io_executor ex, connecti
 TEST_CASE("real node, TLS: verified server certificate and IP address, PlainText login, LZ4") {
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
         auto p = tls_node();
-        p.compression = compression::lz4;
-        CHECK(co_await release_version(ex, p) == "2.1.0");
+        p.compression = protocol::compression::lz4;
+        CHECK(co_await release_version(ex, p) == test_server().text);
     });
 }
 
@@ -90,7 +89,7 @@ TEST_CASE("real node, authentication: a wrong or missing password gets a clear e
         auto e = co_await connect_error(ex, wrong);
         CHECK(e.boost_code() == client_errc::authentication_failed);
         CHECK_THAT(std::string(e.what()), ContainsSubstring("check the user name and password"));
-        CHECK_THAT(std::string(e.what()), ContainsSubstring("Username and/or password are incorrect"));
+        CHECK_THAT(std::string(e.what()), ContainsSubstring("and/or password are incorrect"));  // 2.1: "Username ...", 5.0: "Provided username cassandra ..."
 
         auto none = tls_node();
         none.auth = nullptr;
@@ -103,7 +102,7 @@ TEST_CASE("real node, authentication: a wrong or missing password gets a clear e
 TEST_CASE("real node, TLS: a certificate from the wrong CA, or for another name, is rejected") {
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
         auto wrong_ca = tls_node();
-        wrong_ca.tls->ca_file = env("CQLCORO_TEST_MTLS_CLIENT_CERT");  // a self-signed certificate that signed nothing
+        wrong_ca.tls->ca_file = env("MTLS_CLIENT_CERT");  // a self-signed certificate that signed nothing
         auto e = co_await connect_error(ex, wrong_ca);
         CHECK(e.boost_code() == client_errc::tls_failed);
         CHECK_THAT(std::string(e.what()), ContainsSubstring("certificate verify failed"));
@@ -115,7 +114,7 @@ TEST_CASE("real node, TLS: a certificate from the wrong CA, or for another name,
 
         // The same with host name verification off: the chain is still verified, and it connects.
         wrong_name.tls->verify_hostname = false;
-        CHECK(co_await release_version(ex, wrong_name) == "2.1.0");
+        CHECK(co_await release_version(ex, wrong_name) == test_server().text);
 
         // A CA file that does not exist is a configuration error, reported before any connection.
         auto missing = tls_node();
@@ -140,7 +139,7 @@ TEST_CASE("real node, TLS: plain TCP to the TLS port fails within the connect ti
 
 TEST_CASE("real node, mutual TLS: with the client certificate it connects; without, it is refused") {
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-        CHECK(co_await release_version(ex, mtls_node()) == "2.1.0");
+        CHECK(co_await release_version(ex, mtls_node()) == test_server().text);
 
         auto anonymous = mtls_node();
         anonymous.tls->cert_file.clear();
@@ -150,6 +149,6 @@ TEST_CASE("real node, mutual TLS: with the client certificate it connects; witho
         INFO(e.what());
         CHECK((e.boost_code() == client_errc::tls_failed || e.boost_code() == asio::error::eof ||
                e.boost_code() == asio::error::connection_reset));
-        CHECK_THAT(std::string(e.what()), ContainsSubstring("127.0.0.21:9042"));
+        CHECK_THAT(std::string(e.what()), ContainsSubstring(env("MTLS_HOST") + ":9042"));
     });
 }

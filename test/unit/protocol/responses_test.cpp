@@ -204,6 +204,28 @@ TEST_CASE("responses: column types decode recursively: collections, tuples, UDTs
     CHECK(cols[3].type.custom_class == "org.apache.cassandra.db.marshal.DateType");
 }
 
+TEST_CASE("responses: types newer than the protocol version arrive as marshal classes and get their own kinds") {
+    // A v3 row of Cassandra 5.0: smallint, tinyint, date and time have ids from v4 on, duration from v5.
+    auto r = decode(3, opcode::result, hex(
+        "00000002 | 00000001 00000006 | 0002 'ks' 0001 't'"
+        "| 0001 'a' 0000 0029 'org.apache.cassandra.db.marshal.ShortType'"
+        "| 0001 'b' 0000 0028 'org.apache.cassandra.db.marshal.ByteType'"
+        "| 0001 'c' 0000 002e 'org.apache.cassandra.db.marshal.SimpleDateType'"
+        "| 0001 'd' 0000 0028 'org.apache.cassandra.db.marshal.TimeType'"
+        "| 0001 'e' 0020 0000 002c 'org.apache.cassandra.db.marshal.DurationType'"  // list<duration>
+        "| 0001 'f' 0000 0028 'org.apache.cassandra.db.marshal.DateType'"            // timestamp's old name: stays custom
+        "| 00000000"));
+    const auto& cols = result_as<rows_result>(r).metadata.columns;
+    REQUIRE(cols.size() == 6);
+    CHECK(to_cql_string(cols[0].type) == "smallint");
+    CHECK(to_cql_string(cols[1].type) == "tinyint");
+    CHECK(to_cql_string(cols[2].type) == "date");
+    CHECK(to_cql_string(cols[3].type) == "time");
+    CHECK(to_cql_string(cols[4].type) == "list<duration>");
+    CHECK(cols[0].type.custom_class.empty());
+    CHECK(cols[5].type.kind == type_kind::custom);
+}
+
 TEST_CASE("responses: RESULT prepared in v3 (no pk indexes), v4 (pk indexes) and v5 (result metadata id)") {
     auto v3 = decode(3, opcode::result, hex("00000004 | 0002 0a0b | 00000001 00000001 0002 'ks' 0001 't' 0001 'k' 0009"
                                             "| 00000004 00000000"));

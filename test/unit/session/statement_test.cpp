@@ -138,3 +138,40 @@ TEST_CASE("batch: simple and bound statements in one BATCH; named simple values 
     protocol::byte_buffer out;
     CHECK(session_detail::encode_statement({}, named_batch, out) == client_errc::invalid_statement);
 }
+
+TEST_CASE("statement: a std::array is sent as a Cassandra 5 vector: the elements back to back, no count") {
+    const auto s = statement("INSERT INTO t (k, v) VALUES (1, ?)", std::array<float, 2>{1.0f, -0.0f});
+    auto d = round_trip(s, 5);
+    const auto& q = std::get<protocol::query_request>(d.req.message);
+    REQUIRE(q.params.values.size() == 1);
+    CHECK(to_hex(q.params.values[0].bytes) == "3f80000080000000");  // a list<float> would begin with its count
+}
+
+TEST_CASE("prepared statement: the result metadata follows the server, and a version read stays valid") {
+    auto p = std::make_shared<prepared_data>();
+    const auto col = [](const char* name) { return column_spec{"ks", "t", name, cql_type::of(type_kind::int_)}; };
+    CHECK(p->result_columns().empty());
+    CHECK(p->result().set == nullptr);
+    p->update_result({1}, {col("a")});  // PREPARE's own
+    CHECK(p->result_updates() == 0);
+    const auto& first = p->result();
+    const auto first_columns = p->result_columns();
+    p->update_result({1}, {col("a")});  // the same again: nothing changes
+    CHECK(&p->result() == &first);
+    CHECK(p->result_updates() == 0);
+    p->update_result({2}, {col("a"), col("b")});  // ALTER TABLE ... ADD b
+    CHECK(p->result_updates() == 1);
+    CHECK(p->result().id == std::vector<std::uint8_t>{2});
+    REQUIRE(p->result_columns().size() == 2);
+    CHECK(p->result_columns()[1].name == "b");
+    // What a request read before the change is still there to read.
+    CHECK(first.id == std::vector<std::uint8_t>{1});
+    REQUIRE(first_columns.size() == 1);
+    CHECK(first_columns[0].name == "a");
+    // Before v5 there is no id: the columns alone tell a change.
+    auto q = std::make_shared<prepared_data>();
+    q->update_result({}, {col("a")});
+    q->update_result({}, {col("a"), col("b")});
+    CHECK(q->result_updates() == 1);
+    CHECK(q->result().id.empty());
+}

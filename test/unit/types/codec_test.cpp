@@ -158,9 +158,29 @@ TEST_CASE("codec: null only reads into optional; an empty fixed-size cell reads 
     std::string s = "x";
     REQUIRE_FALSE(decode_cell(std::optional<bytes_view>(bytes_view{}), t_text, {}, s));  // empty text is a value
     CHECK(s.empty());
+    CHECK(decode_cell(std::optional<bytes_view>{}, t_text, {}, s) == type_errc::unexpected_null);
     byte_buffer out;
     REQUIRE_FALSE(detail::encode_value(std::optional<int>{}, t_int, out));
     CHECK(to_hex(out) == "ffffffff");
+}
+
+TEST_CASE("codec: a null list, set or map reads as an empty container (Cassandra stores empty ones as null)") {
+    std::vector<std::int32_t> l{1};
+    REQUIRE_FALSE(decode_cell(std::optional<bytes_view>{}, cql_type::list_of(t_int), {}, l));
+    CHECK(l.empty());
+    std::set<std::string> st{"x"};
+    REQUIRE_FALSE(decode_cell(std::optional<bytes_view>{}, cql_type::set_of(t_text), {}, st));
+    CHECK(st.empty());
+    std::map<std::string, std::int32_t> m{{"x", 1}};
+    REQUIRE_FALSE(decode_cell(std::optional<bytes_view>{}, cql_type::map_of(t_text, t_int), {}, m));
+    CHECK(m.empty());
+    // A vector<float, 3> has a fixed size: null does not fit a std::array, nor a std::vector.
+    std::array<float, 3> a{};
+    CHECK(decode_cell(std::optional<bytes_view>{}, cql_type::vector_of(cql_type::of(type_kind::float_), 3), {}, a) ==
+          type_errc::unexpected_null);
+    std::vector<float> v;
+    CHECK(decode_cell(std::optional<bytes_view>{}, cql_type::vector_of(cql_type::of(type_kind::float_), 3), {}, v) ==
+          type_errc::unexpected_null);
 }
 
 TEST_CASE("codec: timestamps, dates and times, before 1970 and at the end of the day") {
