@@ -222,7 +222,9 @@ asio::awaitable<error_code> connection::handshake(const connection_params& p) {
     };
 
     stage_ = "answer to STARTUP";
-    std::vector<std::pair<std::string_view, std::string_view>> opts{{"CQL_VERSION", "3.0.0"}, {"DRIVER_NAME", "cqlcoro"}};
+    // The driver's name and release, as servers 4.0+ show them in system_views.clients.
+    std::vector<std::pair<std::string_view, std::string_view>> opts{
+        {"CQL_VERSION", "3.0.0"}, {"DRIVER_NAME", "cqlcoro"}, {"DRIVER_VERSION", CQLCORO_VERSION}};
     auto comp = p.compression;
     if (version_ >= 5 && comp == protocol::compression::snappy) comp = protocol::compression::none;  // v5 has LZ4 only
     if (comp != protocol::compression::none) opts.emplace_back("COMPRESSION", protocol::startup_name(comp));

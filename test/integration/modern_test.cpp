@@ -185,12 +185,14 @@ TEST_CASE("real node 4.0+, session: the 3.0+ schema tables and the virtual table
                                               .node_endpoint(endpoint));
         REQUIRE(setting.size() == 1);
         CHECK(setting.one().get<std::string>(0) == "9042");
-        auto clients = co_await s.execute(statement("SELECT driver_name, protocol_version FROM system_views.clients").node_endpoint(endpoint));
+        auto clients = co_await s.execute(
+            statement("SELECT driver_name, driver_version, protocol_version FROM system_views.clients").node_endpoint(endpoint));
         std::size_t ours = 0;
         for (auto row : clients.rows())
             if (row.get<std::optional<std::string>>(0) == "cqlcoro") {
                 ++ours;
-                CHECK(row.get<std::int32_t>(1) == test_protocol());
+                CHECK(row.get<std::optional<std::string>>(1) == CQLCORO_VERSION);
+                CHECK(row.get<std::int32_t>(2) == test_protocol());
             }
         CHECK(ours >= 2);  // the control connection and the pool's
         co_await s.close();

@@ -6,6 +6,9 @@
 #include "connection/connection.hpp"
 
 #include <cqlcoro/rows.hpp>
+#include <cqlcoro/tls.hpp>
+
+#include <openssl/ssl.h>
 
 #include <boost/asio/use_awaitable.hpp>
 
@@ -150,5 +153,19 @@ TEST_CASE("real node, mutual TLS: with the client certificate it connects; witho
         CHECK((e.boost_code() == client_errc::tls_failed || e.boost_code() == asio::error::eof ||
                e.boost_code() == asio::error::connection_reset));
         CHECK_THAT(std::string(e.what()), ContainsSubstring(env("MTLS_HOST") + ":9042"));
+    });
+}
+
+TEST_CASE("real node, TLS: a client that allows TLS 1.3 only connects to 5.0; 2.1's cipher list has no 1.3 suite") {
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto p = tls_node();
+        p.tls->context = make_tls_context(*p.tls);
+        REQUIRE(SSL_CTX_set_min_proto_version(p.tls->context->native_handle(), TLS1_3_VERSION) == 1);
+        if (test_server().at_least(4)) {
+            CHECK(co_await release_version(ex, p) == test_server().text);
+        } else {
+            auto e = co_await connect_error(ex, p);
+            CHECK(e.boost_code() == client_errc::tls_failed);
+        }
     });
 }
