@@ -7,7 +7,7 @@ node, for the interop test (test/integration/interop_test.cpp).
                                              every column against the same values; exits 1 naming
                                              each column that differs
 
-The table and the values mirror interop_test.cpp's: keep them in step.
+The table and the values mirror interop_test.cpp's and JavaDriverCheck.java's: keep the three in step.
 """
 import datetime
 import decimal
