@@ -229,7 +229,7 @@ TEST_CASE("real node 4.0+, session: a prepared SELECT * follows ALTER TABLE ... 
     });
 }
 
-TEST_CASE("real node 4.0+, session: v5's keyspace per request and now_in_seconds; warnings; a trace read back", "[cassandra-4+]") {
+TEST_CASE("real node 4.0+, session: v5's keyspace per request and now_in_seconds; warnings; a custom payload; a trace read back", "[cassandra-4+]") {
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
         auto s = co_await session::connect(ex, target_params());
         co_await schema(s);
@@ -266,6 +266,31 @@ TEST_CASE("real node 4.0+, session: v5's keyspace per request and now_in_seconds
         } else {
             CHECK(warned.warnings().empty());  // v3 frames carry no warnings
         }
+
+        // A read over more tombstones than tombstone_warn_threshold (1000): a null written is a tombstone.
+        co_await s.execute(statement("CREATE TABLE IF NOT EXISTS cqlcoro_modern.graves (p int, c int, v text, PRIMARY KEY (p, c))"));
+        const int partition = static_cast<int>(std::chrono::steady_clock::now().time_since_epoch().count() % 1'000'000);
+        auto bury = co_await s.prepare("INSERT INTO cqlcoro_modern.graves (p, c, v) VALUES (?, ?, null)");
+        for (int c = 0; c < 1100; c += 100) {
+            batch graves(batch_kind::unlogged);
+            for (int i = c; i < c + 100; ++i) graves.add(bury.bind(partition, i));
+            co_await s.execute(std::move(graves));
+        }
+        auto haunted = co_await s.execute(statement("SELECT * FROM cqlcoro_modern.graves WHERE p = ?", partition));
+        CHECK(haunted.size() == 1100);
+        if (test_protocol() >= 4) {
+            REQUIRE(haunted.warnings().size() == 1);
+            CHECK_THAT(haunted.warnings()[0], ContainsSubstring("1100 tombstone"));
+        } else {
+            CHECK(haunted.warnings().empty());
+        }
+
+        // A custom payload (v4+): the stock server takes it and answers as usual (it echoes none without
+        // a custom query handler); below v4 the frame has no place for it and it is left out.
+        auto payload_statement = statement("SELECT v FROM cqlcoro_modern.kv WHERE k = 100");
+        payload_statement.payload("cqlcoro", std::vector<std::uint8_t>{1, 2, 3});
+        auto with_payload = co_await s.execute(std::move(payload_statement));
+        CHECK(with_payload.size() == 1);
 
         // A traced request, and its trace as system_traces holds it.
         auto traced = co_await s.execute(statement("SELECT v FROM cqlcoro_modern.kv WHERE k = 100").tracing(true));
