@@ -150,13 +150,22 @@ asio::awaitable<error_code> connection::open_until(const connection_params& p, s
 
 // TCP connect, TLS, then the CQL handshake in `version`. unsupported_version when the server refuses it.
 asio::awaitable<error_code> connection::open(const connection_params& p, std::uint8_t version) {
-    stage_ = "address resolution";
-    asio::ip::tcp::resolver resolver(strand_);
-    auto [rec, endpoints] = co_await resolver.async_resolve(p.host, std::to_string(p.port), use_tuple);
-    if (rec) co_return rec;
-    stage_ = "TCP connect";
-    auto [cec, ep] = co_await asio::async_connect(socket_, endpoints, use_tuple);
-    if (cec) co_return cec;
+    // An IP address needs no resolver (Asio's runs getaddrinfo on a thread of its own): only names do.
+    error_code not_ip;
+    const auto ip = asio::ip::make_address(p.host, not_ip);
+    if (!not_ip) {
+        stage_ = "TCP connect";
+        auto [cec] = co_await socket_.async_connect(asio::ip::tcp::endpoint(ip, p.port), use_tuple);
+        if (cec) co_return cec;
+    } else {
+        stage_ = "address resolution";
+        asio::ip::tcp::resolver resolver(strand_);
+        auto [rec, endpoints] = co_await resolver.async_resolve(p.host, std::to_string(p.port), use_tuple);
+        if (rec) co_return rec;
+        stage_ = "TCP connect";
+        auto [cec, ep] = co_await asio::async_connect(socket_, endpoints, use_tuple);
+        if (cec) co_return cec;
+    }
     socket_.set_option(asio::ip::tcp::no_delay(true));
     if (tls_context_) {
         stage_ = "TLS handshake";

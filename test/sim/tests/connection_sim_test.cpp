@@ -19,6 +19,7 @@
 #include <boost/asio/use_future.hpp>
 
 #include <atomic>
+#include <filesystem>
 #include <future>
 #include <thread>
 
@@ -516,4 +517,28 @@ TEST_CASE("connection: requests from many threads of a multi-threaded io_context
     conn->abort();
     work.reset();
     for (auto& t : threads) t.join();
+}
+
+namespace {
+// The threads of this process now.
+std::size_t thread_count() {
+    std::size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) n += e.is_directory();
+    return n;
+}
+}  // namespace
+
+TEST_CASE("connection: an IP address is connected to without the resolver and its thread; a name is resolved") {
+    sim::cluster c({.nodes = 1, .port = port});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        const auto before = thread_count();
+        connection_params by_ip{.host = "127.0.0.1", .port = port};
+        auto conn = co_await actor::connect(ex, by_ip);
+        CHECK(thread_count() == before);  // Asio's resolver would have started a thread of its own
+        conn->abort();
+        connection_params by_name{.host = "localhost", .port = port};
+        auto named = co_await actor::connect(ex, by_name);
+        CHECK(thread_count() == before + 1);  // the check can see that thread
+        named->abort();
+    });
 }
