@@ -284,27 +284,16 @@ error_code read_type(reader& r, cql_type& out, int depth) {
     switch (out.kind) {
     case type_kind::custom: {
         out.custom_class = r.string();
-        // Cassandra 5 vectors travel as a custom class in every version: give them their own kind.
-        if (out.custom_class.starts_with("org.apache.cassandra.db.marshal.VectorType(")) {
-            if (auto v = parse_cql_type(out.custom_class); v && v->kind == type_kind::vector) out = std::move(*v);
-            break;
+        // Vectors travel as their marshal class in every version, and types newer than the connection's
+        // protocol version do too, in the same bytes as their own id would: smallint, tinyint, date and
+        // time in v3 (ids since v4), duration in v3 and v4 (since v5). The type parser knows the names;
+        // other classes (a real custom type, 2.1's DateType) stay custom.
+        if (out.custom_class.starts_with("org.apache.cassandra.db.marshal.")) {
+            auto t = parse_cql_type(out.custom_class);
+            if (t && (t->kind == type_kind::vector || t->kind == type_kind::smallint || t->kind == type_kind::tinyint ||
+                      t->kind == type_kind::date || t->kind == type_kind::time || t->kind == type_kind::duration))
+                out = std::move(*t);
         }
-        // Types newer than the connection's protocol version travel as their marshal class, in the same
-        // bytes as their own id would: smallint, tinyint, date and time in v3 (ids since v4), duration in
-        // v3 and v4 (since v5).
-        static constexpr std::pair<std::string_view, type_kind> later[] = {
-            {"org.apache.cassandra.db.marshal.ShortType", type_kind::smallint},
-            {"org.apache.cassandra.db.marshal.ByteType", type_kind::tinyint},
-            {"org.apache.cassandra.db.marshal.SimpleDateType", type_kind::date},
-            {"org.apache.cassandra.db.marshal.TimeType", type_kind::time},
-            {"org.apache.cassandra.db.marshal.DurationType", type_kind::duration},
-        };
-        for (const auto& [name, kind] : later)
-            if (out.custom_class == name) {
-                out.kind = kind;
-                out.custom_class.clear();
-                break;
-            }
         break;
     }
     case type_kind::ascii:
