@@ -1,4 +1,8 @@
+#include <cqlcoro/completion.hpp>
 #include <cqlcoro/error.hpp>
+
+#include <boost/asio/error.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <string>
 
@@ -173,6 +177,22 @@ std::string error_message(const error_code& ec, std::string_view what) {
     if (code.empty() || what.find(code) != std::string_view::npos) return std::string(what);
     return std::string(what) + ": " + code;
 }
+
+namespace detail {
+
+error_code code_of(const std::exception_ptr& e) noexcept {
+    try {
+        std::rethrow_exception(e);
+    } catch (const error& x) {
+        return x.boost_code();
+    } catch (const boost::system::system_error& x) {
+        return x.code();
+    } catch (...) {
+        return boost::asio::error::fault;
+    }
+}
+
+}  // namespace detail
 
 const boost::system::error_category& client_category() noexcept {
     static const client_category_impl instance;

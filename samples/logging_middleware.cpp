@@ -24,8 +24,10 @@ cqlcoro::middleware logging() {
 asio::awaitable<void> run(asio::any_io_executor ex, std::string host) {
     cqlcoro::session_params p;
     p.contact_points = {host};
+    // Within the deadline, before speculative execution and retries: it sees each request once.
+    p.chain = {cqlcoro::built_in_layer::deadline, logging(), cqlcoro::built_in_layer::speculative_execution,
+               cqlcoro::built_in_layer::retry};
     auto session = co_await cqlcoro::session::connect(ex, p);
-    session.add_middleware(logging());
     co_await session.execute(cqlcoro::statement("SELECT release_version FROM system.local"));
     co_await session.execute(cqlcoro::statement("SELECT cluster_name FROM system.local"));
     co_await session.execute(cqlcoro::statement("SELECT nothing FROM system.local"), asio::as_tuple(asio::use_awaitable));

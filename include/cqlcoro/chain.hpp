@@ -15,7 +15,7 @@
 //   - before `deadline`: the whole request, outside its timeout. Each call of `next` gets a fresh
 //     deadline (a middleware here may wait for admission, or try the whole request again).
 //   - between `deadline` and `speculative_execution`: the whole request once, within its deadline;
-//     every call of `next` shares it. session::add_middleware() adds one here.
+//     every call of `next` shares it.
 //   - after `retry`: every attempt, on the node the query plan chose (request::diagnostics().host), with
 //     the attempts so far in request::diagnostics and the attempt's own deadline. `next` sends the
 //     request, as the middleware passes it, to that node; what the middleware returns is the attempt's
@@ -43,8 +43,6 @@
 
 namespace cqlcoro {
 
-namespace asio = boost::asio;
-
 /// A request as it travels through the chain.
 struct request {
     std::variant<statement, bound_statement, batch> what;
@@ -71,12 +69,12 @@ struct outcome {
     cqlcoro::result result;
 };
 
-using next_layer = std::function<asio::awaitable<outcome>(request&)>;
+using next_layer = std::function<boost::asio::awaitable<outcome>(request&)>;
 /// A middleware: may look at or change the request, call `next` (or not, or several times), and look
 /// at or change the outcome. Errors travel as values; an exception it throws fails the request (or,
-/// after `retry`, the attempt) with the exception's text, and asio::error::fault as its code (a
+/// after `retry`, the attempt) with the exception's text, and boost::asio::error::fault as its code (a
 /// cqlcoro::error thrown before `retry` keeps its own).
-using middleware = std::function<asio::awaitable<outcome>(request&, next_layer next)>;
+using middleware = std::function<boost::asio::awaitable<outcome>(request&, next_layer next)>;
 
 /// The places of the built-in layers in session_params::chain.
 enum class built_in_layer {

@@ -23,7 +23,10 @@
 // time (like an iterator); its stats() may be read from anywhere.
 #pragma once
 
-#include <cqlcoro/session.hpp>
+#include <cqlcoro/completion.hpp>
+#include <cqlcoro/result.hpp>
+#include <cqlcoro/rows.hpp>
+#include <cqlcoro/statement.hpp>
 #include <cqlcoro/stream_options.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -81,24 +84,48 @@ public:
     /// Stops fetching and releases every page the stream holds (pages handed out stay valid).
     ~pager();
 
-    /// The next page; at the end of the stream, an empty stream_page (false). Completes with
-    /// void(error_code, stream_page); the default token throws cqlcoro::error naming the failed page.
-    /// Rows of the current page not yet read by next() are skipped.
+    /// The next page; at the end of the stream, an empty stream_page (false). Rows of the current page
+    /// not yet read by next() are skipped.
+    ///
+    /// - Completion: void(error_code, stream_page); the failed page's result carries its diagnostics.
+    ///   The default token throws cqlcoro::error naming the failed page and its host.
+    /// - Lifetimes: the pager may be destroyed while a next_page() waits (it then completes with
+    ///   operation_aborted); the page handed out stays valid after the pager is gone.
+    /// - Executor: the handler runs on its associated executor (the session's when it has none), never
+    ///   inline from next_page() itself.
+    /// - Cancellation: terminal cancellation of a waiting next_page() stops the stream (as cancel()).
+    /// - Thread safety: one reader at a time, as an iterator; stats() from anywhere.
+    /// - Errors: the page request's (server errors, request_timeout, no_host_available, ...),
+    ///   memory_budget_exhausted, empty_handle for an empty pager.
     template <class Token = default_token>
     auto next_page(Token&& token = {}) {
-        return asio::async_initiate<Token, void(error_code, stream_page)>(page_initiation{state_}, token);
+        return boost::asio::async_initiate<Token, void(error_code, stream_page)>(page_initiation{state_}, token);
     }
 
-    /// The next row, or nullopt at the end. The view is valid until the next call of next()/next_as().
-    asio::awaitable<std::optional<row_view>> next();
+    /// The next row, or nullopt at the end. The view is valid until the next call of next()/next_as()
+    /// (and while the pager lives). Within a page this completes at once; at its end it waits for the
+    /// next page as next_page() does, with its errors and cancellation. The pager must outlive the call.
+    boost::asio::awaitable<std::optional<row_view>> next();
+    /// The same with any completion token: void(error_code, std::optional<row_view>).
+    template <class Token>
+    auto next(Token&& token) {
+        return detail::run_as_operation<std::optional<row_view>>(
+            executor(), [this] { return next(); }, std::forward<Token>(token));
+    }
 
     /// The next row as T (a std::tuple, or a struct by position or field_names<T>); the C++ type is
-    /// checked against the columns once per page.
+    /// checked against the columns once per page (a mismatch fails with type_errc::type_mismatch).
     template <class T>
-    asio::awaitable<std::optional<T>> next_as() {
+    boost::asio::awaitable<std::optional<T>> next_as() {
         std::optional<row_view> row = co_await next();
         if (!row) co_return std::nullopt;
         co_return row->template as<T>();
+    }
+    /// The same with any completion token: void(error_code, std::optional<T>).
+    template <class T, class Token>
+    auto next_as(Token&& token) {
+        return detail::run_as_operation<std::optional<T>>(
+            executor(), [this] { return next_as<T>(); }, std::forward<Token>(token));
     }
 
     /// The state that resumes the statement after the current page (the last one handed out): a new
@@ -140,8 +167,10 @@ private:
             start_next_page(state, page_handler(std::forward<Handler>(handler)));
         }
     };
-    using page_handler = asio::any_completion_handler<void(error_code, stream_page)>;
+    using page_handler = boost::asio::any_completion_handler<void(error_code, stream_page)>;
     static void start_next_page(const std::shared_ptr<detail::pager_state>& s, page_handler h);
+    /// The session's executor (the system executor for an empty pager).
+    boost::asio::any_io_executor executor() const noexcept;
 
     std::shared_ptr<detail::pager_state> state_;
     stream_page current_;

@@ -2,13 +2,14 @@
 //
 //   auto session = co_await cqlcoro::session::connect(ex, params);
 //   auto rs = co_await session.execute(cqlcoro::statement("SELECT ..."));             // throws cqlcoro::error
-//   auto [ec, r] = co_await session.execute(stmt, asio::as_tuple(asio::use_awaitable)); // no throw
+//   auto [ec, r] = co_await session.execute(stmt, boost::asio::as_tuple(boost::asio::use_awaitable)); // no throw
 //   session.execute(stmt, [](cqlcoro::error_code ec, cqlcoro::result r) { ... });      // callback
 //
-// Every operation takes an Asio completion token; the signature is void(error_code, result), and the
-// result carries diagnostics (hosts tried, the server's error with its fields) also on failure. The
-// default token awaits and throws cqlcoro::error with those diagnostics. Cancellation slots work: a
-// request not yet written is never sent; one already written completes with operation_aborted.
+// Every asynchronous operation takes an Asio completion token (cqlcoro/completion.hpp); a request's
+// signature is void(error_code, result), and the result carries diagnostics (hosts tried, the server's
+// error with its fields) also on failure. The default token awaits and throws cqlcoro::error with those
+// diagnostics. Cancellation slots work: a request not yet written is never sent; one already written
+// completes with operation_aborted.
 //
 // Requests run through the chain (cqlcoro/chain.hpp): the application's middlewares and the built-in
 // layers (the deadline, speculative execution, retries over the query plan, each node attempt) in the
@@ -18,12 +19,14 @@
 
 #include <cqlcoro/auth.hpp>
 #include <cqlcoro/chain.hpp>
+#include <cqlcoro/completion.hpp>
 #include <cqlcoro/detail/erased_handler.hpp>
 #include <cqlcoro/consistency.hpp>
 #include <cqlcoro/error.hpp>
 #include <cqlcoro/load_balancing.hpp>
 #include <cqlcoro/log.hpp>
 #include <cqlcoro/metadata.hpp>
+#include <cqlcoro/pager.hpp>
 #include <cqlcoro/result.hpp>
 #include <cqlcoro/retry_budget.hpp>
 #include <cqlcoro/retry_policy.hpp>
@@ -55,9 +58,6 @@
 
 namespace cqlcoro {
 
-namespace asio = boost::asio;
-using namespace std::chrono_literals;
-
 enum class compression { none, lz4, snappy };
 
 struct session_params {
@@ -72,9 +72,9 @@ struct session_params {
     /// does not speak it); 0: the highest both sides speak.
     std::uint8_t protocol_version = 0;
     std::size_t connections_per_host = 1;
-    std::chrono::milliseconds connect_timeout = 5s;
-    std::chrono::milliseconds request_timeout = 12s;  ///< per request, all attempts included; statements may override
-    std::chrono::milliseconds heartbeat_interval = 30s;
+    std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
+    std::chrono::milliseconds request_timeout = std::chrono::seconds(12);  ///< per request, all attempts included; statements may override
+    std::chrono::milliseconds heartbeat_interval = std::chrono::seconds(30);
     /// Abandoned requests (cancelled or timed out after their frame was written) whose stream ids wait
     /// for late answers, per connection, beyond which the connection is replaced: a new one is opened
     /// first, then the old one drains. Three quarters of the 32768 stream ids by default, as in the Java
@@ -104,14 +104,14 @@ struct session_params {
     reconnection_policy reconnection = reconnection_policy::exponential(std::chrono::seconds(1), std::chrono::minutes(1));
     /// Server events are applied in batches: after `event_window` without a new one, or at once when
     /// `event_max_batch` are waiting.
-    std::chrono::milliseconds event_window = 1s;
+    std::chrono::milliseconds event_window = std::chrono::seconds(1);
     std::size_t event_max_batch = 20;
     /// Read schema metadata (keyspaces, tables, ...); the token map needs the keyspaces' replication.
     bool schema_metadata = true;
     /// After a schema change through the session: wait (at most this long) until every up node reports
     /// the same schema version; 0: do not wait. result::schema_in_agreement() tells the outcome.
-    std::chrono::milliseconds schema_agreement_timeout = 10s;
-    std::chrono::milliseconds schema_agreement_interval = 200ms;
+    std::chrono::milliseconds schema_agreement_timeout = std::chrono::seconds(10);
+    std::chrono::milliseconds schema_agreement_interval = std::chrono::milliseconds(200);
     /// prepare() prepares on every up node, not just the one that answers; nodes coming back up (and new
     /// ones) get the session's prepared statements again, `reprepare_parallelism` at a time.
     bool prepare_on_all_hosts = true;
@@ -119,7 +119,7 @@ struct session_params {
     std::size_t reprepare_parallelism = 8;
     /// Maps the address a node advertises (system.peers) to the one the session connects to (NAT, cloud).
     /// Contact points are used as given.
-    std::function<asio::ip::tcp::endpoint(const asio::ip::tcp::endpoint&)> address_translator;
+    std::function<boost::asio::ip::tcp::endpoint(const boost::asio::ip::tcp::endpoint&)> address_translator;
     /// Told when nodes are added, removed, come up or go down; runs on the session's strand: keep it short.
     std::function<void(const node_event&)> on_node_event;
     /// When connect() returns: once every pool's first connection attempt has finished, each up or
@@ -189,44 +189,9 @@ struct host_metrics {
 };
 
 namespace detail {
-
 struct session_impl;
 struct session_handle;
-/// The exception for a failed request: its code, a message naming the host and the server's text.
-std::exception_ptr make_request_exception(error_code ec, const result& r);
-
-// Adapts a void(error_code, result) completion into void(exception_ptr, result) for the inner token.
-template <class Handler>
-struct throwing_handler {
-    Handler inner;
-
-    using executor_type = asio::associated_executor_t<Handler>;
-    executor_type get_executor() const noexcept { return asio::get_associated_executor(inner); }
-    using cancellation_slot_type = asio::associated_cancellation_slot_t<Handler>;
-    cancellation_slot_type get_cancellation_slot() const noexcept { return asio::get_associated_cancellation_slot(inner); }
-
-    template <class R>  // a result, or a stream_page (its exception is found by ADL)
-    void operator()(error_code ec, R r) {
-        std::move(inner)(ec ? make_request_exception(ec, r) : std::exception_ptr(), std::move(r));
-    }
-};
-
 }  // namespace detail
-
-/// A token adapter: the operation completes into `token` with void(std::exception_ptr, result), the
-/// exception a cqlcoro::error with the request's diagnostics. The session's default token is
-/// with_diagnostics(asio::use_awaitable).
-template <class Token>
-struct with_diagnostics_t {
-    Token token;
-};
-template <class Token>
-with_diagnostics_t<std::decay_t<Token>> with_diagnostics(Token&& t) {
-    return {std::forward<Token>(t)};
-}
-using default_token = with_diagnostics_t<asio::use_awaitable_t<>>;
-
-class pager;
 
 /// A handle to a session: copies share it. The session lives while a handle (or a pager of it) does;
 /// when the last one is destroyed without close(), the session shuts down at once, as an Asio socket
@@ -241,10 +206,38 @@ public:
     bool valid() const noexcept { return handle_ != nullptr; }
     explicit operator bool() const noexcept { return valid(); }
 
-    /// Connects to the contact points (connections_per_host each) on `ex`; no threads of its own.
-    /// Throws cqlcoro::error when no host can be reached, naming each host's failure.
-    static asio::awaitable<session> connect(asio::any_io_executor ex, session_params params);
+    /// Connects to the contact points (connections_per_host each) on `ex`, with no threads of its own,
+    /// and follows the cluster from then on (cqlcoro/metadata.hpp).
+    ///
+    /// - Completion: void(error_code, session). The default token throws cqlcoro::error naming each
+    ///   contact point's failure (or the setting that cannot work: client_errc::invalid_configuration).
+    /// - Lifetimes: `params` is copied; nothing of the caller's needs to outlive the call.
+    /// - Executor: the session's timers and connections run on `ex` (its strands); the handler runs on
+    ///   its associated executor, `ex` when it has none.
+    /// - Cancellation: terminal cancellation stops the connect; the session is not created.
+    /// - Errors: no_host_available (each host's failure in the text), authentication_failed,
+    ///   tls_failed, connect_timeout, invalid_configuration.
+    template <class Token = default_token>
+    static auto connect(boost::asio::any_io_executor ex, session_params params, Token&& token = {}) {
+        return detail::run_as_operation<session>(
+            ex, [ex, p = std::move(params)]() mutable { return connect_op(ex, std::move(p)); }, std::forward<Token>(token));
+    }
 
+    /// Executes a statement, a bound prepared statement or a batch through the chain: the deadline,
+    /// speculative executions, retries over the query plan (session_params::chain).
+    ///
+    /// - Completion: void(error_code, result); the result carries diagnostics (hosts tried, the server's
+    ///   error with its fields, the outcome: not sent, rejected, failed or maybe applied) also on
+    ///   failure. The default token throws cqlcoro::error with them.
+    /// - Lifetimes: the statement is taken by value; the session may be destroyed before completion
+    ///   (the request then completes with session_closed).
+    /// - Executor: the handler runs on its associated executor (the session's when it has none); it is
+    ///   never invoked inline from execute() itself.
+    /// - Cancellation: terminal, partial and total. Before the request is written it is never sent;
+    ///   after, it completes with operation_aborted and its stream id waits for the late answer.
+    /// - Thread safety: any thread may call it, concurrently.
+    /// - Errors: server errors (server_errc, with server_error_info), request_timeout,
+    ///   no_host_available, connection_closed_sent (maybe applied), type errors of the values.
     template <class Token = default_token>
     auto execute(statement s, Token&& token = {}) {
         return start(request{std::move(s), {}, {}}, std::forward<Token>(token));
@@ -269,16 +262,41 @@ public:
     /// The budget the session's streams share (session_params::stream_memory_budget), with its figures.
     std::shared_ptr<memory_budget> stream_budget() const;
 
-    /// Prepares `query` (in the session's keyspace), or returns the cached statement. Concurrent
-    /// prepares of the same text share one PREPARE.
-    asio::awaitable<prepared_statement> prepare(std::string query);
+    /// Prepares `query` (in the session's keyspace), or gives the cached statement. Concurrent prepares
+    /// of the same text share one PREPARE; with prepare_on_all_hosts, the other up nodes are prepared too.
+    ///
+    /// - Completion: void(error_code, prepared_statement). The default token throws cqlcoro::error with
+    ///   the server's message (a syntax error names the position) and the host.
+    /// - Lifetimes: the query is copied. The session may be destroyed meanwhile (session_closed).
+    /// - Executor: the handler runs on its associated executor (the session's when it has none).
+    /// - Cancellation: terminal; a PREPARE already written still completes on the server and its answer
+    ///   fills the cache for the next caller.
+    /// - Thread safety: any thread, concurrently.
+    /// - Errors: server errors (syntax_error, invalid, unauthorized, ...), request_timeout,
+    ///   no_host_available, session_closed, empty_handle.
+    template <class Token = default_token>
+    auto prepare(std::string query, Token&& token = {}) {
+        auto impl = impl_or_null();
+        return detail::run_as_operation<prepared_statement>(
+            executor_or_system(), [impl, q = std::move(query)]() mutable { return prepare_op(impl, std::move(q)); },
+            std::forward<Token>(token));
+    }
 
-    /// Adds a middleware to the chain, within the deadline, after those already there and before
-    /// speculative execution: it sees each request once (call before executing requests).
-    void add_middleware(middleware m);
-
-    /// Stops taking requests, waits for those in flight (bounded by `timeout`), closes every connection.
-    asio::awaitable<void> close(std::chrono::milliseconds timeout = 10s);
+    /// Stops taking requests (new ones complete with session_closed), waits for those in flight
+    /// (bounded by `timeout`: past it they complete with close_timeout), closes every connection and
+    /// stops the session's timers; the io_context then runs out of the session's work.
+    ///
+    /// - Completion: void(error_code); it does not fail (an empty session closes at once).
+    /// - Lifetimes: the session lives until completion even if every handle is destroyed meanwhile.
+    /// - Executor: the handler runs on its associated executor (the session's when it has none).
+    /// - Cancellation: terminal cancellation stops waiting for requests in flight (they then fail).
+    /// - Thread safety: any thread; a second close() waits as the first does.
+    template <class Token = default_token>
+    auto close(std::chrono::milliseconds timeout = std::chrono::seconds(10), Token&& token = {}) {
+        auto impl = impl_or_null();
+        return detail::run_as_operation<void>(
+            executor_or_system(), [impl, timeout]() mutable { return close_op(impl, timeout); }, std::forward<Token>(token));
+    }
 
     std::uint8_t protocol_version() const noexcept;
     const session_params& params() const;
@@ -289,12 +307,38 @@ public:
     /// The cluster as the session knows it now: nodes (with their state), schema, token map. An immutable
     /// snapshot; call again for a later one.
     std::shared_ptr<const cluster_metadata> metadata() const;
-    /// Waits (at most `timeout`) until every up node reports the same schema version; true when they do.
-    asio::awaitable<bool> check_schema_agreement(std::chrono::milliseconds timeout = 10s);
+
+    /// Waits (at most `timeout`) until every up node reports the same schema version as the control
+    /// connection's node.
+    ///
+    /// - Completion: void(error_code, bool): true when they agree, false when `timeout` passed first.
+    /// - Executor: the handler runs on its associated executor (the session's when it has none).
+    /// - Cancellation: terminal; the wait stops.
+    /// - Thread safety: any thread, concurrently.
+    /// - Errors: session_closed, empty_handle; a node that cannot be asked counts as disagreeing.
+    template <class Token = default_token>
+    auto check_schema_agreement(std::chrono::milliseconds timeout = std::chrono::seconds(10), Token&& token = {}) {
+        auto impl = impl_or_null();
+        return detail::run_as_operation<bool>(
+            executor_or_system(), [impl, timeout]() mutable { return schema_agreement_op(impl, timeout); },
+            std::forward<Token>(token));
+    }
+
     /// The trace of a request executed with tracing(true), by its result's tracing_id(). The server
-    /// writes the trace after answering: this reads system_traces until the trace is complete, and
-    /// fails with client_errc::request_timeout, saying so, when it is not after o.attempts reads.
-    asio::awaitable<query_trace> fetch_trace(uuid tracing_id, trace_options o = {});
+    /// writes the trace after answering: this reads system_traces (through execute(), so the query plan,
+    /// retries and timeouts apply) until the trace is complete.
+    ///
+    /// - Completion: void(error_code, query_trace).
+    /// - Executor: the handler runs on its associated executor (the session's when it has none).
+    /// - Cancellation: terminal; the reads stop.
+    /// - Errors: request_timeout, saying so, when the trace is not complete after o.attempts reads;
+    ///   those of execute().
+    template <class Token = default_token>
+    auto fetch_trace(uuid tracing_id, trace_options o = {}, Token&& token = {}) {
+        return detail::run_as_operation<query_trace>(
+            executor_or_system(), [s = *this, tracing_id, o]() mutable { return fetch_trace_op(std::move(s), tracing_id, o); },
+            std::forward<Token>(token));
+    }
 
 private:
     using handler_t = detail::erased_handler;
@@ -302,7 +346,7 @@ private:
     // The initiation names its executor, so token adapters such as cancel_after can run timers on it.
     struct initiation {
         std::shared_ptr<detail::session_impl> impl;
-        using executor_type = asio::any_io_executor;
+        using executor_type = boost::asio::any_io_executor;
         executor_type get_executor() const noexcept;
         template <class Handler>
         void operator()(Handler&& handler, request req) const {
@@ -312,9 +356,17 @@ private:
 
     template <class Token>
     auto start(request r, Token&& token) {
-        return asio::async_initiate<Token, void(error_code, result)>(initiation{impl_or_null()}, token, std::move(r));
+        return boost::asio::async_initiate<Token, void(error_code, result)>(initiation{impl_or_null()}, token, std::move(r));
     }
     static void launch(const std::shared_ptr<detail::session_impl>& impl, request r, handler_t handler);
+    static boost::asio::awaitable<session> connect_op(boost::asio::any_io_executor ex, session_params params);
+    static boost::asio::awaitable<prepared_statement> prepare_op(std::shared_ptr<detail::session_impl> impl, std::string query);
+    static boost::asio::awaitable<void> close_op(std::shared_ptr<detail::session_impl> impl, std::chrono::milliseconds timeout);
+    static boost::asio::awaitable<bool> schema_agreement_op(std::shared_ptr<detail::session_impl> impl,
+                                                            std::chrono::milliseconds timeout);
+    static boost::asio::awaitable<query_trace> fetch_trace_op(session s, uuid tracing_id, trace_options o);
+    /// The session's executor, or the system executor for an empty handle (whose operations fail at once).
+    boost::asio::any_io_executor executor_or_system() const noexcept;
     const std::shared_ptr<detail::session_impl>& impl_or_null() const noexcept;
     /// The session, or throws empty_handle.
     detail::session_impl& impl() const;
@@ -322,89 +374,4 @@ private:
     std::shared_ptr<detail::session_handle> handle_;
 };
 
-namespace detail {
-
-struct cancel_after_state {
-    explicit cancel_after_state(asio::any_io_executor ex) : timer(ex) {}
-    asio::steady_timer timer;
-    asio::cancellation_signal signal;
-};
-
-// The inner handler, seen by the operation with our signal's slot; its outer slot forwards into it.
-template <class Handler>
-struct cancel_after_handler {
-    Handler inner;
-    std::shared_ptr<cancel_after_state> state;
-
-    using executor_type = asio::associated_executor_t<Handler>;
-    executor_type get_executor() const noexcept { return asio::get_associated_executor(inner); }
-    using cancellation_slot_type = asio::cancellation_slot;
-    cancellation_slot_type get_cancellation_slot() const noexcept { return state->signal.slot(); }
-
-    template <class... Args>
-    void operator()(Args&&... args) {
-        state->timer.cancel();
-        auto outer = asio::get_associated_cancellation_slot(inner);
-        if (outer.is_connected()) outer.clear();
-        std::move(inner)(std::forward<Args>(args)...);
-    }
-};
-
-}  // namespace detail
-
-/// A token adapter: cancels the operation (`type`, terminal by default) if it has not completed after
-/// `timeout`. For a session request, a cancellation before the write means it is never sent; after it,
-/// the request completes with operation_aborted. (Boost 1.86 has asio::cancel_after; this is ours for 1.83.)
-template <class Token>
-struct cancel_after_t {
-    std::chrono::steady_clock::duration timeout;
-    asio::cancellation_type type;
-    Token token;
-};
-template <class Token = default_token>
-cancel_after_t<std::decay_t<Token>> cancel_after(std::chrono::steady_clock::duration timeout, Token&& token = {},
-                                                 asio::cancellation_type type = asio::cancellation_type::terminal) {
-    return {timeout, type, std::forward<Token>(token)};
-}
-
 }  // namespace cqlcoro
-
-template <class Token, class... Signatures>
-struct boost::asio::async_result<cqlcoro::cancel_after_t<Token>, Signatures...> {
-    template <class Initiation, class RawToken, class... Args>
-    static auto initiate(Initiation&& init, RawToken&& token, Args&&... args) {
-        auto ex = init.get_executor();
-        return boost::asio::async_initiate<Token, Signatures...>(
-            [init = std::forward<Initiation>(init), ex, timeout = token.timeout, type = token.type](auto handler, auto&&... a) mutable {
-                auto state = std::make_shared<cqlcoro::detail::cancel_after_state>(ex);
-                // The caller's own cancellation still works: its slot forwards into ours.
-                auto outer = boost::asio::get_associated_cancellation_slot(handler);
-                if (outer.is_connected())
-                    outer.assign([s = std::weak_ptr(state)](boost::asio::cancellation_type t) {
-                        if (auto st = s.lock()) st->signal.emit(t);
-                    });
-                state->timer.expires_after(timeout);
-                state->timer.async_wait([s = std::weak_ptr(state), type](cqlcoro::error_code ec) {
-                    if (auto st = s.lock(); st && !ec) st->signal.emit(type);
-                });
-                std::move(init)(cqlcoro::detail::cancel_after_handler<decltype(handler)>{std::move(handler), std::move(state)},
-                                std::forward<decltype(a)>(a)...);
-            },
-            token.token, std::forward<Args>(args)...);
-    }
-};
-
-template <class Token, class R>
-struct boost::asio::async_result<cqlcoro::with_diagnostics_t<Token>, void(cqlcoro::error_code, R)> {
-    template <class Initiation, class RawToken, class... Args>
-    static auto initiate(Initiation&& init, RawToken&& token, Args&&... args) {
-        return boost::asio::async_initiate<Token, void(std::exception_ptr, R)>(
-            [init = std::forward<Initiation>(init)](auto handler, auto&&... a) mutable {
-                std::move(init)(cqlcoro::detail::throwing_handler<decltype(handler)>{std::move(handler)},
-                                std::forward<decltype(a)>(a)...);
-            },
-            token.token, std::forward<Args>(args)...);
-    }
-};
-
-#include <cqlcoro/pager.hpp>  // session.stream() returns a pager

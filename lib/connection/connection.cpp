@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include "../namespaces.hpp"
 
 namespace cqlcoro::connection {
 namespace {

@@ -49,6 +49,7 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+#include "../namespaces.hpp"
 
 namespace cqlcoro::connection {
 

@@ -1,5 +1,6 @@
 // The shared hedge timer: an intrusive list in due order and one Asio timer set to its head.
 #include "policy/hedge_timer.hpp"
+#include "../namespaces.hpp"
 
 namespace cqlcoro::detail {
 

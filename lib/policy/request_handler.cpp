@@ -35,6 +35,7 @@
 #include <algorithm>
 #include <array>
 #include <mutex>
+#include "../namespaces.hpp"
 
 namespace cqlcoro::detail {
 

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <set>
+#include "../namespaces.hpp"
 
 namespace cqlcoro::detail {
 

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cctype>
 #include <deque>
+#include "../namespaces.hpp"
 
 namespace cqlcoro {
 
@@ -557,6 +558,10 @@ void pager::start_next_page(const std::shared_ptr<detail::pager_state>& s, page_
         return;
     }
     s->next_page(std::move(h));
+}
+
+asio::any_io_executor pager::executor() const noexcept {
+    return state_ ? state_->ex : asio::any_io_executor(asio::system_executor());
 }
 
 asio::awaitable<std::optional<row_view>> pager::next() {

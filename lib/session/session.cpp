@@ -22,6 +22,7 @@
 #include <cstring>
 #include <map>
 #include <random>
+#include "../namespaces.hpp"
 
 namespace cqlcoro {
 
@@ -418,7 +419,7 @@ detail::session_impl& session::impl() const {
     return *handle_->impl;
 }
 
-asio::awaitable<session> session::connect(asio::any_io_executor ex, session_params params) {
+asio::awaitable<session> session::connect_op(asio::any_io_executor ex, session_params params) {
     if (params.contact_points.empty()) throw error(client_errc::invalid_configuration, "session_params.contact_points is empty");
     if (params.connections_per_host == 0) throw error(client_errc::invalid_configuration, "connections_per_host must be at least 1");
     if (params.connections_per_remote_host == 0)
@@ -503,16 +504,10 @@ void session::launch(const std::shared_ptr<detail::session_impl>& impl, request 
         }));
 }
 
-asio::awaitable<prepared_statement> session::prepare(std::string query) {
-    auto s = impl().shared_from_this();
+asio::awaitable<prepared_statement> session::prepare_op(std::shared_ptr<detail::session_impl> s, std::string query) {
+    if (!s) throw error(client_errc::empty_handle, "prepare() on an empty session: " + empty_session_text);
     if (s->closing) throw error(client_errc::session_closed, fmt::format("prepare(\"{}\"): {}", query, s->closed_reason()));
     co_return co_await asio::co_spawn(s->strand, s->prepare_on_strand(std::move(query)), asio::use_awaitable);
-}
-
-void session::add_middleware(middleware m) {
-    auto& s = impl();
-    if (!m) throw error(client_errc::invalid_configuration, "add_middleware: the middleware is empty");
-    s.request_layers.push_back(std::move(m));
 }
 
 namespace {
@@ -536,9 +531,8 @@ asio::awaitable<void> close_on_strand(std::shared_ptr<detail::session_impl> impl
 
 }  // namespace
 
-asio::awaitable<void> session::close(std::chrono::milliseconds timeout) {
-    if (!handle_) co_return;  // nothing to close, as for a socket that is not open
-    auto impl = handle_->impl;
+asio::awaitable<void> session::close_op(std::shared_ptr<detail::session_impl> impl, std::chrono::milliseconds timeout) {
+    if (!impl) co_return;  // nothing to close, as for a socket that is not open
     co_await asio::co_spawn(impl->strand, close_on_strand(impl, timeout), asio::use_awaitable);
 }
 
@@ -584,8 +578,8 @@ request_metrics session::retry_metrics() const {
 
 std::shared_ptr<const cluster_metadata> session::metadata() const { return impl().current()->md; }
 
-asio::awaitable<bool> session::check_schema_agreement(std::chrono::milliseconds timeout) {
-    auto impl = this->impl().shared_from_this();
+asio::awaitable<bool> session::schema_agreement_op(std::shared_ptr<detail::session_impl> impl, std::chrono::milliseconds timeout) {
+    if (!impl) throw error(client_errc::empty_handle, "check_schema_agreement() on an empty session: " + empty_session_text);
     if (impl->closing) throw error(client_errc::session_closed, "check_schema_agreement(): " + impl->closed_reason());
     auto work = [](std::shared_ptr<detail::session_impl> s, std::chrono::milliseconds t) -> asio::awaitable<bool> {
         co_return co_await s->wait_schema_agreement(t);
@@ -594,6 +588,9 @@ asio::awaitable<bool> session::check_schema_agreement(std::chrono::milliseconds 
 }
 
 std::uint8_t session::protocol_version() const noexcept { return handle_ ? handle_->impl->version : 0; }
+asio::any_io_executor session::executor_or_system() const noexcept {
+    return handle_ ? handle_->impl->ex : asio::any_io_executor(asio::system_executor());
+}
 asio::any_io_executor session::initiation::get_executor() const noexcept {
     return impl ? impl->ex : asio::any_io_executor(asio::system_executor());
 }

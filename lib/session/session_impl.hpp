@@ -22,6 +22,7 @@
 #include <deque>
 #include <map>
 #include <random>
+#include "../namespaces.hpp"
 
 namespace cqlcoro {
 

@@ -9,15 +9,16 @@
 #include <boost/uuid/uuid_io.hpp>
 
 #include <fmt/format.h>
+#include "../namespaces.hpp"
 
 namespace cqlcoro {
 
-asio::awaitable<query_trace> session::fetch_trace(uuid tracing_id, trace_options o) {
+asio::awaitable<query_trace> session::fetch_trace_op(session self, uuid tracing_id, trace_options o) {
     if (o.attempts < 1)
         throw error(client_errc::invalid_configuration, "fetch_trace(): trace_options::attempts must be at least 1");
     asio::steady_timer pause(co_await asio::this_coro::executor);
     for (int attempt = 1;; ++attempt) {
-        auto rows = co_await execute(statement("SELECT * FROM system_traces.sessions WHERE session_id = ?", tracing_id)
+        auto rows = co_await self.execute(statement("SELECT * FROM system_traces.sessions WHERE session_id = ?", tracing_id)
                                          .consistency(o.consistency).idempotent(true));
         // The coordinator writes the session row's duration last, once the request is done.
         const cluster::column_reader cols(rows);  // columns differ by version (client: 3.0+)
@@ -33,7 +34,7 @@ asio::awaitable<query_trace> session::fetch_trace(uuid tracing_id, trace_options
             t.parameters = cols.get_or<std::map<std::string, std::string>>(row, "parameters", {});
             std::vector<std::uint8_t> state;
             do {  // every page of events, in event_id (time) order
-                auto events = co_await execute(statement("SELECT * FROM system_traces.events WHERE session_id = ?", tracing_id)
+                auto events = co_await self.execute(statement("SELECT * FROM system_traces.events WHERE session_id = ?", tracing_id)
                                                    .consistency(o.consistency).idempotent(true).page_size(5000).paging_state(state));
                 const cluster::column_reader ecols(events);
                 for (auto e : events.rows()) {

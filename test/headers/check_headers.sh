@@ -10,7 +10,13 @@ include=$1 samples=$2; shift 2
 tu=$(mktemp --suffix=.cpp)
 trap 'rm -f "$tu"' EXIT
 for h in "$include"/cqlcoro/*.hpp; do echo "#include <cqlcoro/$(basename "$h")>"; done > "$tu"
-echo 'int main() {}' >> "$tu"
+# Nothing leaks from namespace cqlcoro: an application's own `asio` stays unambiguous beside
+# `using namespace cqlcoro`.
+cat >> "$tu" <<'EOF'
+namespace asio { inline int mine = 0; }
+using namespace cqlcoro;
+int main() { return asio::mine; }
+EOF
 files=("$tu" "$(dirname "$0")/public_api_use.cpp")
 for f in quickstart multithreaded no_throw logging_middleware stream_rows custom_retry; do files+=("$samples/$f.cpp"); done
 status=0

@@ -361,10 +361,10 @@ TEST_CASE("pager: a page fetch goes through the session's middlewares, so their 
     sim::cluster c({.nodes = 1, .port = port});
     c.prime({.query = query}, table(300));
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-        auto s = co_await session::connect(ex, params_for(c));
         // Page 2 is overloaded once: the application's retry middleware tries again.
         int retried = 0;
-        s.add_middleware([&](request& r, next_layer next) -> asio::awaitable<outcome> {
+        auto p = params_for(c);
+        middleware retry_overloaded = [&](request& r, next_layer next) -> asio::awaitable<outcome> {
             auto out = co_await next(r);
             if (out.ec == server_errc::overloaded) {
                 ++retried;
@@ -373,7 +373,9 @@ TEST_CASE("pager: a page fetch goes through the session's middlewares, so their 
                 out = co_await next(r);
             }
             co_return out;
-        });
+        };
+        p.chain = {cqlcoro::built_in_layer::deadline, retry_overloaded, cqlcoro::built_in_layer::speculative_execution, cqlcoro::built_in_layer::retry};
+        auto s = co_await session::connect(ex, p);
         c.prime({.query = query, .page = 2}, {protocol::error_response{0x1001, "overloaded", {}}});
         auto pager = s.stream(statement(query).page_size(100));
         int n = 0;

@@ -85,7 +85,6 @@ TEST_CASE("session lifecycle: an empty session gives empty_handle through each o
         CHECK(thrown_by([&] { (void)empty.stream(statement("SELECT 1")); }).first == client_errc::empty_handle);
         CHECK(thrown_by([&] { (void)empty.metadata(); }).first == client_errc::empty_handle);
         CHECK(thrown_by([&] { (void)empty.params(); }).first == client_errc::empty_handle);
-        CHECK(thrown_by([&] { empty.add_middleware({}); }).first == client_errc::empty_handle);
         CHECK(empty.metrics().empty());
         CHECK(empty.protocol_version() == 0);
         co_await empty.close();  // nothing to close: a no-op, as for a socket that is not open

@@ -167,17 +167,19 @@ TEST_CASE("session: cancellation through the token's slot completes with operati
 TEST_CASE("session: middlewares see every request and its outcome, and may answer themselves") {
     sim::cluster c({.nodes = 1, .port = port});
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-        auto s = co_await session::connect(ex, params_for(c));
         std::vector<std::string> log;
-        s.add_middleware([&](request& r, next_layer next) -> asio::awaitable<outcome> {
+        middleware logging = [&](request& r, next_layer next) -> asio::awaitable<outcome> {
             auto o = co_await next(r);
             log.push_back(fmt::format("{} -> {}", r.text(), o.ec ? o.ec.message() : "ok"));
             co_return o;
-        });
-        s.add_middleware([](request& r, next_layer next) -> asio::awaitable<outcome> {
+        };
+        middleware blocking = [](request& r, next_layer next) -> asio::awaitable<outcome> {
             if (r.text() == "blocked") co_return outcome{client_errc::invalid_statement, {}};
             co_return co_await next(r);
-        });
+        };
+        auto p = params_for(c);
+        p.chain = {cqlcoro::built_in_layer::deadline, logging, blocking, cqlcoro::built_in_layer::speculative_execution, cqlcoro::built_in_layer::retry};
+        auto s = co_await session::connect(ex, p);
         co_await s.execute(statement("SELECT 1"));
         auto [ec, r] = co_await s.execute(statement("blocked"), asio::as_tuple(asio::use_awaitable));
         CHECK(ec == client_errc::invalid_statement);

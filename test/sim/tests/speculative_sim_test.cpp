@@ -183,15 +183,16 @@ TEST_CASE("deadline: a middleware that calls next twice shares one deadline; the
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
         auto p = params_for(c);
         p.request_timeout = 300ms;
-        auto s = co_await session::connect(ex, p);
         std::vector<error_code> calls;
-        s.add_middleware([&](request& r, next_layer next) -> asio::awaitable<outcome> {
+        middleware twice = [&](request& r, next_layer next) -> asio::awaitable<outcome> {
             auto first = co_await next(r);
             calls.push_back(first.ec);
             auto second = co_await next(r);  // "try once more": within the same deadline, which has passed
             calls.push_back(second.ec);
             co_return second;
-        });
+        };
+        p.chain = {cqlcoro::built_in_layer::deadline, twice, cqlcoro::built_in_layer::speculative_execution, cqlcoro::built_in_layer::retry};
+        auto s = co_await session::connect(ex, p);
         auto [ec, r] = co_await s.execute(statement(q), use_tuple);
         CHECK(ec == client_errc::request_timeout);
         REQUIRE(calls.size() == 2);
