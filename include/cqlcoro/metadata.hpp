@@ -37,6 +37,10 @@ enum class node_state : std::uint8_t {
 /// How the load balancing policy ranks a node: connections are opened to local and remote nodes only.
 enum class node_distance : std::uint8_t { local, remote, ignored };
 
+namespace detail {
+struct metadata_access;
+}
+
 std::string_view to_string(node_state s) noexcept;
 std::string_view to_string(node_distance d) noexcept;
 
@@ -65,7 +69,8 @@ struct node {
           tokens(o.tokens), state_(o.state()), distance_(o.distance()), open_(o.open_connections()),
           replaced_(o.replaced_.load(std::memory_order_relaxed)) {}
 
-    // Written by the session only.
+private:
+    friend struct detail::metadata_access;  // the session writes these, and only these, of a published node
     std::atomic<node_state> state_{node_state::unknown};
     std::atomic<node_distance> distance_{node_distance::ignored};
     std::atomic<std::size_t> open_{0};
@@ -176,7 +181,8 @@ public:
     /// When this snapshot's schema was read (the last refresh applied).
     std::chrono::system_clock::time_point schema_refreshed_at() const noexcept { return refreshed_; }
 
-    // Built by the session.
+private:
+    friend struct detail::metadata_access;  // the session builds a snapshot before anyone sees it
     std::string cluster_name_;
     std::string partitioner_;
     std::vector<std::shared_ptr<const node>> nodes_;

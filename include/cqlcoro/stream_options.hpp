@@ -11,6 +11,10 @@
 
 namespace cqlcoro {
 
+namespace detail {
+struct pager_state;
+}
+
 /// Room for pages, in bytes, shared by the streams that use it. A stream reserves room before it
 /// fetches a page (as much as its largest page so far), sets the reservation to the page's real size
 /// when it arrives, and gives it back when the page is released. A page larger than the whole budget
@@ -29,7 +33,11 @@ public:
     /// The largest page seen by any stream of this budget: what a stream's first fetch reserves.
     std::size_t largest_page() const noexcept;
 
-    /// Internal: a stream waiting for room.
+    explicit memory_budget(std::size_t bytes) : limit_(bytes) {}
+
+private:
+    friend struct detail::pager_state;  // streams reserve and give back room; applications read the figures
+    /// A stream waiting for room.
     struct waiter {
         std::function<void(std::size_t granted)> wake;
     };
@@ -43,9 +51,6 @@ public:
     /// Takes `w` out of the queue; false when it was already granted (its wake() runs or ran).
     bool forget(const std::shared_ptr<waiter>& w);
 
-    explicit memory_budget(std::size_t bytes) : limit_(bytes) {}
-
-private:
     const std::size_t limit_;
     mutable std::mutex mutex_;
     std::size_t in_use_ = 0, peak_ = 0, largest_ = 0;

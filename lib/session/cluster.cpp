@@ -2,6 +2,7 @@
 // schema metadata and agreement. Everything here runs on the session's strand; what requests need is
 // published as an immutable routing_view (publish()).
 #include "session/session_impl.hpp"
+#include "cluster/metadata_access.hpp"
 
 #include "cluster/column_reader.hpp"
 
@@ -229,9 +230,9 @@ void session_impl::apply_nodes(std::vector<std::shared_ptr<node>> found) {
             if (old.datacenter != n->datacenter || old.rack != n->rack || old.tokens != n->tokens ||
                 old.release_version != n->release_version || old.schema_version != n->schema_version ||
                 old.broadcast_rpc_address != n->broadcast_rpc_address) {
-                n->state_.store(old.state());
-                n->distance_.store(old.distance());
-                n->open_.store(old.open_connections());
+                metadata_access::state(*n).store(old.state());
+                metadata_access::distance(*n).store(old.distance());
+                metadata_access::open_connections(*n).store(old.open_connections());
                 p->info = n;  // a new identity snapshot; the pool and its connections stay
             }
             kept.insert(p.get());
@@ -251,25 +252,24 @@ void session_impl::apply_nodes(std::vector<std::shared_ptr<node>> found) {
     pools = std::move(next);
     std::vector<std::shared_ptr<const node>> nodes;
     for (const auto& p : pools) nodes.push_back(p->info);
-    rebuild_metadata(std::move(nodes), md ? md->keyspaces_ : std::map<std::string, keyspace_metadata>{});
+    rebuild_metadata(std::move(nodes), md ? md->keyspaces() : std::map<std::string, keyspace_metadata>{});
     for (auto& p : added) notify(node_event_kind::added, p->info);
     update_distances();
     publish();
 }
 
-void session_impl::rebuild_metadata(std::vector<std::shared_ptr<const node>> nodes, std::map<std::string, keyspace_metadata> keyspaces) {
-    auto m = std::make_shared<cluster_metadata>();
-    m->nodes_ = std::move(nodes);
-    m->keyspaces_ = std::move(keyspaces);
-    m->cluster_name_ = cluster_name;
-    if (md) m->refreshed_ = md->refreshed_;
+void session_impl::rebuild_metadata(std::vector<std::shared_ptr<const node>> nodes, std::map<std::string, keyspace_metadata> keyspaces,
+                                    std::optional<std::chrono::system_clock::time_point> refreshed) {
+    std::string partitioner_name;
+    std::shared_ptr<const token_map> tokens;
     if (partitioner) {
         static constexpr const char* names[] = {"org.apache.cassandra.dht.Murmur3Partitioner", "org.apache.cassandra.dht.RandomPartitioner",
                                                 "org.apache.cassandra.dht.ByteOrderedPartitioner"};
-        m->partitioner_ = names[static_cast<int>(*partitioner)];
-        m->tokens_ = token_map::build(*partitioner, m->nodes_, m->keyspaces_, md ? md->tokens_.get() : nullptr);
+        partitioner_name = names[static_cast<int>(*partitioner)];
+        tokens = token_map::build(*partitioner, nodes, keyspaces, md ? metadata_access::tokens(*md).get() : nullptr);
     }
-    md = std::move(m);
+    const auto when = refreshed ? *refreshed : md ? md->schema_refreshed_at() : std::chrono::system_clock::time_point{};
+    md = metadata_access::make(cluster_name, std::move(partitioner_name), std::move(nodes), std::move(keyspaces), std::move(tokens), when);
 }
 
 void session_impl::update_distances() {
@@ -278,7 +278,7 @@ void session_impl::update_distances() {
         auto& seen = remote_seen[p->info->datacenter];
         const auto d = lb->distance(*p->info, local_dc, seen);
         if (d == node_distance::remote) ++seen;
-        p->info->distance_.store(d);
+        metadata_access::distance(*p->info).store(d);
         p->target = d == node_distance::local ? params.connections_per_host
                     : d == node_distance::remote ? params.connections_per_remote_host
                                                  : 0;
@@ -344,7 +344,7 @@ asio::awaitable<void> session_impl::open_connection(std::shared_ptr<pool> p) {
             p->replacing.erase(p->replacing.begin());
         }
         p->attempt = 0;
-        p->info->open_.store(p->connections.size());
+        metadata_access::open_connections(*p->info).store(p->connections.size());
         if (p->info->state() != node_state::up) mark_up(p);
         publish();
         open_pool(p);
@@ -364,7 +364,7 @@ void session_impl::on_connection_state(const std::shared_ptr<pool>& p, conn_t* c
         auto it = std::find_if(p->connections.begin(), p->connections.end(), [&](const auto& x) { return x.get() == c; });
         if (it == p->connections.end() || closing || p->removed) return;
         p->replacing.push_back(*it);
-        p->info->replaced_.fetch_add(1, std::memory_order_relaxed);
+        metadata_access::replaced(*p->info).fetch_add(1, std::memory_order_relaxed);
         log(log_level::warn, fmt::format("{}: replacing a connection: {} abandoned requests (cancelled or timed out after they were "
                                          "written) hold stream ids awaiting late answers, more than the orphan budget of {}",
                                          p->info->endpoint, c->orphans(), params.orphan_budget));
@@ -378,7 +378,7 @@ void session_impl::on_connection_state(const std::shared_ptr<pool>& p, conn_t* c
     auto it = std::find_if(p->connections.begin(), p->connections.end(), [&](const auto& x) { return x.get() == c; });
     if (it == p->connections.end()) return;
     p->connections.erase(it);
-    p->info->open_.store(p->connections.size());
+    metadata_access::open_connections(*p->info).store(p->connections.size());
     if (closing || p->removed) {
         publish();
         return;
@@ -394,7 +394,7 @@ void session_impl::on_connection_state(const std::shared_ptr<pool>& p, conn_t* c
 
 void session_impl::mark_up(const std::shared_ptr<pool>& p) {
     const bool was_known = p->info->state() != node_state::unknown;
-    p->info->state_.store(node_state::up);
+    metadata_access::state(*p->info).store(node_state::up);
     notify(node_event_kind::up, p->info);
     if (params.reprepare_on_up && (was_known || !prepared.empty()))
         asio::co_spawn(strand, reprepare_all(p), asio::detached);
@@ -403,7 +403,7 @@ void session_impl::mark_up(const std::shared_ptr<pool>& p) {
 void session_impl::mark_down(const std::shared_ptr<pool>& p, const std::string& why) {
     if (!why.empty()) p->last_failure = why;  // named by connect()'s and the plans' errors
     if (p->info->state() != node_state::down) {
-        p->info->state_.store(node_state::down);
+        metadata_access::state(*p->info).store(node_state::down);
         notify(node_event_kind::down, p->info);
     }
     for (auto& c : p->connections) c->abort();  // their close comes back through on_connection_state
@@ -452,7 +452,7 @@ void session_impl::notify(node_event_kind k, const std::shared_ptr<node>& n) {
 void session_impl::publish() {
     auto v = std::make_shared<routing_view>();
     v->md = md;
-    v->tokens = md && md->tokens_ ? md->tokens_.get() : nullptr;
+    v->tokens = md ? metadata_access::tokens(*md).get() : nullptr;
     v->hosts.reserve(pools.size());
     for (std::uint32_t i = 0; i < pools.size(); ++i) {
         const auto& p = pools[i];
@@ -496,9 +496,7 @@ bool session_impl::pools_ready(session_params::readiness r) const {
 void session_impl::set_schema(std::map<std::string, keyspace_metadata> keyspaces) {
     std::vector<std::shared_ptr<const node>> nodes;
     for (const auto& p : pools) nodes.push_back(p->info);
-    rebuild_metadata(std::move(nodes), std::move(keyspaces));
-    auto m = std::const_pointer_cast<cluster_metadata>(md);
-    m->refreshed_ = std::chrono::system_clock::now();
+    rebuild_metadata(std::move(nodes), std::move(keyspaces), std::chrono::system_clock::now());
     publish();
 }
 
@@ -516,7 +514,7 @@ asio::awaitable<void> session_impl::refresh_schema(std::string keyspace) {
         rows.aggregates = co_await control_query(q.aggregates);
     }
     auto fragment = cluster::parse_schema(layout, rows);
-    auto keyspaces = keyspace.empty() || !md ? std::map<std::string, keyspace_metadata>{} : md->keyspaces_;
+    auto keyspaces = keyspace.empty() || !md ? std::map<std::string, keyspace_metadata>{} : md->keyspaces();
     if (keyspace.empty()) {
         for (auto& name : fragment.keyspaces_with_rows) keyspaces[name] = std::move(fragment.keyspaces[name]);
     } else if (std::find(fragment.keyspaces_with_rows.begin(), fragment.keyspaces_with_rows.end(), keyspace) != fragment.keyspaces_with_rows.end()) {
@@ -530,7 +528,7 @@ asio::awaitable<void> session_impl::refresh_schema(std::string keyspace) {
 asio::awaitable<void> session_impl::refresh_schema_element(const protocol::schema_change& c) {
     if (c.target == "KEYSPACE") {
         if (c.change_type == "DROPPED" && md) {
-            auto keyspaces = md->keyspaces_;
+            auto keyspaces = md->keyspaces();
             keyspaces.erase(c.keyspace);
             set_schema(std::move(keyspaces));
             co_return;
@@ -542,7 +540,7 @@ asio::awaitable<void> session_impl::refresh_schema_element(const protocol::schem
         co_await refresh_schema(c.keyspace);
         co_return;
     }
-    auto keyspaces = md->keyspaces_;
+    auto keyspaces = md->keyspaces();
     auto& ks = keyspaces[c.keyspace];
     const bool v3 = layout == cluster::schema_layout::v3;
     const auto q = cluster::queries_for(layout, c.keyspace);
@@ -652,12 +650,12 @@ asio::awaitable<void> session_impl::process_events(std::vector<protocol::event_r
             continue;
         }
         if (change == "UP") {
-            if (p->target == 0) p->info->state_.store(node_state::up);
+            if (p->target == 0) metadata_access::state(*p->info).store(node_state::up);
             else if (p->info->state() != node_state::up) reconnect_now(p);
         } else if (change == "DOWN") {
             // Open connections are the better witness: a node that still answers us stays up.
             if (p->connections.empty() && p->opening == 0) {
-                if (p->target == 0) p->info->state_.store(node_state::down);
+                if (p->target == 0) metadata_access::state(*p->info).store(node_state::down);
                 else mark_down(p, "the cluster reported it down");
             }
         }

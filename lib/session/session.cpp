@@ -2,6 +2,7 @@
 
 #include "session/result_builder.hpp"
 #include "session/session_impl.hpp"
+#include "cluster/metadata_access.hpp"
 
 #include "policy/idempotence.hpp"
 #include "policy/request_handler.hpp"
@@ -549,7 +550,7 @@ std::vector<host_metrics> session::metrics() const {
             m.orphaned_streams += c->orphans();
             m.requests_sent += c->sent();
         }
-        m.connections_replaced = h->info->replaced_.load(std::memory_order_relaxed);
+        m.connections_replaced = detail::metadata_access::replaced(*h->info);
     }
     return out;
 }

@@ -210,7 +210,9 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     void on_event(protocol::event_response e);
     void apply_nodes(std::vector<std::shared_ptr<node>> found);
     void set_schema(std::map<std::string, keyspace_metadata> keyspaces);
-    void rebuild_metadata(std::vector<std::shared_ptr<const node>> nodes, std::map<std::string, keyspace_metadata> keyspaces);
+    /// A new snapshot of `nodes` and `keyspaces` (the schema read at `refreshed`; none: as before).
+    void rebuild_metadata(std::vector<std::shared_ptr<const node>> nodes, std::map<std::string, keyspace_metadata> keyspaces,
+                          std::optional<std::chrono::system_clock::time_point> refreshed = std::nullopt);
     void update_distances();
     void open_pool(const std::shared_ptr<pool>& p);
     asio::awaitable<void> open_connection(std::shared_ptr<pool> p);

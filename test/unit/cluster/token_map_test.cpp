@@ -1,6 +1,7 @@
 // The token map over the six-host ring of replicas_test.cpp (tokens 0, 10, ..., 50; dc1/dc2, racks):
 // tables per strategy, shared between keyspaces with the same replication, lookups by routing key,
 // and the public pieces around it (composite routing keys, reconnection delays).
+#include "cluster/metadata_access.hpp"
 #include "cluster/token_map.hpp"
 
 #include <cqlcoro/metadata.hpp>
@@ -84,14 +85,11 @@ TEST_CASE("token map: lookups by routing key use the partitioner's token") {
     CHECK(r[0] == 0);
     CHECK(m->replicas("nope", one).empty());
 
-    cluster_metadata md;
-    md.nodes_ = six_nodes();
-    md.keyspaces_ = keyspaces;
-    md.tokens_ = m;
-    auto nodes = md.replicas("k", one);
+    auto md = detail::metadata_access::make("", "", six_nodes(), keyspaces, m, {});
+    auto nodes = md->replicas("k", one);
     REQUIRE(nodes.size() == 1);
     CHECK(nodes[0]->endpoint == "10.0.0.1:9042");
-    CHECK(md.token_of(one) == "-4069959284402364209");
+    CHECK(md->token_of(one) == "-4069959284402364209");
 }
 
 TEST_CASE("token map: Random and ByteOrdered rings place tokens of their kind") {

@@ -3,6 +3,7 @@
 // answers, and from which thread. Retries, speculative scheduling and both kinds of losers, the budget,
 // the deadline across retries and hedges, the write timestamp across attempts, and exactly-once
 // completion when answers, hedges and cancellations race on several threads.
+#include "cluster/metadata_access.hpp"
 #include "connection/connection.hpp"
 #include "policy/request_handler.hpp"
 #include "protocol/server_side.hpp"
@@ -126,8 +127,8 @@ struct harness {
             auto info = std::make_shared<node>();
             info->endpoint = "10.0.0." + std::to_string(i + 1) + ":9042";
             info->datacenter = "dc1";
-            info->state_ = node_state::up;
-            info->distance_ = node_distance::local;
+            detail::metadata_access::state(*info) = node_state::up;
+            detail::metadata_access::distance(*info) = node_distance::local;
             nodes.push_back(std::make_unique<fake_node>());
             auto h = std::make_shared<detail::host_conns>();
             h->info = info;
