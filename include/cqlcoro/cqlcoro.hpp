@@ -9,11 +9,13 @@
 #include <cqlcoro/bind.hpp>
 #include <cqlcoro/chain.hpp>
 #include <cqlcoro/codec.hpp>
+#include <cqlcoro/completion.hpp>
 #include <cqlcoro/column_spec.hpp>
 #include <cqlcoro/consistency.hpp>
 #include <cqlcoro/cql_type.hpp>
 #include <cqlcoro/error.hpp>
 #include <cqlcoro/latency_histogram.hpp>
+#include <cqlcoro/list_view.hpp>
 #include <cqlcoro/load_balancing.hpp>
 #include <cqlcoro/log.hpp>
 #include <cqlcoro/metadata.hpp>

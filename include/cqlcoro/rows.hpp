@@ -16,6 +16,7 @@
 
 #include <cqlcoro/codec.hpp>
 #include <cqlcoro/column_spec.hpp>
+#include <cqlcoro/list_view.hpp>
 
 #include <boost/container/small_vector.hpp>
 

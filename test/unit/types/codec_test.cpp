@@ -1,6 +1,7 @@
 // Value codecs: byte vectors from the spec (section 6 of native_protocol_v4/v5) and round trips with
 // edge values.
 #include <cqlcoro/codec.hpp>
+#include <cqlcoro/list_view.hpp>
 
 #include "test_bytes.hpp"
 
