@@ -14,6 +14,7 @@
 // is never called with the mutex held: a completion is staged, and the outermost entry delivers it after
 // unlocking. The object goes back to its thread's pool once the request has completed and every
 // callback it is owed (connections, timers) has come, so a late loser never touches a reused request.
+#include "policy/error_class.hpp"
 #include "policy/request_handler.hpp"
 
 #include "policy/idempotence.hpp"
@@ -659,8 +660,7 @@ struct request_op final : hedge_timer::entry {
             attempt_info{x.host ? x.host->name() : req->diagnostics.host, ec, std::move(why), outcome, retry_action::rethrow});
         stamp(a, x);
         // The application's cancellation and the deadline end the request, whatever else runs.
-        if (ec == asio::error::operation_aborted || ec == client_errc::request_timeout || ec == client_errc::session_closed)
-            return finish(ec, nullptr);
+        if (ends_request(ec)) return finish(ec, nullptr);
         end_execution(x, ec, nullptr);
     }
 
@@ -777,7 +777,7 @@ struct request_op final : hedge_timer::entry {
             if (ec != asio::error::operation_aborted && ec != client_errc::request_timeout)
                 return fail(x, client_errc::session_closed, impl->closed_reason() + " before the request was written: it was not executed");
         }
-        if (ec == client_errc::connection_closed_unsent || ec == client_errc::connection_draining || ec == client_errc::too_many_requests) {
+        if (never_sent(ec)) {
             not_sent(x, ec, ec.message());
             return attempt(x);  // not executed: the next host may take it
         }

@@ -31,50 +31,6 @@ std::string_view to_string(retry_action a) noexcept {
     return "unknown";
 }
 
-request_outcome classify_failure(const error_code& ec, const server_error_info* server, bool written, bool writes) noexcept {
-    const auto maybe = writes ? request_outcome::maybe_applied : request_outcome::failed;
-    if (&ec.category() == &server_category()) {
-        switch (static_cast<server_errc>(ec.value())) {
-        // Refused before anything was executed.
-        case server_errc::unavailable:
-        case server_errc::is_bootstrapping:
-        case server_errc::unprepared:
-        case server_errc::bad_credentials:
-            return request_outcome::rejected;
-        // Failed as a whole without writing, or a read.
-        case server_errc::syntax_error:
-        case server_errc::invalid:
-        case server_errc::unauthorized:
-        case server_errc::config_error:
-        case server_errc::already_exists:
-        case server_errc::protocol_error:
-        case server_errc::function_failure:
-        case server_errc::read_timeout:
-        case server_errc::read_failure:
-            return request_outcome::failed;
-        // A write may have reached some replicas.
-        case server_errc::write_timeout:
-        case server_errc::write_failure:
-        case server_errc::cas_write_unknown:
-        case server_errc::cdc_write_failure:
-            return request_outcome::maybe_applied;
-        case server_errc::overloaded:
-        case server_errc::server_error:
-        case server_errc::truncate_error:
-            return maybe;
-        }
-        (void)server;
-        return maybe;  // a code this driver does not know: assume the worst for a write
-    }
-    if (ec == client_errc::connection_closed_unsent || ec == client_errc::connection_draining || ec == client_errc::too_many_requests ||
-        ec == client_errc::empty_handle || ec == client_errc::session_closed || ec == client_errc::invalid_statement ||
-        ec == client_errc::no_host_available)
-        return request_outcome::not_sent;
-    if (ec == client_errc::connection_closed_sent) return maybe;
-    // Cancelled, timed out, a defunct connection, a malformed answer: it depends on whether it was sent.
-    return written ? maybe : request_outcome::not_sent;
-}
-
 namespace {
 
 bool is(const failed_attempt& f, server_errc e) { return f.ec == e; }

@@ -5,6 +5,7 @@
 #include "cluster/metadata_access.hpp"
 
 #include "cluster/column_reader.hpp"
+#include "policy/error_class.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -23,12 +24,6 @@ namespace cqlcoro::detail {
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-
-// The causes of a connection's end that say nothing about its node.
-bool node_failure(error_code ec) {
-    return ec && ec != client_errc::connection_draining && ec != asio::error::operation_aborted &&
-           ec != client_errc::orphan_budget_exceeded && ec != client_errc::close_timeout;
-}
 
 // A result from a control query's response frame.
 struct control_answer {
@@ -383,7 +378,7 @@ void session_impl::on_connection_state(const std::shared_ptr<pool>& p, conn_t* c
         publish();
         return;
     }
-    if (node_failure(ec)) {
+    if (is_node_failure(ec)) {
         // A reset or a dead heartbeat: the node is down now, not when gossip says so 20 s later.
         mark_down(p, c->failure().second.empty() ? ec.message() : c->failure().second);
         return;

@@ -4,6 +4,7 @@
 #include "session/session_impl.hpp"
 #include "cluster/metadata_access.hpp"
 
+#include "policy/error_class.hpp"
 #include "policy/idempotence.hpp"
 #include "policy/request_handler.hpp"
 
@@ -221,11 +222,12 @@ asio::awaitable<prepared_statement> prepare_on(session_impl& s, conn_t& conn, co
 
 asio::awaitable<prepared_statement> session_impl::send_prepare(const std::string& query) {
     auto v = current();
-    const auto start = plan_start();
-    std::vector<std::uint32_t> plan;
-    for (std::size_t i = 0; i < v->local.size(); ++i) plan.push_back(v->local[(start + i) % v->local.size()]);
-    plan.insert(plan.end(), v->remote.begin(), v->remote.end());
-    for (auto i : plan) {
+    // The same plan a request without a routing key gets: the policy's order over the usable nodes.
+    query_plan plan;
+    plan.rotation = plan_start();
+    lb->start(*v, plan);
+    for (auto i = lb->next(*v, plan); i != query_plan::end; i = lb->next(*v, plan)) {
+        if (i >= v->hosts.size() || !v->hosts[i]) continue;
         const auto& h = *v->hosts[i];
         auto* conn = h.pick();
         if (!conn) continue;
@@ -234,9 +236,8 @@ asio::awaitable<prepared_statement> session_impl::send_prepare(const std::string
             if (params.prepare_on_all_hosts) co_await prepare_on_others(query, h.name());
             co_return p;
         } catch (const error& e) {
-            if (e.boost_code() == client_errc::connection_closed_unsent || e.boost_code() == client_errc::connection_draining ||
-                e.boost_code() == client_errc::connection_closed_sent)
-                continue;
+            // A PREPARE changes no data: one lost with its connection goes to the next node too.
+            if (never_sent(e.boost_code()) || e.boost_code() == client_errc::connection_closed_sent) continue;
             throw;
         }
     }

@@ -1,0 +1,73 @@
+// The one place where errors are classified: what a failure may have done to the data, whether a
+// request was sent, whether it ends the request, whether it says its node failed.
+#include "policy/error_class.hpp"
+
+#include <cqlcoro/retry_policy.hpp>
+
+#include <boost/asio/error.hpp>
+
+namespace cqlcoro {
+
+namespace detail {
+
+bool never_sent(const error_code& ec) noexcept {
+    return ec == client_errc::connection_closed_unsent || ec == client_errc::connection_draining || ec == client_errc::too_many_requests;
+}
+
+bool ends_request(const error_code& ec) noexcept {
+    return ec == boost::asio::error::operation_aborted || ec == client_errc::request_timeout || ec == client_errc::session_closed;
+}
+
+bool is_node_failure(const error_code& ec) noexcept {
+    return ec && ec != client_errc::connection_draining && ec != boost::asio::error::operation_aborted &&
+           ec != client_errc::orphan_budget_exceeded && ec != client_errc::close_timeout;
+}
+
+}  // namespace detail
+
+using detail::never_sent;
+
+request_outcome classify_failure(const error_code& ec, const server_error_info* server, bool written, bool writes) noexcept {
+    const auto maybe = writes ? request_outcome::maybe_applied : request_outcome::failed;
+    if (&ec.category() == &server_category()) {
+        switch (static_cast<server_errc>(ec.value())) {
+        // Refused before anything was executed.
+        case server_errc::unavailable:
+        case server_errc::is_bootstrapping:
+        case server_errc::unprepared:
+        case server_errc::bad_credentials:
+            return request_outcome::rejected;
+        // Failed as a whole without writing, or a read.
+        case server_errc::syntax_error:
+        case server_errc::invalid:
+        case server_errc::unauthorized:
+        case server_errc::config_error:
+        case server_errc::already_exists:
+        case server_errc::protocol_error:
+        case server_errc::function_failure:
+        case server_errc::read_timeout:
+        case server_errc::read_failure:
+            return request_outcome::failed;
+        // A write may have reached some replicas.
+        case server_errc::write_timeout:
+        case server_errc::write_failure:
+        case server_errc::cas_write_unknown:
+        case server_errc::cdc_write_failure:
+            return request_outcome::maybe_applied;
+        case server_errc::overloaded:
+        case server_errc::server_error:
+        case server_errc::truncate_error:
+            return maybe;
+        }
+        (void)server;
+        return maybe;  // a code this driver does not know: assume the worst for a write
+    }
+    if (never_sent(ec) || ec == client_errc::empty_handle || ec == client_errc::session_closed ||
+        ec == client_errc::invalid_statement || ec == client_errc::no_host_available)
+        return request_outcome::not_sent;
+    if (ec == client_errc::connection_closed_sent) return maybe;
+    // Cancelled, timed out, a defunct connection, a malformed answer: it depends on whether it was sent.
+    return written ? maybe : request_outcome::not_sent;
+}
+
+}  // namespace cqlcoro
