@@ -995,10 +995,10 @@ void request_op::after_schema_change(std::shared_ptr<session_impl> s, erased_han
                 } catch (const cqlcoro::error&) {
                     // not readable there: agreement among the nodes alone, as before
                 }
-                agreed = co_await s->wait_schema_agreement(wait, expected);
+                agreed = co_await s->control->wait_schema_agreement(wait, expected);
             }
             protocol::schema_change changed{c.change_type, c.target, c.keyspace, c.name, c.arg_types};  // named: GCC 12
-            co_await s->refresh_schema_element(changed);
+            co_await s->control->refresh_schema_element(changed);
         } catch (const cqlcoro::error&) {
             // the control connection is being replaced; the refresh comes with the new one
         }

@@ -25,16 +25,6 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-// A result from a control query's response frame.
-struct control_answer {
-    std::optional<result> rows;
-    std::optional<server_error_info> error;
-};
-
-std::string endpoint_text(const asio::ip::address& a, std::uint16_t port) {
-    return a.is_v6() ? fmt::format("[{}]:{}", a.to_string(), port) : fmt::format("{}:{}", a.to_string(), port);
-}
-
 asio::ip::address to_address(const inet_address& a) {
     if (a.size == 4) return asio::ip::address_v4({a.bytes[0], a.bytes[1], a.bytes[2], a.bytes[3]});
     asio::ip::address_v6::bytes_type b;
@@ -67,6 +57,17 @@ connection::connection_params session_impl::connection_params_for(const std::str
     return c;
 }
 
+connection::connection_params session_impl::control_params(const std::string& host, std::uint16_t port) const {
+    return connection_params_for(host, port, true);
+}
+
+void session_impl::control_opened(const connection::connection& c) {
+    if (version == 0) {
+        version = c.version();
+        frame_compression = c.frame_compression();
+    }
+}
+
 error_code connect_failure_code(const std::optional<error_code>& common) {
     if (!common || !*common) return client_errc::no_host_available;
     const auto& cat = common->category();
@@ -75,138 +76,14 @@ error_code connect_failure_code(const std::optional<error_code>& common) {
     return telling ? *common : error_code(client_errc::no_host_available);
 }
 
-asio::awaitable<bool> session_impl::connect_control(const std::vector<std::pair<std::string, std::uint16_t>>& candidates,
-                                                     std::string& failures, std::optional<error_code>* common) {
-    auto self = shared_from_this();
-    std::weak_ptr<session_impl> weak = self;
-    for (const auto& [host, port] : candidates) {
-        if (closing) co_return false;
-        try {
-            auto holder = std::make_shared<std::weak_ptr<conn_t>>();
-            // Named handlers: GCC 12 destroys capturing lambda temporaries of a co_await expression twice.
-            conn_t::event_handler on_ev = [weak](const connection::response_frame& f) {
-                const auto* e = std::get_if<protocol::event_response>(&f.message.body);
-                auto s = weak.lock();
-                if (!e || !s) return;
-                asio::post(s->strand, [s, ev = *e]() mutable { s->on_event(std::move(ev)); });
-            };
-            conn_t::state_handler on_st = [weak, holder](connection::connection_state st, error_code) {
-                auto s = weak.lock();
-                if (!s || st != connection::connection_state::closed) return;
-                asio::post(s->strand, [s, holder] {
-                    auto c = holder->lock();
-                    if (c && c == s->control && !s->closing) {
-                        s->control_lost = true;
-                        s->wake.cancel();
-                    }
-                });
-            };
-            auto cpar = connection_params_for(host, port, true);
-            auto c = co_await conn_t::connect(ex, std::move(cpar), std::move(on_ev), std::move(on_st));
-            *holder = c;
-            if (version == 0) {
-                version = c->version();
-                frame_compression = c->frame_compression();
-            }
-            control = std::move(c);
-            control_endpoint = fmt::format("{}:{}", host, port);
-            co_return true;
-        } catch (const error& e) {
-            failures += (failures.empty() ? "" : "; ") + std::string(e.what());
-            if (common) *common = !*common || **common == e.boost_code() ? e.boost_code() : error_code();
-        }
-    }
-    co_return false;
-}
-
-asio::awaitable<std::optional<result>> session_impl::control_query(std::string query) {
-    if (!control) throw error(client_errc::connection_closed_unsent, "no control connection");
-    protocol::query_request q{query, {}};
-    q.params.cl = consistency::one;
-    auto [ec, f] = co_await control->execute(protocol::request(q), use_tuple);
-    if (ec) throw error(ec, fmt::format("{}: control query failed: {}", control_endpoint, ec.message()));
-    if (std::holds_alternative<protocol::error_response>(f.message.body)) co_return std::nullopt;  // e.g. no such table
-    co_return result_from_frame(f);
-}
-
 // ---------------------------------------------------------------- nodes
 
-asio::awaitable<void> session_impl::refresh_nodes() {
-    auto local = co_await control_query("SELECT * FROM system.local WHERE key='local'");
-    if (!local || local->empty()) throw error(protocol_errc::unexpected_opcode, fmt::format("{}: system.local has no row", control_endpoint));
-    std::optional<result> peers;
-    bool v2 = false;
-    if (peers_v2) {
-        peers = co_await control_query("SELECT * FROM system.peers_v2");
-        if (peers) v2 = true;
-        else peers_v2 = false;  // before Cassandra 4.0: fall back, and do not ask again
-    }
-    if (!v2) peers = co_await control_query("SELECT * FROM system.peers");
-
-    std::vector<std::shared_ptr<node>> found;
-    // The local row: the node of the control connection, at the address we reached it by.
-    {
-        auto row = local->one();
-        auto n = std::make_shared<node>();
-        auto [host, port_text] = [&] {
-            auto colon = control_endpoint.rfind(':');
-            return std::pair(control_endpoint.substr(0, colon), control_endpoint.substr(colon + 1));
-        }();
-        boost::system::error_code aec;
-        n->address = asio::ip::make_address(host, aec);
-        if (aec) {
-            asio::ip::tcp::resolver resolver(strand);
-            auto [rec, results] = co_await resolver.async_resolve(host, port_text, use_tuple);
-            if (!rec && !results.empty()) n->address = results.begin()->endpoint().address();
-        }
-        n->port = static_cast<std::uint16_t>(std::stoi(port_text));
-        const cluster::column_reader cols(*local);
-        n->broadcast_rpc_address = cols.get<asio::ip::address>(row, "rpc_address").value_or(n->address);
-        n->host_id = cols.get<uuid>(row, "host_id").value_or(uuid{});
-        n->datacenter = cols.get<std::string>(row, "data_center").value_or("");
-        n->rack = cols.get<std::string>(row, "rack").value_or("");
-        n->release_version = cols.get<std::string>(row, "release_version").value_or("");
-        n->schema_version = cols.get<uuid>(row, "schema_version");
-        auto tokens = cols.get<std::set<std::string>>(row, "tokens").value_or(std::set<std::string>{});
-        n->tokens.assign(tokens.begin(), tokens.end());
-        n->endpoint = endpoint_text(n->address, n->port);
-        if (auto p = cols.get<std::string>(row, "partitioner")) partitioner = cluster::partitioner_from_class(*p);
-        cluster_name = cols.get<std::string>(row, "cluster_name").value_or("");
-        layout = n->release_version.starts_with("1.") || n->release_version.starts_with("2.") ? cluster::schema_layout::v2
-                                                                                                : cluster::schema_layout::v3;
-        found.push_back(std::move(n));
-    }
-    if (peers) {
-        const cluster::column_reader cols(*peers);
-        for (auto row : peers->rows()) {
-            auto n = std::make_shared<node>();
-            auto peer = cols.get<asio::ip::address>(row, "peer");
-            auto rpc = cols.get<asio::ip::address>(row, v2 ? "native_address" : "rpc_address");
-            auto host_id = cols.get<uuid>(row, "host_id");
-            auto dc = cols.get<std::string>(row, "data_center");
-            auto tokens = cols.get<std::set<std::string>>(row, "tokens");
-            if (!peer || !host_id || !dc || !tokens) continue;  // a node still joining, or a stale row: not usable yet
-            if (!rpc || rpc->is_unspecified()) rpc = peer;       // bound to 0.0.0.0: the gossip address is the best guess
-            n->broadcast_rpc_address = *rpc;
-            std::uint16_t port = params.port;
-            if (v2)
-                if (auto p = cols.get<std::int32_t>(row, "native_port")) port = static_cast<std::uint16_t>(*p);
-            asio::ip::tcp::endpoint ep(*rpc, port);
-            if (params.address_translator) ep = params.address_translator(ep);
-            n->address = ep.address();
-            n->port = ep.port();
-            n->endpoint = endpoint_text(n->address, n->port);
-            n->host_id = *host_id;
-            n->datacenter = *dc;
-            n->rack = cols.get<std::string>(row, "rack").value_or("");
-            n->release_version = cols.get<std::string>(row, "release_version").value_or("");
-            n->schema_version = cols.get<uuid>(row, "schema_version");
-            n->tokens.assign(tokens->begin(), tokens->end());
-            found.push_back(std::move(n));
-        }
-    }
-    if (local_dc.empty()) local_dc = params.local_datacenter.empty() ? found.front()->datacenter : params.local_datacenter;
-    apply_nodes(std::move(found));
+void session_impl::nodes_read(cluster_topology t) {
+    if (t.partitioner) partitioner = t.partitioner;
+    cluster_name = std::move(t.cluster_name);
+    if (local_dc.empty() && !t.nodes.empty())
+        local_dc = params.local_datacenter.empty() ? t.nodes.front()->datacenter : params.local_datacenter;
+    apply_nodes(std::move(t.nodes));
 }
 
 void session_impl::apply_nodes(std::vector<std::shared_ptr<node>> found) {
@@ -488,157 +365,23 @@ bool session_impl::pools_ready(session_params::readiness r) const {
 
 // ---------------------------------------------------------------- schema
 
-void session_impl::set_schema(std::map<std::string, keyspace_metadata> keyspaces) {
+std::map<std::string, keyspace_metadata> session_impl::known_keyspaces() const {
+    return md ? md->keyspaces() : std::map<std::string, keyspace_metadata>{};
+}
+
+void session_impl::schema_read(std::map<std::string, keyspace_metadata> keyspaces) {
     std::vector<std::shared_ptr<const node>> nodes;
     for (const auto& p : pools) nodes.push_back(p->info);
     rebuild_metadata(std::move(nodes), std::move(keyspaces), std::chrono::system_clock::now());
     publish();
 }
 
-asio::awaitable<void> session_impl::refresh_schema(std::string keyspace) {
-    const auto q = cluster::queries_for(layout, keyspace);
-    cluster::schema_rows rows;
-    rows.keyspaces = co_await control_query(q.keyspaces);
-    if (params.schema_metadata) {
-        rows.tables = co_await control_query(q.tables);
-        rows.columns = co_await control_query(q.columns);
-        if (!q.indexes.empty()) rows.indexes = co_await control_query(q.indexes);
-        if (!q.views.empty()) rows.views = co_await control_query(q.views);
-        rows.types = co_await control_query(q.types);
-        rows.functions = co_await control_query(q.functions);
-        rows.aggregates = co_await control_query(q.aggregates);
-    }
-    auto fragment = cluster::parse_schema(layout, rows);
-    auto keyspaces = keyspace.empty() || !md ? std::map<std::string, keyspace_metadata>{} : md->keyspaces();
-    if (keyspace.empty()) {
-        for (auto& name : fragment.keyspaces_with_rows) keyspaces[name] = std::move(fragment.keyspaces[name]);
-    } else if (std::find(fragment.keyspaces_with_rows.begin(), fragment.keyspaces_with_rows.end(), keyspace) != fragment.keyspaces_with_rows.end()) {
-        keyspaces[keyspace] = std::move(fragment.keyspaces[keyspace]);
-    } else {
-        keyspaces.erase(keyspace);  // dropped
-    }
-    set_schema(std::move(keyspaces));
-}
+// ---------------------------------------------------------------- what the control connection tells
 
-asio::awaitable<void> session_impl::refresh_schema_element(const protocol::schema_change& c) {
-    if (c.target == "KEYSPACE") {
-        if (c.change_type == "DROPPED" && md) {
-            auto keyspaces = md->keyspaces();
-            keyspaces.erase(c.keyspace);
-            set_schema(std::move(keyspaces));
-            co_return;
-        }
-        co_await refresh_schema(c.keyspace);
-        co_return;
-    }
-    if (!md || !md->keyspace(c.keyspace)) {  // an element of a keyspace we do not know yet: read the keyspace
-        co_await refresh_schema(c.keyspace);
-        co_return;
-    }
-    auto keyspaces = md->keyspaces();
-    auto& ks = keyspaces[c.keyspace];
-    const bool v3 = layout == cluster::schema_layout::v3;
-    const auto q = cluster::queries_for(layout, c.keyspace);
-    const auto name = cluster::cql_literal(c.name);
-    cluster::schema_rows rows;
-    if (c.target == "TABLE") {
-        ks.tables.erase(c.name);
-        ks.views.erase(c.name);
-        if (c.change_type != "DROPPED") {
-            const auto table_col = v3 ? " AND table_name = " : " AND columnfamily_name = ";
-            rows.tables = co_await control_query(q.tables + table_col + name);
-            rows.columns = co_await control_query(q.columns + table_col + name);
-            if (v3) {
-                rows.indexes = co_await control_query(q.indexes + table_col + name);
-                rows.views = co_await control_query(q.views + " AND view_name = " + name);
-            }
-        }
-    } else if (c.target == "TYPE") {
-        ks.user_types.erase(c.name);
-        if (c.change_type != "DROPPED") rows.types = co_await control_query(q.types + " AND type_name = " + name);
-    } else if (c.target == "FUNCTION" || c.target == "AGGREGATE") {
-        // Overloads share the name: all of them are read again.
-        if (c.target == "FUNCTION") std::erase_if(ks.functions, [&](const auto& kv) { return kv.second.name == c.name; });
-        else std::erase_if(ks.aggregates, [&](const auto& kv) { return kv.second.name == c.name; });
-        if (c.target == "FUNCTION") rows.functions = co_await control_query(q.functions + " AND function_name = " + name);
-        else rows.aggregates = co_await control_query(q.aggregates + " AND aggregate_name = " + name);
-    }
-    auto fragment = cluster::parse_schema(layout, rows);
-    if (auto it = fragment.keyspaces.find(c.keyspace); it != fragment.keyspaces.end()) {
-        for (auto& [n, t] : it->second.tables)
-            if (!t.columns.empty() || !t.options.empty()) ks.tables[n] = std::move(t);
-        for (auto& [n, t] : it->second.views) ks.views[n] = std::move(t);
-        for (auto& [n, t] : it->second.user_types) ks.user_types[n] = std::move(t);
-        for (auto& [n, f] : it->second.functions) ks.functions[n] = std::move(f);
-        for (auto& [n, a] : it->second.aggregates) ks.aggregates[n] = std::move(a);
-    }
-    set_schema(std::move(keyspaces));
-}
-
-asio::awaitable<bool> session_impl::wait_schema_agreement(std::chrono::milliseconds timeout, std::optional<uuid> expected) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    asio::steady_timer timer(strand);
-    while (!closing) {
-        try {
-            std::set<uuid> versions;
-            auto local = co_await control_query("SELECT schema_version FROM system.local WHERE key='local'");
-            if (local && !local->empty())
-                if (auto v = cluster::column_reader(*local).get<uuid>(local->one(), "schema_version")) versions.insert(*v);
-            auto peers = co_await control_query("SELECT host_id, schema_version FROM system.peers");
-            if (peers) {
-                const cluster::column_reader cols(*peers);
-                for (auto row : peers->rows()) {
-                    auto id = cols.get<uuid>(row, "host_id");
-                    auto v = cols.get<uuid>(row, "schema_version");
-                    if (!id || !v) continue;
-                    auto p = std::find_if(pools.begin(), pools.end(), [&](const auto& x) { return x->info->host_id == *id; });
-                    if (p != pools.end() && (*p)->info->state() == node_state::down) continue;  // only nodes that are up count
-                    versions.insert(*v);
-                }
-            }
-            if (versions.size() == 1 && (!expected || *versions.begin() == *expected)) co_return true;
-        } catch (const error&) {
-            // the control connection is being replaced: try again until the deadline
-        }
-        if (std::chrono::steady_clock::now() + params.schema_agreement_interval > deadline) co_return false;
-        timer.expires_after(params.schema_agreement_interval);
-        co_await timer.async_wait(use_tuple);
-    }
-    co_return false;
-}
-
-// ---------------------------------------------------------------- events and the control loop
-
-void session_impl::on_event(protocol::event_response e) {
-    if (closing) return;
-    events.push_back(std::move(e));
-    last_event = std::chrono::steady_clock::now();
-    if (events.size() == 1 || events.size() >= params.event_max_batch) wake.cancel();
-}
-
-asio::awaitable<void> session_impl::process_events(std::vector<protocol::event_response> batch) {
-    bool topology = false;
-    std::vector<std::pair<inet_address, std::string>> status;  // the last word per node wins (2.1 repeats UP)
-    std::vector<protocol::schema_change> schema;
-    for (auto& e : batch) {
-        if (std::holds_alternative<protocol::topology_change_event>(e.event)) {
-            topology = true;
-        } else if (auto* s = std::get_if<protocol::status_change_event>(&e.event)) {
-            auto it = std::find_if(status.begin(), status.end(), [&](const auto& x) { return x.first == s->address; });
-            if (it != status.end()) it->second = s->change;
-            else status.emplace_back(s->address, s->change);
-        } else if (auto* c = std::get_if<protocol::schema_change_event>(&e.event)) {
-            auto same = [&](const protocol::schema_change& x) {
-                return x.target == c->change.target && x.keyspace == c->change.keyspace && x.name == c->change.name;
-            };
-            // One refresh per element; the latest change decides (CREATED then DROPPED is DROPPED).
-            if (auto it = std::find_if(schema.begin(), schema.end(), same); it != schema.end()) *it = c->change;
-            else schema.push_back(c->change);
-        }
-    }
-    if (topology) co_await refresh_nodes();
+// The cluster's word on a node's state, one batch of STATUS_CHANGE events at a time.
+bool session_impl::status_changed(const std::vector<std::pair<inet_address, std::string>>& changes) {
     bool unknown_up = false;
-    for (const auto& [addr, change] : status) {
+    for (const auto& [addr, change] : changes) {
         auto p = pool_for(to_address(addr), static_cast<std::uint16_t>(addr.port));
         if (!p) {
             unknown_up = unknown_up || change == "UP";
@@ -655,78 +398,27 @@ asio::awaitable<void> session_impl::process_events(std::vector<protocol::event_r
             }
         }
     }
-    if (unknown_up && !topology) co_await refresh_nodes();
-    // Schema: a keyspace-level change covers its elements.
-    std::set<std::string> whole;
-    for (const auto& c : schema)
-        if (c.target == "KEYSPACE") whole.insert(c.keyspace);
-    for (const auto& c : schema) {
-        if (c.target != "KEYSPACE" && whole.count(c.keyspace)) continue;
-        co_await refresh_schema_element(c);
-    }
+    return unknown_up;
 }
 
-asio::awaitable<void> session_impl::control_loop() {
-    auto self = shared_from_this();
-    std::size_t failures = 0;
-    std::uniform_real_distribution<double> unit(0.0, 1.0);
-    while (!closing) {
-        if (control_lost || !control) {
-            control_lost = false;
-            if (control) {
-                control->abort();
-                control.reset();
-            }
-            // Up nodes of the local datacenter first, then the others, then the contact points.
-            std::vector<std::pair<std::string, std::uint16_t>> candidates;
-            for (int pass = 0; pass < 2; ++pass)
-                for (const auto& p : pools) {
-                    const bool local = p->info->distance() == node_distance::local;
-                    if ((pass == 0) == local && p->info->state() != node_state::down)
-                        candidates.emplace_back(p->info->address.to_string(), p->info->port);
-                }
-            for (const auto& p : pools)
-                if (p->info->state() == node_state::down) candidates.emplace_back(p->info->address.to_string(), p->info->port);
-            for (const auto& cp : params.contact_points) candidates.emplace_back(cp, params.port);
-            std::string why;
-            bool ok = co_await connect_control(candidates, why);
-            if (ok) {
-                try {
-                    co_await refresh_nodes();
-                    co_await refresh_schema();
-                    failures = 0;
-                } catch (const error&) {
-                    ok = false;
-                    control_lost = true;
-                }
-            }
-            if (!ok && !closing) {
-                control_lost = true;
-                wake.expires_after(params.reconnection.delay(failures++, unit(rng)));
-                co_await wake.async_wait(use_tuple);
-            }
-            continue;
+// Up nodes of the local datacenter first, then the others, then the contact points.
+endpoint_list session_impl::reconnect_candidates() const {
+    endpoint_list candidates;
+    for (int pass = 0; pass < 2; ++pass)
+        for (const auto& p : pools) {
+            const bool local = p->info->distance() == node_distance::local;
+            if ((pass == 0) == local && p->info->state() != node_state::down)
+                candidates.emplace_back(p->info->address.to_string(), p->info->port);
         }
-        if (events.empty()) {
-            wake.expires_at(asio::steady_timer::time_point::max());
-            co_await wake.async_wait(use_tuple);
-            continue;
-        }
-        const auto due = last_event + params.event_window;
-        if (events.size() < params.event_max_batch && std::chrono::steady_clock::now() < due) {
-            wake.expires_at(due);
-            co_await wake.async_wait(use_tuple);
-            continue;
-        }
-        const auto n = std::min(events.size(), params.event_max_batch);
-        std::vector<protocol::event_response> batch(std::make_move_iterator(events.begin()), std::make_move_iterator(events.begin() + static_cast<std::ptrdiff_t>(n)));
-        events.erase(events.begin(), events.begin() + static_cast<std::ptrdiff_t>(n));
-        try {
-            co_await process_events(std::move(batch));
-        } catch (const error&) {
-            control_lost = true;  // the control connection failed mid-refresh: reconnect and read everything again
-        }
-    }
+    for (const auto& p : pools)
+        if (p->info->state() == node_state::down) candidates.emplace_back(p->info->address.to_string(), p->info->port);
+    for (const auto& cp : params.contact_points) candidates.emplace_back(cp, params.port);
+    return candidates;
+}
+
+bool session_impl::is_down(const uuid& host_id) const {
+    auto p = std::find_if(pools.begin(), pools.end(), [&](const auto& x) { return x->info->host_id == host_id; });
+    return p != pools.end() && (*p)->info->state() == node_state::down;
 }
 
 asio::awaitable<void> session_impl::start() {
@@ -734,20 +426,21 @@ asio::awaitable<void> session_impl::start() {
     for (const auto& cp : params.contact_points) candidates.emplace_back(cp, params.port);
     std::string failures;
     std::optional<error_code> common;
-    if (!co_await connect_control(candidates, failures, &common))
+    control = std::make_shared<control_connection>(strand, params, *this);
+    if (!co_await control->connect(candidates, failures, &common))
         throw error(connect_failure_code(common), "no contact point could be reached: " + failures);
-    co_await refresh_nodes();
+    co_await control->refresh_nodes();
     if (!params.local_datacenter.empty() &&
         std::none_of(pools.begin(), pools.end(), [&](const auto& p) { return p->info->datacenter == params.local_datacenter; })) {
         std::set<std::string> dcs;
         for (const auto& p : pools) dcs.insert(p->info->datacenter);
         std::string known;
         for (const auto& d : dcs) known += (known.empty() ? "" : ", ") + d;
-        control->abort();
+        control->stop();
         throw error(client_errc::invalid_configuration,
                     fmt::format("local_datacenter \"{}\" has no node; the cluster's datacenters are: {}", params.local_datacenter, known));
     }
-    co_await refresh_schema();
+    co_await control->refresh_schema();
     const auto deadline = std::chrono::steady_clock::now() + params.connect_timeout + std::chrono::seconds(1);
     while (!pools_ready(params.ready_when) && std::chrono::steady_clock::now() < deadline) {
         readiness.expires_at(deadline);
@@ -765,13 +458,15 @@ asio::awaitable<void> session_impl::start() {
         }
         closing = true;
         for (const auto& p : pools) close_pool(p);
-        control->abort();
+        control->stop();
         // Every node refused the same way (the server's own error, a keyspace that does not exist say):
         // that error, so that code-based handling sees it; otherwise no host was available.
         const auto code = connect_failure_code(common);
         throw error(code, "no node of the local datacenter could be connected: " + why);
     }
-    asio::co_spawn(strand, control_loop(), asio::detached);
+    // The session lives while the control connection follows the cluster; stop() ends it.
+    auto follow = [](std::shared_ptr<session_impl> self) -> asio::awaitable<void> { co_await self->control->run(); };
+    asio::co_spawn(strand, follow(shared_from_this()), asio::detached);
 }
 
 }  // namespace cqlcoro::detail

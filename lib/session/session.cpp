@@ -115,9 +115,9 @@ void session_impl::shutdown() {
     if (closing.exchange(true)) return;  // close() came first
     abandoned = true;
     asio::post(strand, [self = shared_from_this()] {
-        self->wake.cancel();
+
         self->readiness.cancel();
-        if (self->control) self->control->abort();
+        if (self->control) self->control->stop();
         for (auto& p : self->pools) {
             if (p->retry) {
                 p->retry->cancel();
@@ -237,9 +237,8 @@ namespace {
 
 asio::awaitable<void> close_on_strand(std::shared_ptr<detail::session_impl> impl, std::chrono::milliseconds timeout) {
     impl->closing = true;
-    impl->wake.cancel();
     impl->readiness.cancel();
-    if (impl->control) impl->control->abort();
+    if (impl->control) impl->control->stop();
     std::vector<std::shared_ptr<conn_t>> all;
     for (auto& p : impl->pools) {
         if (p->retry) {
@@ -305,7 +304,7 @@ asio::awaitable<bool> session::schema_agreement_op(std::shared_ptr<detail::sessi
     if (!impl) throw error(client_errc::empty_handle, "check_schema_agreement() on an empty session: " + empty_session_text);
     if (impl->closing) throw error(client_errc::session_closed, "check_schema_agreement(): " + impl->closed_reason());
     auto work = [](std::shared_ptr<detail::session_impl> s, std::chrono::milliseconds t) -> asio::awaitable<bool> {
-        co_return co_await s->wait_schema_agreement(t);
+        co_return co_await s->control->wait_schema_agreement(t);
     };
     co_return co_await asio::co_spawn(impl->strand, work(impl, timeout), asio::use_awaitable);
 }

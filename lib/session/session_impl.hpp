@@ -9,6 +9,7 @@
 #include <cqlcoro/metadata.hpp>
 #include <cqlcoro/session.hpp>
 
+#include "cluster/control_connection.hpp"
 #include "cluster/schema.hpp"
 #include "cluster/token_map.hpp"
 #include "connection/connection.hpp"
@@ -102,7 +103,7 @@ error_code connect_failure_code(const std::optional<error_code>& common);
 /// The message of a failed request: the server's error, or each host's reason, each fact once.
 std::string describe_request_failure(error_code ec, const diagnostics& d);
 
-struct session_impl : std::enable_shared_from_this<session_impl> {
+struct session_impl : std::enable_shared_from_this<session_impl>, control_listener {
     asio::any_io_executor ex;
     asio::strand<asio::any_io_executor> strand;  // the cluster layer and the prepare cache
     session_params params;
@@ -137,24 +138,15 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     std::shared_ptr<const cluster_metadata> md;
     std::vector<std::shared_ptr<pool>> pools;  // md->nodes() order
     std::optional<cluster::partitioner> partitioner;
-    cluster::schema_layout layout = cluster::schema_layout::v2;
-    bool peers_v2 = true;  // until the server says it has no such table
     std::string local_dc;
     std::string cluster_name;
-    std::shared_ptr<conn_t> control;
-    std::shared_ptr<node> control_node;
-    std::string control_endpoint;
-    std::deque<protocol::event_response> events;
-    asio::steady_timer::time_point last_event{};
-    asio::steady_timer wake;  // the control loop's sleep: cancelled to wake it
-    bool control_lost = false;
+    std::shared_ptr<control_connection> control;  // discovery, events and schema (lib/cluster/)
     asio::steady_timer readiness;  // cancelled whenever a pool's first attempt finishes
     std::mt19937_64 rng{std::random_device{}()};
     hedge_timer hedges;  // every request's speculative execution delay
 
     explicit session_impl(asio::any_io_executor e)
-        : ex(e), strand(asio::make_strand(e)), wake(strand, asio::steady_timer::time_point::max()),
-          readiness(strand, asio::steady_timer::time_point::max()), hedges(e) {}
+        : ex(e), strand(asio::make_strand(e)), readiness(strand, asio::steady_timer::time_point::max()), hedges(e) {}
 
     session_detail::encode_context encoding() const {
         return {.version = version, .compression = frame_compression, .default_cl = params.default_consistency,
@@ -195,19 +187,16 @@ struct session_impl : std::enable_shared_from_this<session_impl> {
     // The cluster layer (cluster.cpp), all on the strand.
     connection::connection_params connection_params_for(const std::string& host, std::uint16_t port, bool control) const;
     asio::awaitable<void> start();
-    /// `common`: the one code every candidate failed with, when they agree (else a default code).
-    asio::awaitable<bool> connect_control(const std::vector<std::pair<std::string, std::uint16_t>>& candidates, std::string& failures,
-                                          std::optional<error_code>* common = nullptr);
-    asio::awaitable<std::optional<result>> control_query(std::string query);
-    asio::awaitable<void> refresh_nodes();
-    asio::awaitable<void> refresh_schema(std::string keyspace = {});
-    asio::awaitable<void> refresh_schema_element(const protocol::schema_change& c);
-    asio::awaitable<void> control_loop();
-    asio::awaitable<void> process_events(std::vector<protocol::event_response> batch);
-    /// True once every up node reports one schema version (`expected`, when given: the version of the
-    /// node that made a change), false when `timeout` passes first.
-    asio::awaitable<bool> wait_schema_agreement(std::chrono::milliseconds timeout, std::optional<uuid> expected = {});
-    void on_event(protocol::event_response e);
+
+    // What the control connection tells the session, and asks of it (control_listener).
+    connection::connection_params control_params(const std::string& host, std::uint16_t port) const override;
+    void control_opened(const connection::connection& c) override;
+    void nodes_read(cluster_topology t) override;
+    void schema_read(std::map<std::string, keyspace_metadata> keyspaces) override;
+    std::map<std::string, keyspace_metadata> known_keyspaces() const override;
+    bool status_changed(const std::vector<std::pair<inet_address, std::string>>& changes) override;
+    endpoint_list reconnect_candidates() const override;
+    bool is_down(const uuid& host_id) const override;
     void apply_nodes(std::vector<std::shared_ptr<node>> found);
     void set_schema(std::map<std::string, keyspace_metadata> keyspaces);
     /// A new snapshot of `nodes` and `keyspaces` (the schema read at `refreshed`; none: as before).

@@ -1,0 +1,385 @@
+// The control connection (see control_connection.hpp).
+#include "cluster/control_connection.hpp"
+
+#include "cluster/column_reader.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+#include "../namespaces.hpp"
+
+namespace cqlcoro::detail {
+
+using conn_t = connection::connection;
+
+result result_from_frame(const connection::response_frame& f);  // session.cpp
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+std::string endpoint_text(const asio::ip::address& a, std::uint16_t port) {
+    return a.is_v6() ? fmt::format("[{}]:{}", a.to_string(), port) : fmt::format("{}:{}", a.to_string(), port);
+}
+
+}  // namespace
+
+control_connection::control_connection(asio::strand<asio::any_io_executor> strand, const session_params& params, control_listener& listener)
+    : strand_(std::move(strand)), params_(params), listener_(listener), wake_(strand_, asio::steady_timer::time_point::max()) {}
+
+asio::awaitable<bool> control_connection::connect(const std::vector<std::pair<std::string, std::uint16_t>>& candidates,
+                                                     std::string& failures, std::optional<error_code>* common) {
+    std::weak_ptr<control_connection> weak = weak_from_this();
+    for (const auto& [host, port] : candidates) {
+        if (stopped_) co_return false;
+        try {
+            auto holder = std::make_shared<std::weak_ptr<conn_t>>();
+            // Named handlers: GCC 12 destroys capturing lambda temporaries of a co_await expression twice.
+            conn_t::event_handler on_ev = [weak](const connection::response_frame& f) {
+                const auto* e = std::get_if<protocol::event_response>(&f.message.body);
+                auto s = weak.lock();
+                if (!e || !s) return;
+                asio::post(s->strand_, [s, ev = *e]() mutable { s->on_event(std::move(ev)); });
+            };
+            conn_t::state_handler on_st = [weak, holder](connection::connection_state st, error_code) {
+                auto s = weak.lock();
+                if (!s || st != connection::connection_state::closed) return;
+                asio::post(s->strand_, [s, holder] {
+                    auto c = holder->lock();
+                    if (c && c == s->conn_ && !s->stopped_) {
+                        s->lost_ = true;
+                        s->wake_.cancel();
+                    }
+                });
+            };
+            auto cpar = listener_.control_params(host, port);
+            auto c = co_await conn_t::connect(strand_.get_inner_executor(), std::move(cpar), std::move(on_ev), std::move(on_st));
+            *holder = c;
+            if (stopped_) {  // stopped while it connected
+                c->abort();
+                co_return false;
+            }
+            listener_.control_opened(*c);
+            conn_ = std::move(c);
+            endpoint_ = fmt::format("{}:{}", host, port);
+            co_return true;
+        } catch (const error& e) {
+            failures += (failures.empty() ? "" : "; ") + std::string(e.what());
+            if (common) *common = !*common || **common == e.boost_code() ? e.boost_code() : error_code();
+        }
+    }
+    co_return false;
+}
+
+asio::awaitable<std::optional<result>> control_connection::query(std::string text) {
+    if (!conn_) throw error(client_errc::connection_closed_unsent, "no control connection");
+    protocol::query_request q{std::move(text), {}};
+    q.params.cl = consistency::one;
+    auto conn = conn_;  // the connection lives while its request does, even if it is replaced meanwhile
+    auto [ec, f] = co_await conn->execute(protocol::request(q), use_tuple);
+    if (ec) throw error(ec, fmt::format("{}: control query failed: {}", endpoint_, ec.message()));
+    if (std::holds_alternative<protocol::error_response>(f.message.body)) co_return std::nullopt;  // e.g. no such table
+    co_return result_from_frame(f);
+}
+
+// ---------------------------------------------------------------- nodes
+
+asio::awaitable<void> control_connection::refresh_nodes() {
+    auto local = co_await query("SELECT * FROM system.local WHERE key='local'");
+    if (!local || local->empty()) throw error(protocol_errc::unexpected_opcode, fmt::format("{}: system.local has no row", endpoint_));
+    std::optional<result> peers;
+    bool v2 = false;
+    if (peers_v2_) {
+        peers = co_await query("SELECT * FROM system.peers_v2");
+        if (peers) v2 = true;
+        else peers_v2_ = false;  // before Cassandra 4.0: fall back, and do not ask again
+    }
+    if (!v2) peers = co_await query("SELECT * FROM system.peers");
+
+    cluster_topology t;
+    auto& found = t.nodes;
+    // The local row: the node of the control connection, at the address we reached it by.
+    {
+        auto row = local->one();
+        auto n = std::make_shared<node>();
+        auto [host, port_text] = [&] {
+            auto colon = endpoint_.rfind(':');
+            return std::pair(endpoint_.substr(0, colon), endpoint_.substr(colon + 1));
+        }();
+        boost::system::error_code aec;
+        n->address = asio::ip::make_address(host, aec);
+        if (aec) {
+            asio::ip::tcp::resolver resolver(strand_);
+            auto [rec, results] = co_await resolver.async_resolve(host, port_text, use_tuple);
+            if (!rec && !results.empty()) n->address = results.begin()->endpoint().address();
+        }
+        n->port = static_cast<std::uint16_t>(std::stoi(port_text));
+        const cluster::column_reader cols(*local);
+        n->broadcast_rpc_address = cols.get<asio::ip::address>(row, "rpc_address").value_or(n->address);
+        n->host_id = cols.get<uuid>(row, "host_id").value_or(uuid{});
+        n->datacenter = cols.get<std::string>(row, "data_center").value_or("");
+        n->rack = cols.get<std::string>(row, "rack").value_or("");
+        n->release_version = cols.get<std::string>(row, "release_version").value_or("");
+        n->schema_version = cols.get<uuid>(row, "schema_version");
+        auto tokens = cols.get<std::set<std::string>>(row, "tokens").value_or(std::set<std::string>{});
+        n->tokens.assign(tokens.begin(), tokens.end());
+        n->endpoint = endpoint_text(n->address, n->port);
+        if (auto p = cols.get<std::string>(row, "partitioner")) t.partitioner = cluster::partitioner_from_class(*p);
+        t.cluster_name = cols.get<std::string>(row, "cluster_name").value_or("");
+        layout_ = n->release_version.starts_with("1.") || n->release_version.starts_with("2.") ? cluster::schema_layout::v2
+                                                                                                : cluster::schema_layout::v3;
+        found.push_back(std::move(n));
+    }
+    if (peers) {
+        const cluster::column_reader cols(*peers);
+        for (auto row : peers->rows()) {
+            auto n = std::make_shared<node>();
+            auto peer = cols.get<asio::ip::address>(row, "peer");
+            auto rpc = cols.get<asio::ip::address>(row, v2 ? "native_address" : "rpc_address");
+            auto host_id = cols.get<uuid>(row, "host_id");
+            auto dc = cols.get<std::string>(row, "data_center");
+            auto tokens = cols.get<std::set<std::string>>(row, "tokens");
+            if (!peer || !host_id || !dc || !tokens) continue;  // a node still joining, or a stale row: not usable yet
+            if (!rpc || rpc->is_unspecified()) rpc = peer;       // bound to 0.0.0.0: the gossip address is the best guess
+            n->broadcast_rpc_address = *rpc;
+            std::uint16_t port = params_.port;
+            if (v2)
+                if (auto p = cols.get<std::int32_t>(row, "native_port")) port = static_cast<std::uint16_t>(*p);
+            asio::ip::tcp::endpoint ep(*rpc, port);
+            if (params_.address_translator) ep = params_.address_translator(ep);
+            n->address = ep.address();
+            n->port = ep.port();
+            n->endpoint = endpoint_text(n->address, n->port);
+            n->host_id = *host_id;
+            n->datacenter = *dc;
+            n->rack = cols.get<std::string>(row, "rack").value_or("");
+            n->release_version = cols.get<std::string>(row, "release_version").value_or("");
+            n->schema_version = cols.get<uuid>(row, "schema_version");
+            n->tokens.assign(tokens->begin(), tokens->end());
+            found.push_back(std::move(n));
+        }
+    }
+    listener_.nodes_read(std::move(t));
+}
+
+// ---------------------------------------------------------------- schema
+
+asio::awaitable<void> control_connection::refresh_schema(std::string keyspace) {
+    const auto q = cluster::queries_for(layout_, keyspace);
+    cluster::schema_rows rows;
+    rows.keyspaces = co_await query(q.keyspaces);
+    if (params_.schema_metadata) {
+        rows.tables = co_await query(q.tables);
+        rows.columns = co_await query(q.columns);
+        if (!q.indexes.empty()) rows.indexes = co_await query(q.indexes);
+        if (!q.views.empty()) rows.views = co_await query(q.views);
+        rows.types = co_await query(q.types);
+        rows.functions = co_await query(q.functions);
+        rows.aggregates = co_await query(q.aggregates);
+    }
+    auto fragment = cluster::parse_schema(layout_, rows);
+    auto keyspaces = keyspace.empty() ? std::map<std::string, keyspace_metadata>{} : listener_.known_keyspaces();
+    if (keyspace.empty()) {
+        for (auto& name : fragment.keyspaces_with_rows) keyspaces[name] = std::move(fragment.keyspaces[name]);
+    } else if (std::find(fragment.keyspaces_with_rows.begin(), fragment.keyspaces_with_rows.end(), keyspace) != fragment.keyspaces_with_rows.end()) {
+        keyspaces[keyspace] = std::move(fragment.keyspaces[keyspace]);
+    } else {
+        keyspaces.erase(keyspace);  // dropped
+    }
+    listener_.schema_read(std::move(keyspaces));
+}
+
+asio::awaitable<void> control_connection::refresh_schema_element(const protocol::schema_change& c) {
+    if (c.target == "KEYSPACE") {
+        if (c.change_type == "DROPPED") {
+            auto keyspaces = listener_.known_keyspaces();
+            keyspaces.erase(c.keyspace);
+            listener_.schema_read(std::move(keyspaces));
+            co_return;
+        }
+        co_await refresh_schema(c.keyspace);
+        co_return;
+    }
+    auto keyspaces = listener_.known_keyspaces();
+    if (!keyspaces.count(c.keyspace)) {  // an element of a keyspace we do not know yet: read the keyspace
+        co_await refresh_schema(c.keyspace);
+        co_return;
+    }
+    auto& ks = keyspaces[c.keyspace];
+    const bool v3 = layout_ == cluster::schema_layout::v3;
+    const auto q = cluster::queries_for(layout_, c.keyspace);
+    const auto name = cluster::cql_literal(c.name);
+    cluster::schema_rows rows;
+    if (c.target == "TABLE") {
+        ks.tables.erase(c.name);
+        ks.views.erase(c.name);
+        if (c.change_type != "DROPPED") {
+            const auto table_col = v3 ? " AND table_name = " : " AND columnfamily_name = ";
+            rows.tables = co_await query(q.tables + table_col + name);
+            rows.columns = co_await query(q.columns + table_col + name);
+            if (v3) {
+                rows.indexes = co_await query(q.indexes + table_col + name);
+                rows.views = co_await query(q.views + " AND view_name = " + name);
+            }
+        }
+    } else if (c.target == "TYPE") {
+        ks.user_types.erase(c.name);
+        if (c.change_type != "DROPPED") rows.types = co_await query(q.types + " AND type_name = " + name);
+    } else if (c.target == "FUNCTION" || c.target == "AGGREGATE") {
+        // Overloads share the name: all of them are read again.
+        if (c.target == "FUNCTION") std::erase_if(ks.functions, [&](const auto& kv) { return kv.second.name == c.name; });
+        else std::erase_if(ks.aggregates, [&](const auto& kv) { return kv.second.name == c.name; });
+        if (c.target == "FUNCTION") rows.functions = co_await query(q.functions + " AND function_name = " + name);
+        else rows.aggregates = co_await query(q.aggregates + " AND aggregate_name = " + name);
+    }
+    auto fragment = cluster::parse_schema(layout_, rows);
+    if (auto it = fragment.keyspaces.find(c.keyspace); it != fragment.keyspaces.end()) {
+        for (auto& [n, t] : it->second.tables)
+            if (!t.columns.empty() || !t.options.empty()) ks.tables[n] = std::move(t);
+        for (auto& [n, t] : it->second.views) ks.views[n] = std::move(t);
+        for (auto& [n, t] : it->second.user_types) ks.user_types[n] = std::move(t);
+        for (auto& [n, f] : it->second.functions) ks.functions[n] = std::move(f);
+        for (auto& [n, a] : it->second.aggregates) ks.aggregates[n] = std::move(a);
+    }
+    listener_.schema_read(std::move(keyspaces));
+}
+
+asio::awaitable<bool> control_connection::wait_schema_agreement(std::chrono::milliseconds timeout, std::optional<uuid> expected) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    asio::steady_timer timer(strand_);
+    while (!stopped_) {
+        try {
+            std::set<uuid> versions;
+            auto local = co_await query("SELECT schema_version FROM system.local WHERE key='local'");
+            if (local && !local->empty())
+                if (auto v = cluster::column_reader(*local).get<uuid>(local->one(), "schema_version")) versions.insert(*v);
+            auto peers = co_await query("SELECT host_id, schema_version FROM system.peers");
+            if (peers) {
+                const cluster::column_reader cols(*peers);
+                for (auto row : peers->rows()) {
+                    auto id = cols.get<uuid>(row, "host_id");
+                    auto v = cols.get<uuid>(row, "schema_version");
+                    if (!id || !v) continue;
+                    if (listener_.is_down(*id)) continue;  // only nodes that are up count
+                    versions.insert(*v);
+                }
+            }
+            if (versions.size() == 1 && (!expected || *versions.begin() == *expected)) co_return true;
+        } catch (const error&) {
+            // the control connection is being replaced: try again until the deadline
+        }
+        if (std::chrono::steady_clock::now() + params_.schema_agreement_interval > deadline) co_return false;
+        timer.expires_after(params_.schema_agreement_interval);
+        co_await timer.async_wait(use_tuple);
+    }
+    co_return false;
+}
+
+// ---------------------------------------------------------------- events and the loop
+
+void control_connection::on_event(protocol::event_response e) {
+    if (stopped_) return;
+    events_.push_back(std::move(e));
+    last_event_ = std::chrono::steady_clock::now();
+    if (events_.size() == 1 || events_.size() >= params_.event_max_batch) wake_.cancel();
+}
+
+asio::awaitable<void> control_connection::process_events(std::vector<protocol::event_response> batch) {
+    bool topology = false;
+    std::vector<std::pair<inet_address, std::string>> status;  // the last word per node wins (2.1 repeats UP)
+    std::vector<protocol::schema_change> schema;
+    for (auto& e : batch) {
+        if (std::holds_alternative<protocol::topology_change_event>(e.event)) {
+            topology = true;
+        } else if (auto* s = std::get_if<protocol::status_change_event>(&e.event)) {
+            auto it = std::find_if(status.begin(), status.end(), [&](const auto& x) { return x.first == s->address; });
+            if (it != status.end()) it->second = s->change;
+            else status.emplace_back(s->address, s->change);
+        } else if (auto* c = std::get_if<protocol::schema_change_event>(&e.event)) {
+            auto same = [&](const protocol::schema_change& x) {
+                return x.target == c->change.target && x.keyspace == c->change.keyspace && x.name == c->change.name;
+            };
+            // One refresh per element; the latest change decides (CREATED then DROPPED is DROPPED).
+            if (auto it = std::find_if(schema.begin(), schema.end(), same); it != schema.end()) *it = c->change;
+            else schema.push_back(c->change);
+        }
+    }
+    if (topology) co_await refresh_nodes();
+    const bool unknown_up = !status.empty() && listener_.status_changed(status);
+    if (unknown_up && !topology) co_await refresh_nodes();
+    // Schema: a keyspace-level change covers its elements.
+    std::set<std::string> whole;
+    for (const auto& c : schema)
+        if (c.target == "KEYSPACE") whole.insert(c.keyspace);
+    for (const auto& c : schema) {
+        if (c.target != "KEYSPACE" && whole.count(c.keyspace)) continue;
+        co_await refresh_schema_element(c);
+    }
+}
+
+asio::awaitable<void> control_connection::run() {
+    auto self = shared_from_this();
+    std::size_t failures = 0;
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    while (!stopped_) {
+        if (lost_ || !conn_) {
+            lost_ = false;
+            if (conn_) {
+                conn_->abort();
+                conn_.reset();
+            }
+            std::string why;
+            bool ok = co_await connect(listener_.reconnect_candidates(), why);
+            if (ok) {
+                try {
+                    co_await refresh_nodes();
+                    co_await refresh_schema();
+                    failures = 0;
+                } catch (const error&) {
+                    ok = false;
+                    lost_ = true;
+                }
+            }
+            if (!ok && !stopped_) {
+                lost_ = true;
+                wake_.expires_after(params_.reconnection.delay(failures++, unit(rng_)));
+                co_await wake_.async_wait(use_tuple);
+            }
+            continue;
+        }
+        if (events_.empty()) {
+            wake_.expires_at(asio::steady_timer::time_point::max());
+            co_await wake_.async_wait(use_tuple);
+            continue;
+        }
+        const auto due = last_event_ + params_.event_window;
+        if (events_.size() < params_.event_max_batch && std::chrono::steady_clock::now() < due) {
+            wake_.expires_at(due);
+            co_await wake_.async_wait(use_tuple);
+            continue;
+        }
+        const auto n = std::min(events_.size(), params_.event_max_batch);
+        std::vector<protocol::event_response> batch(std::make_move_iterator(events_.begin()),
+                                                    std::make_move_iterator(events_.begin() + static_cast<std::ptrdiff_t>(n)));
+        events_.erase(events_.begin(), events_.begin() + static_cast<std::ptrdiff_t>(n));
+        try {
+            co_await process_events(std::move(batch));
+        } catch (const error&) {
+            lost_ = true;  // the connection failed mid-refresh: reconnect and read everything again
+        }
+    }
+}
+
+void control_connection::stop() {
+    stopped_ = true;
+    wake_.cancel();
+    if (conn_) conn_->abort();
+}
+
+}  // namespace cqlcoro::detail
