@@ -3,6 +3,7 @@
 // attempt at a node), what a middleware after `retry` returns is judged by the retry policy, and a
 // chain that cannot work fails connect with a message that says how to fix it.
 #include "sim.hpp"
+#include "sim_session.hpp"
 
 #include <cqlcoro/session.hpp>
 
@@ -33,10 +34,8 @@ using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
 session_params params_for(const sim::cluster& c) {
-    session_params p;
-    p.contact_points = {c.address(1)};
-    p.port = port;
-    p.heartbeat_interval = 0ms;
+    auto p = cqlcoro::test::sim_session_params(c);
+    // Backoff of a millisecond or two, so tests of overloaded nodes do not wait.
     p.retry = std::make_shared<default_retry_policy>(retry_backoff{.base = 1ms, .cap = 2ms});
     return p;
 }

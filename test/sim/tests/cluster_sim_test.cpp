@@ -102,9 +102,13 @@ sim::rows_answer peers_table(const std::vector<std::tuple<std::string, uuid, std
     return r;
 }
 
-asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
-    asio::steady_timer t(co_await asio::this_coro::executor, d);
-    co_await t.async_wait(asio::use_awaitable);
+// Pushes a schema change of keyspace `name` after the events a test pushed, and waits until the
+// session reads it: events are applied in order, so every event before it has been applied too.
+asio::awaitable<void> applied_marker(sim::cluster& c, const std::string& name) {
+    c.push_schema_change({"CREATED", "KEYSPACE", name, "", {}}, 1);
+    const auto quoted = "'" + name + "'";
+    auto seen = [&] { return fmt::format("{} queries naming {}", queries_of(c, quoted), quoted); };
+    co_await cqlcoro::test::yield_until([&] { return queries_of(c, quoted) > 0; }, seen, 100'000'000);
 }
 
 }  // namespace
@@ -297,7 +301,9 @@ TEST_CASE("cluster: an event storm is applied in a few debounced batches; DOWN t
         // 100 topology events within the window: at most two batches (by count), each one refresh.
         for (int i = 0; i < 100; ++i) c.push_topology_change(2, "MOVED_NODE", 1);
         co_await cqlcoro::test::yield_until([&] { return queries_of(c, "system.peers") >= before + 1; }, 100'000'000);
-        co_await sleep_for(std::chrono::milliseconds(500));  // let any further batch happen
+        // Events are applied in order: once a schema change pushed after the storm is read, every batch
+        // of the storm has been applied.
+        co_await applied_marker(c, "storm_done");
         const auto refreshes = queries_of(c, "system.peers") - before;
         CHECK(refreshes >= 1);
         CHECK(refreshes <= 2);
@@ -309,7 +315,7 @@ TEST_CASE("cluster: an event storm is applied in a few debounced batches; DOWN t
         c.push_status_change(3, "DOWN", 1);
         c.push_status_change(3, "UP", 1);
         c.push_status_change(3, "UP", 1);
-        co_await sleep_for(std::chrono::milliseconds(400));
+        co_await applied_marker(c, "status_done");
         CHECK(n3->state() == node_state::up);
         CHECK(c.connection_count(3) == conns);
         co_await s.close(std::chrono::milliseconds(100));

@@ -2,6 +2,7 @@
 // cancellation reach connect, prepare, check_schema_agreement, fetch_trace, close and the pager's rows, and
 // the default token throws the operation's own error, text and all.
 #include "sim.hpp"
+#include "sim_session.hpp"
 
 #include <cqlcoro/cqlcoro.hpp>
 
@@ -33,19 +34,9 @@ constexpr std::uint16_t port = 19102;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 const std::string query = "SELECT id, name FROM ks.t";
 
-session_params params_for(const sim::cluster& c) {
-    session_params p;
-    p.contact_points = {c.address(1)};
-    p.port = port;
-    p.heartbeat_interval = 0ms;
-    return p;
-}
+session_params params_for(const sim::cluster& c) { return cqlcoro::test::sim_session_params(c); }
 
-sim::rows_answer table(int n) {
-    auto r = sim::rows({sim::column("id", cql_type::of(type_kind::int_)), sim::column("name", cql_type::of(type_kind::varchar))});
-    for (int i = 0; i < n; ++i) r.row(i, fmt::format("row{}", i));
-    return r;
-}
+const auto table = cqlcoro::test::id_name_table;
 
 }  // namespace
 

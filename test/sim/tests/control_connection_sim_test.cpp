@@ -13,6 +13,8 @@
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/matchers/catch_matchers_string.hpp>
 
+#include <fmt/format.h>
+
 #include <set>
 
 using namespace cqlcoro;
@@ -132,7 +134,8 @@ TEST_CASE("control connection: events arrive in one batch, the last word per nod
         c.push_status_change(2, "DOWN");
         c.push_status_change(3, "DOWN");
         c.push_status_change(2, "UP");
-        co_await cqlcoro::test::yield_until([&] { return !l.statuses.empty(); }, 100'000'000);
+        auto told = [&] { return fmt::format("{} status batches", l.statuses.size()); };
+        co_await cqlcoro::test::yield_until([&] { return !l.statuses.empty(); }, told, 100'000'000);
         REQUIRE(l.statuses.size() == 1);
         REQUIRE(l.statuses[0].size() == 2);
         CHECK(l.statuses[0][0].second == "UP");    // node 2: DOWN, then UP
@@ -140,7 +143,8 @@ TEST_CASE("control connection: events arrive in one batch, the last word per nod
 
         protocol::schema_change created{"CREATED", "KEYSPACE", "shop", "", {}};
         c.push_schema_change(created);
-        co_await cqlcoro::test::yield_until([&] { return l.schemas.size() == 2; }, 100'000'000);
+        auto schemas = [&] { return fmt::format("{} schemas read", l.schemas.size()); };
+        co_await cqlcoro::test::yield_until([&] { return l.schemas.size() == 2; }, schemas, 100'000'000);
         CHECK(l.schemas.back().count("shop") == 1);
         cc->stop();
     });
@@ -157,7 +161,8 @@ TEST_CASE("control connection: when its node goes, it moves to the listener's ne
         asio::co_spawn(ex, cc->run(), asio::detached);
 
         c.stop(1);
-        co_await cqlcoro::test::yield_until([&] { return l.topologies.size() == 2 && l.schemas.size() == 2; }, 100'000'000);
+        auto reads = [&] { return fmt::format("{} node reads, {} schema reads, control node {}", l.topologies.size(), l.schemas.size(), cc->endpoint()); };
+        co_await cqlcoro::test::yield_until([&] { return l.topologies.size() == 2 && l.schemas.size() == 2; }, reads, 100'000'000);
         CHECK(cc->endpoint() == c.address(3) + ":" + std::to_string(port));
         CHECK(l.opened == 2);
         CHECK(l.topologies.back().nodes.front()->address.to_string() == c.address(3));

@@ -3,6 +3,7 @@
 // state, cancellation in the middle, pinned and unpinned coordinators, and many pagers sharing one
 // memory budget.
 #include "sim.hpp"
+#include "sim_session.hpp"
 
 #include <cqlcoro/session.hpp>
 
@@ -31,20 +32,9 @@ namespace {
 constexpr std::uint16_t port = 19442;
 const std::string query = "SELECT id, name FROM sim.t";
 
-session_params params_for(const sim::cluster& c) {
-    session_params p;
-    p.contact_points = {c.address(1)};
-    p.port = port;
-    p.heartbeat_interval = std::chrono::milliseconds(0);
-    return p;
-}
+session_params params_for(const sim::cluster& c) { return cqlcoro::test::sim_session_params(c); }
 
-// `n` rows: id 0..n-1, name "row<id>".
-sim::rows_answer table(int n) {
-    auto r = sim::rows({sim::column("id", cql_type::of(type_kind::int_)), sim::column("name", cql_type::of(type_kind::varchar))});
-    for (int i = 0; i < n; ++i) r.row(i, fmt::format("row{}", i));
-    return r;
-}
+const auto table = cqlcoro::test::id_name_table;
 
 std::vector<sim::recorded_request> reads(const sim::cluster& c) {
     std::vector<sim::recorded_request> out;

@@ -1,6 +1,7 @@
 // Retries end to end against simulated nodes: the decision table, outcomes in errors, the retry
 // budget, max_attempts, the attempt timeout, the fixed write timestamp and the downgrading policy.
 #include "sim.hpp"
+#include "sim_session.hpp"
 
 #include <cqlcoro/session.hpp>
 
@@ -26,10 +27,7 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 using namespace std::chrono_literals;
 
 session_params params_for(const sim::cluster& c) {
-    session_params p;
-    p.contact_points = {c.address(1)};
-    p.port = port;
-    p.heartbeat_interval = 0ms;
+    auto p = cqlcoro::test::sim_session_params(c);
     // Backoff of a millisecond or two, so tests of overloaded nodes do not wait.
     p.retry = std::make_shared<default_retry_policy>(retry_backoff{.base = 1ms, .cap = 2ms});
     return p;

@@ -1,6 +1,7 @@
 // The session's life as a new user meets it: empty handles, a session dropped without close(), a
 // session used after close(), a forced protocol version, and a connection replaced for its orphans.
 #include "sim.hpp"
+#include "sim_session.hpp"
 
 #include <cqlcoro/session.hpp>
 
@@ -32,13 +33,7 @@ namespace {
 constexpr std::uint16_t port = 19062;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-session_params params_for(const sim::cluster& c) {
-    session_params p;
-    p.contact_points = {c.address(1)};
-    p.port = port;
-    p.heartbeat_interval = std::chrono::milliseconds(0);
-    return p;
-}
+session_params params_for(const sim::cluster& c) { return cqlcoro::test::sim_session_params(c); }
 
 const auto one_row = sim::one_int_row;
 

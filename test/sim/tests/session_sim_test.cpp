@@ -1,6 +1,7 @@
 // The session against simulated nodes: completion tokens, errors with diagnostics, prepared statements
 // (cached, deduplicated), batches, the middleware chain, timeouts, cancellation and round robin.
 #include "sim.hpp"
+#include "sim_session.hpp"
 
 #include <cqlcoro/session.hpp>
 
@@ -31,11 +32,9 @@ namespace {
 constexpr std::uint16_t port = 19052;
 
 session_params params_for(const sim::cluster& c) {
-    session_params p;
+    auto p = cqlcoro::test::sim_session_params(c);
     p.contact_points.clear();
     for (std::size_t i = 1; i <= c.size(); ++i) p.contact_points.push_back(c.address(i));
-    p.port = port;
-    p.heartbeat_interval = std::chrono::milliseconds(0);
     return p;
 }
 

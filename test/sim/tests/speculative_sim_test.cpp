@@ -4,6 +4,7 @@
 // first attempts, a middleware's two calls of `next` share one deadline, and every request completes
 // exactly once when answers, hedges and cancellations race on two threads.
 #include "sim.hpp"
+#include "sim_session.hpp"
 
 #include <cqlcoro/session.hpp>
 
@@ -32,10 +33,7 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 using namespace std::chrono_literals;
 
 session_params params_for(const sim::cluster& c) {
-    session_params p;
-    p.contact_points = {c.address(1)};
-    p.port = port;
-    p.heartbeat_interval = 0ms;
+    auto p = cqlcoro::test::sim_session_params(c);
     p.request_timeout = 20s;
     return p;
 }

@@ -9,6 +9,8 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <exception>
+#include <string>
+#include <type_traits>
 #include <stdexcept>
 
 namespace cqlcoro::test {
@@ -28,13 +30,20 @@ void run_coroutine(F f) {
 }
 
 /// Yields to the io_context until `done()` holds, for a condition that other handlers make true (a write
-/// begun, a counter reached); throws after `limit` turns rather than hang.
-template <class Done>
-boost::asio::awaitable<void> yield_until(Done done, int limit = 1'000'000) {
+/// begun, a counter reached); throws after `limit` turns rather than hang, with what `state()` says of
+/// the state it waited on.
+template <class Done, class State>
+    requires std::is_invocable_r_v<std::string, State>
+boost::asio::awaitable<void> yield_until(Done done, State state, int limit = 1'000'000) {
     for (int i = 0; !done(); ++i) {
-        if (i == limit) throw std::runtime_error("yield_until: the awaited condition never held");
+        if (i == limit) throw std::runtime_error("yield_until: the awaited condition never held; the state: " + state());
         co_await boost::asio::post(co_await boost::asio::this_coro::executor, boost::asio::use_awaitable);
     }
+}
+
+template <class Done>
+boost::asio::awaitable<void> yield_until(Done done, int limit = 1'000'000) {
+    return yield_until(std::move(done), [] { return std::string("(not described)"); }, limit);
 }
 
 }  // namespace cqlcoro::test
