@@ -21,6 +21,10 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t min_read_space = 16 * 1024;
+// The read buffer's usual size, and the size beyond which a buffer grown for one large frame is given
+// back once that frame is parsed (so one 100 MiB answer does not pin 100 MiB for the connection's life).
+constexpr std::size_t usual_read_buffer = 64 * 1024;
+constexpr std::size_t kept_read_buffer = 1024 * 1024;
 
 // Requests are encoded before they reach the strand, with stream 0; the strand writes the real id in.
 void patch_stream(std::uint8_t* frame, std::int16_t id) noexcept {
@@ -204,7 +208,7 @@ asio::awaitable<std::optional<response_frame>> connection::exchange(const protoc
     std::optional<response_frame> got;
     on_handshake_frame_ = [&got](response_frame f) { got = std::move(f); };
     while (!got) {
-        if (in_.size() - in_used_ < min_read_space) in_.resize(std::max<std::size_t>(in_used_ + min_read_space, 64 * 1024));
+        if (in_.size() - in_used_ < min_read_space) in_.resize(std::max<std::size_t>(in_used_ + min_read_space, usual_read_buffer));
         auto buf = asio::buffer(in_.data() + in_used_, in_.size() - in_used_);
         auto [rec, n] = tls_ ? co_await tls_->async_read_some(buf, use_tuple) : co_await socket_.async_read_some(buf, use_tuple);
         if (rec) {
@@ -649,7 +653,7 @@ void connection::on_written(error_code ec) {
 // Reads straight into in_ and dispatches every whole frame; plain completion handlers, like flush().
 void connection::start_read() {
     if (closed_) return;
-    if (in_.size() - in_used_ < min_read_space) in_.resize(std::max<std::size_t>({in_used_ + min_read_space, in_.size() * 2, 64 * 1024}));
+    if (in_.size() - in_used_ < min_read_space) in_.resize(std::max<std::size_t>({in_used_ + min_read_space, in_.size() * 2, usual_read_buffer}));
     auto buf = asio::buffer(in_.data() + in_used_, in_.size() - in_used_);
     auto done = [self = shared_from_this()](error_code ec, std::size_t n) { self->on_read(ec, n); };
     if (tls_) tls_->async_read_some(buf, std::move(done));
@@ -776,6 +780,11 @@ error_code connection::parse_frames() {
     if (used > 0) {
         std::memmove(in_.data(), in_.data() + used, in_used_ - used);
         in_used_ -= used;
+        if (in_.size() > kept_read_buffer && in_used_ <= usual_read_buffer - min_read_space) {
+            protocol::byte_buffer usual(usual_read_buffer);
+            std::memcpy(usual.data(), in_.data(), in_used_);
+            in_.swap(usual);
+        }
     }
     return ec;
 }

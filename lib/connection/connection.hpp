@@ -211,9 +211,14 @@ public:
         std::uint64_t reads = 0;   ///< read calls that returned data
         std::uint64_t writes = 0;  ///< gather writes issued
         std::uint64_t heartbeats = 0;
+        std::size_t read_buffer = 0;  ///< bytes the read buffer holds now (it shrinks back after a large frame)
     };
     /// Socket operation counts (read on the strand, or after the io_context stopped).
-    counters stats() const noexcept { return stats_; }
+    counters stats() const noexcept {
+        auto c = stats_;
+        c.read_buffer = in_.capacity();
+        return c;
+    }
 
     connection(asio::any_io_executor ex, const connection_params& p);
     ~connection();

@@ -954,6 +954,12 @@ struct request_op final : hedge_timer::entry {
         return std::make_shared<request_op>();
     }
     static void release(std::shared_ptr<request_op> op) {
+        // One with a frame grown by a large request is not kept: its memory goes back once the
+        // connection lets go of the frame, instead of staying with the thread.
+        constexpr std::size_t kept_frame = 256 * 1024;
+        if (op->frame.capacity() > kept_frame) return;
+        for (std::size_t i = 0; i < op->exec_count; ++i)
+            if (op->execs[i].own.capacity() > kept_frame || op->execs[i].aux.capacity() > kept_frame) return;
         auto& free = pool();
         if (free.size() < 4096) free.push_back(std::move(op));
     }
