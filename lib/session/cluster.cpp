@@ -87,45 +87,40 @@ void session_impl::nodes_read(cluster_topology t) {
 }
 
 void session_impl::apply_nodes(std::vector<std::shared_ptr<node>> found) {
-    std::vector<std::shared_ptr<pool>> next;
-    std::vector<std::shared_ptr<pool>> added;
-    std::set<pool*> kept;
+    std::vector<std::shared_ptr<node_pool>> next;
+    std::vector<std::shared_ptr<node_pool>> added;
+    std::set<node_pool*> kept;
     for (auto& n : found) {
         // The same node: the same host id at the same address. A host id at a new address is a new node
         // to connect to (the old address is gone); a new address with an old host's tokens likewise.
-        auto it = std::find_if(pools.begin(), pools.end(), [&](const std::shared_ptr<pool>& p) {
-            return p->info->host_id == n->host_id && p->info->address == n->address && p->info->port == n->port;
+        auto it = std::find_if(pools.begin(), pools.end(), [&](const std::shared_ptr<node_pool>& p) {
+            return p->info()->host_id == n->host_id && p->info()->address == n->address && p->info()->port == n->port;
         });
         if (it != pools.end() && !kept.count(it->get())) {
             auto& p = *it;
-            const auto& old = *p->info;
+            const auto& old = *p->info();
             if (old.datacenter != n->datacenter || old.rack != n->rack || old.tokens != n->tokens ||
                 old.release_version != n->release_version || old.schema_version != n->schema_version ||
-                old.broadcast_rpc_address != n->broadcast_rpc_address) {
-                metadata_access::state(*n).store(old.state());
-                metadata_access::distance(*n).store(old.distance());
-                metadata_access::open_connections(*n).store(old.open_connections());
-                p->info = n;  // a new identity snapshot; the pool and its connections stay
-            }
+                old.broadcast_rpc_address != n->broadcast_rpc_address)
+                p->set_info(n);  // a new identity snapshot; the pool and its connections stay
             kept.insert(p.get());
             next.push_back(p);
             continue;
         }
-        auto p = std::make_shared<pool>();
-        p->info = n;
+        auto p = std::make_shared<node_pool>(strand, n, std::weak_ptr<pool_listener>(shared_from_this()), params.request_timeout);
         next.push_back(p);
         added.push_back(p);
     }
     for (auto& p : pools)
         if (!kept.count(p.get())) {
-            close_pool(p);
-            notify(node_event_kind::removed, p->info);
+            p->remove();
+            notify(node_event_kind::removed, p->info());
         }
     pools = std::move(next);
     std::vector<std::shared_ptr<const node>> nodes;
-    for (const auto& p : pools) nodes.push_back(p->info);
+    for (const auto& p : pools) nodes.push_back(p->info());
     rebuild_metadata(std::move(nodes), md ? md->keyspaces() : std::map<std::string, keyspace_metadata>{});
-    for (auto& p : added) notify(node_event_kind::added, p->info);
+    for (auto& p : added) notify(node_event_kind::added, p->info());
     update_distances();
     publish();
 }
@@ -147,170 +142,43 @@ void session_impl::rebuild_metadata(std::vector<std::shared_ptr<const node>> nod
 void session_impl::update_distances() {
     std::map<std::string, std::size_t> remote_seen;
     for (const auto& p : pools) {
-        auto& seen = remote_seen[p->info->datacenter];
-        const auto d = lb->distance(*p->info, local_dc, seen);
+        auto& seen = remote_seen[p->info()->datacenter];
+        const auto d = lb->distance(*p->info(), local_dc, seen);
         if (d == node_distance::remote) ++seen;
-        metadata_access::distance(*p->info).store(d);
-        p->target = d == node_distance::local ? params.connections_per_host
-                    : d == node_distance::remote ? params.connections_per_remote_host
-                                                 : 0;
-        if (p->target == 0) {
-            for (auto& c : p->connections) c->abort();
-            p->first_attempt_done = true;
-            continue;
-        }
-        // A node that is down waits for its reconnection; others fill up now.
-        if (p->info->state() != node_state::down || !p->retry) open_pool(p);
+        metadata_access::distance(*p->info()).store(d);
+        p->set_target(d == node_distance::local    ? params.connections_per_host
+                      : d == node_distance::remote ? params.connections_per_remote_host
+                                                   : 0);
     }
     readiness.cancel();
 }
 
-void session_impl::open_pool(const std::shared_ptr<pool>& p) {
-    if (closing || p->removed) return;
-    std::erase_if(p->replacing, [](const auto& w) { return w.expired(); });
-    while (p->connections.size() + p->opening < p->target + p->replacing.size()) {
-        ++p->opening;
-        asio::co_spawn(strand, open_connection(p), asio::detached);
-    }
+// ---------------------------------------------------------------- what the pools tell
+
+connection::connection_params session_impl::pool_connection_params(const node& n) const {
+    return connection_params_for(n.address.to_string(), n.port, false);
 }
 
-asio::awaitable<void> session_impl::open_connection(std::shared_ptr<pool> p) {
-    auto self = shared_from_this();
-    std::weak_ptr<session_impl> weak = self;
-    std::weak_ptr<pool> wp = p;
-    auto holder = std::make_shared<std::weak_ptr<conn_t>>();
-    std::string failure;
-    error_code failure_code;
-    std::shared_ptr<conn_t> c;
-    try {
-        conn_t::state_handler on_st = [weak, wp, holder](connection::connection_state st, error_code ec) {
-            auto s = weak.lock();
-            if (!s) return;
-            asio::post(s->strand, [s, wp, holder, st, ec] {
-                auto pl = wp.lock();
-                auto conn = holder->lock();
-                if (pl && conn) s->on_connection_state(pl, conn.get(), st, ec);
-            });
-        };
-        auto cpar = connection_params_for(p->info->address.to_string(), p->info->port, false);
-        conn_t::event_handler no_events;
-        c = co_await conn_t::connect(ex, std::move(cpar), std::move(no_events), std::move(on_st));
-        *holder = c;
-    } catch (const error& e) {
-        failure = e.what();
-        failure_code = e.boost_code();
-    }
-    --p->opening;
-    p->first_attempt_done = true;
-    readiness.cancel();
-    if (c) {
-        std::erase_if(p->replacing, [](const auto& w) { return w.expired(); });
-        if (closing || p->removed || p->connections.size() >= p->target + p->replacing.size()) {
-            c->abort();
-            co_return;
-        }
-        p->connections.push_back(std::move(c));
-        if (!p->replacing.empty()) {
-            // The replacement is up: the connection it replaces drains (its requests in flight finish).
-            if (auto old = p->replacing.front().lock()) asio::co_spawn(ex, old->close(params.request_timeout), asio::detached);
-            p->replacing.erase(p->replacing.begin());
-        }
-        p->attempt = 0;
-        metadata_access::open_connections(*p->info).store(p->connections.size());
-        if (p->info->state() != node_state::up) mark_up(p);
-        publish();
-        open_pool(p);
-        co_return;
-    }
-    p->last_failure = failure;
-    p->last_error = failure_code;
-    if (closing || p->removed) co_return;
-    if (p->connections.empty()) mark_down(p, failure);
-    else schedule_reconnect(p);  // the pool is short of its target: try again later
-}
-
-void session_impl::on_connection_state(const std::shared_ptr<pool>& p, conn_t* c, connection::connection_state s, error_code ec) {
-    if (s == connection::connection_state::ready && ec == client_errc::orphan_budget_exceeded) {
-        // Too many stream ids wait for late answers: open a new connection first, then drain this one,
-        // so that no request finds the node without a usable connection meanwhile.
-        auto it = std::find_if(p->connections.begin(), p->connections.end(), [&](const auto& x) { return x.get() == c; });
-        if (it == p->connections.end() || closing || p->removed) return;
-        p->replacing.push_back(*it);
-        metadata_access::replaced(*p->info).fetch_add(1, std::memory_order_relaxed);
-        log(log_level::warn, fmt::format("{}: replacing a connection: {} abandoned requests (cancelled or timed out after they were "
-                                         "written) hold stream ids awaiting late answers, more than the orphan budget of {}",
-                                         p->info->endpoint, c->orphans(), params.orphan_budget));
-        open_pool(p);
-        return;
-    }
-    if (s != connection::connection_state::closed) {
-        if (s == connection::connection_state::draining) publish();  // no longer picked; its replacement comes when it closes
-        return;
-    }
-    auto it = std::find_if(p->connections.begin(), p->connections.end(), [&](const auto& x) { return x.get() == c; });
-    if (it == p->connections.end()) return;
-    p->connections.erase(it);
-    metadata_access::open_connections(*p->info).store(p->connections.size());
-    if (closing || p->removed) {
-        publish();
-        return;
-    }
-    if (is_node_failure(ec)) {
-        // A reset or a dead heartbeat: the node is down now, not when gossip says so 20 s later.
-        mark_down(p, c->failure().second.empty() ? ec.message() : c->failure().second);
-        return;
-    }
-    publish();
-    open_pool(p);  // replaced (orphan budget, a drain): the node is fine
-}
-
-void session_impl::mark_up(const std::shared_ptr<pool>& p) {
-    const bool was_known = p->info->state() != node_state::unknown;
-    metadata_access::state(*p->info).store(node_state::up);
-    notify(node_event_kind::up, p->info);
-    if (params.reprepare_on_up && (was_known || !prepared.empty()))
-        asio::co_spawn(strand, reprepare_all(p), asio::detached);
-}
-
-void session_impl::mark_down(const std::shared_ptr<pool>& p, const std::string& why) {
-    if (!why.empty()) p->last_failure = why;  // named by connect()'s and the plans' errors
-    if (p->info->state() != node_state::down) {
-        metadata_access::state(*p->info).store(node_state::down);
-        notify(node_event_kind::down, p->info);
-    }
-    for (auto& c : p->connections) c->abort();  // their close comes back through on_connection_state
-    publish();
-    if (p->target > 0) schedule_reconnect(p);
-}
-
-void session_impl::schedule_reconnect(const std::shared_ptr<pool>& p) {
-    if (closing || p->removed || p->retry) return;
+std::chrono::milliseconds session_impl::pool_retry_delay(std::size_t attempt) {
     std::uniform_real_distribution<double> unit(0.0, 1.0);
-    const auto delay = params.reconnection.delay(p->attempt++, unit(rng));
-    p->retry = std::make_unique<asio::steady_timer>(strand, delay);
-    p->retry->async_wait([self = shared_from_this(), p](error_code ec) {
-        if (ec) return;  // cancelled: reconnect_now or close took over
-        p->retry.reset();
-        self->open_pool(p);
-    });
+    return params.reconnection.delay(attempt, unit(rng));
 }
 
-void session_impl::reconnect_now(const std::shared_ptr<pool>& p) {
-    if (p->retry) {
-        p->retry->cancel();
-        p->retry.reset();
-    }
-    p->attempt = 0;
-    open_pool(p);
+void session_impl::pool_changed(node_pool&) { publish(); }
+
+void session_impl::pool_progress(node_pool&) { readiness.cancel(); }
+
+void session_impl::pool_node_up(node_pool& p, bool first) {
+    notify(node_event_kind::up, p.info());
+    if (params.reprepare_on_up && (!first || !prepared.empty())) asio::co_spawn(strand, reprepare_all(p.shared_from_this()), asio::detached);
 }
 
-void session_impl::close_pool(const std::shared_ptr<pool>& p) {
-    p->removed = true;
-    if (p->retry) {
-        p->retry->cancel();
-        p->retry.reset();
-    }
-    for (auto& c : p->connections) asio::co_spawn(ex, c->close(params.request_timeout), asio::detached);
+void session_impl::pool_node_down(node_pool& p) { notify(node_event_kind::down, p.info()); }
+
+void session_impl::pool_replacing(node_pool& p, const conn_t& c) {
+    log(log_level::warn, fmt::format("{}: replacing a connection: {} abandoned requests (cancelled or timed out after they were "
+                                     "written) hold stream ids awaiting late answers, more than the orphan budget of {}",
+                                     p.info()->endpoint, c.orphans(), params.orphan_budget));
 }
 
 void session_impl::notify(node_event_kind k, const std::shared_ptr<node>& n) {
@@ -329,25 +197,25 @@ void session_impl::publish() {
     for (std::uint32_t i = 0; i < pools.size(); ++i) {
         const auto& p = pools[i];
         auto h = std::make_shared<host_conns>();
-        h->info = p->info;
-        h->connections = p->connections;
+        h->info = p->info();
+        h->connections = p->connections();
         for (const auto& c : h->connections) h->targets.push_back(c.get());
-        v->nodes.push_back(p->info);
-        const bool usable = !h->connections.empty() && p->info->state() == node_state::up && !p->removed;
+        v->nodes.push_back(p->info());
+        const bool usable = !h->connections.empty() && p->info()->state() == node_state::up && !p->removed();
         if (usable) {
-            if (p->info->distance() == node_distance::local) v->local.push_back(i);
-            else if (p->info->distance() == node_distance::remote) v->remote.push_back(i);
+            if (p->info()->distance() == node_distance::local) v->local.push_back(i);
+            else if (p->info()->distance() == node_distance::remote) v->remote.push_back(i);
         }
         v->hosts.push_back(std::move(h));
     }
     view.store(std::move(v), std::memory_order_release);
 }
 
-std::shared_ptr<pool> session_impl::pool_for(const asio::ip::address& a, std::optional<std::uint16_t> port) const {
-    std::shared_ptr<pool> by_address;
+std::shared_ptr<node_pool> session_impl::pool_for(const asio::ip::address& a, std::optional<std::uint16_t> port) const {
+    std::shared_ptr<node_pool> by_address;
     for (const auto& p : pools) {
-        if (p->info->broadcast_rpc_address != a && p->info->address != a) continue;
-        if (!port || p->info->port == *port) return p;
+        if (p->info()->broadcast_rpc_address != a && p->info()->address != a) continue;
+        if (!port || p->info()->port == *port) return p;
         if (!by_address) by_address = p;  // the event names the untranslated port
     }
     return by_address;
@@ -356,9 +224,10 @@ std::shared_ptr<pool> session_impl::pool_for(const asio::ip::address& a, std::op
 bool session_impl::pools_ready(session_params::readiness r) const {
     bool any_up = false, all_done = true;
     for (const auto& p : pools) {
-        if (p->target == 0) continue;
-        any_up = any_up || !p->connections.empty();
-        all_done = all_done && (p->first_attempt_done && (p->opening == 0 || p->info->state() == node_state::down));
+        const auto& st = p->state();
+        if (st.target() == 0) continue;
+        any_up = any_up || !st.open().empty();
+        all_done = all_done && (st.first_attempt_done() && (st.opening() == 0 || st.node() == pool_node_state::down));
     }
     return r == session_params::readiness::first_host ? any_up || all_done : all_done;
 }
@@ -371,7 +240,7 @@ std::map<std::string, keyspace_metadata> session_impl::known_keyspaces() const {
 
 void session_impl::schema_read(std::map<std::string, keyspace_metadata> keyspaces) {
     std::vector<std::shared_ptr<const node>> nodes;
-    for (const auto& p : pools) nodes.push_back(p->info);
+    for (const auto& p : pools) nodes.push_back(p->info());
     rebuild_metadata(std::move(nodes), std::move(keyspaces), std::chrono::system_clock::now());
     publish();
 }
@@ -387,16 +256,8 @@ bool session_impl::status_changed(const std::vector<std::pair<inet_address, std:
             unknown_up = unknown_up || change == "UP";
             continue;
         }
-        if (change == "UP") {
-            if (p->target == 0) metadata_access::state(*p->info).store(node_state::up);
-            else if (p->info->state() != node_state::up) reconnect_now(p);
-        } else if (change == "DOWN") {
-            // Open connections are the better witness: a node that still answers us stays up.
-            if (p->connections.empty() && p->opening == 0) {
-                if (p->target == 0) metadata_access::state(*p->info).store(node_state::down);
-                else mark_down(p, "the cluster reported it down");
-            }
-        }
+        if (change == "UP") p->cluster_up();
+        else if (change == "DOWN") p->cluster_down();
     }
     return unknown_up;
 }
@@ -406,19 +267,19 @@ endpoint_list session_impl::reconnect_candidates() const {
     endpoint_list candidates;
     for (int pass = 0; pass < 2; ++pass)
         for (const auto& p : pools) {
-            const bool local = p->info->distance() == node_distance::local;
-            if ((pass == 0) == local && p->info->state() != node_state::down)
-                candidates.emplace_back(p->info->address.to_string(), p->info->port);
+            const bool local = p->info()->distance() == node_distance::local;
+            if ((pass == 0) == local && p->info()->state() != node_state::down)
+                candidates.emplace_back(p->info()->address.to_string(), p->info()->port);
         }
     for (const auto& p : pools)
-        if (p->info->state() == node_state::down) candidates.emplace_back(p->info->address.to_string(), p->info->port);
+        if (p->info()->state() == node_state::down) candidates.emplace_back(p->info()->address.to_string(), p->info()->port);
     for (const auto& cp : params.contact_points) candidates.emplace_back(cp, params.port);
     return candidates;
 }
 
 bool session_impl::is_down(const uuid& host_id) const {
-    auto p = std::find_if(pools.begin(), pools.end(), [&](const auto& x) { return x->info->host_id == host_id; });
-    return p != pools.end() && (*p)->info->state() == node_state::down;
+    auto p = std::find_if(pools.begin(), pools.end(), [&](const auto& x) { return x->info()->host_id == host_id; });
+    return p != pools.end() && (*p)->info()->state() == node_state::down;
 }
 
 asio::awaitable<void> session_impl::start() {
@@ -431,9 +292,9 @@ asio::awaitable<void> session_impl::start() {
         throw error(connect_failure_code(common), "no contact point could be reached: " + failures);
     co_await control->refresh_nodes();
     if (!params.local_datacenter.empty() &&
-        std::none_of(pools.begin(), pools.end(), [&](const auto& p) { return p->info->datacenter == params.local_datacenter; })) {
+        std::none_of(pools.begin(), pools.end(), [&](const auto& p) { return p->info()->datacenter == params.local_datacenter; })) {
         std::set<std::string> dcs;
-        for (const auto& p : pools) dcs.insert(p->info->datacenter);
+        for (const auto& p : pools) dcs.insert(p->info()->datacenter);
         std::string known;
         for (const auto& d : dcs) known += (known.empty() ? "" : ", ") + d;
         control->stop();
@@ -451,13 +312,14 @@ asio::awaitable<void> session_impl::start() {
         std::string why;
         std::optional<error_code> common;  // the one code every pool failed with, if there is one
         for (const auto& p : pools) {
-            if (p->target == 0) continue;
-            const auto& text = p->last_failure.empty() ? std::string("not connected") : p->last_failure;
-            why += (why.empty() ? "" : "; ") + (text.starts_with(p->info->endpoint) ? text : p->info->endpoint + ": " + text);
-            common = !common || *common == p->last_error ? p->last_error : error_code();
+            const auto& st = p->state();
+            if (st.target() == 0) continue;
+            const auto& text = st.last_failure().empty() ? std::string("not connected") : st.last_failure();
+            why += (why.empty() ? "" : "; ") + (text.starts_with(p->info()->endpoint) ? text : p->info()->endpoint + ": " + text);
+            common = !common || *common == st.last_error() ? st.last_error() : error_code();
         }
         closing = true;
-        for (const auto& p : pools) close_pool(p);
+        for (const auto& p : pools) p->remove();
         control->stop();
         // Every node refused the same way (the server's own error, a keyspace that does not exist say):
         // that error, so that code-based handling sees it; otherwise no host was available.

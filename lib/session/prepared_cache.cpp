@@ -163,23 +163,23 @@ asio::awaitable<void> session_impl::prepare_on_others(const std::string& query, 
     co_await fan->done.async_wait(use_tuple);
 }
 
-asio::awaitable<void> session_impl::reprepare_all(std::shared_ptr<pool> p) {
+asio::awaitable<void> session_impl::reprepare_all(std::shared_ptr<node_pool> p) {
     auto queue = std::make_shared<std::deque<std::string>>();
     for (const auto& [key, entry] : prepared)
         if (entry->finished && !entry->failure && key.first == params.keyspace) queue->push_back(key.second);
     if (queue->empty()) co_return;
     auto self = shared_from_this();
     // Bounded parallelism: a few workers take statements from one queue.
-    auto worker = [](std::shared_ptr<session_impl> s, std::shared_ptr<pool> pl, std::shared_ptr<std::deque<std::string>> q) -> asio::awaitable<void> {
-        while (!q->empty() && !s->closing && !pl->removed) {
+    auto worker = [](std::shared_ptr<session_impl> s, std::shared_ptr<node_pool> pl, std::shared_ptr<std::deque<std::string>> q) -> asio::awaitable<void> {
+        while (!q->empty() && !s->closing && !pl->removed()) {
             auto query = std::move(q->front());
             q->pop_front();
             std::shared_ptr<conn_t> conn;
-            for (const auto& c : pl->connections)
+            for (const auto& c : pl->connections())
                 if (c->state() == connection::connection_state::ready) conn = c;
             if (!conn) co_return;
             try {
-                co_await prepare_on(*s, *conn, pl->info->endpoint, query);
+                co_await prepare_on(*s, *conn, pl->info()->endpoint, query);
             } catch (const error&) {
             }
         }

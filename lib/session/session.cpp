@@ -118,13 +118,8 @@ void session_impl::shutdown() {
 
         self->readiness.cancel();
         if (self->control) self->control->stop();
-        for (auto& p : self->pools) {
-            if (p->retry) {
-                p->retry->cancel();
-                p->retry.reset();
-            }
-            for (auto& c : p->connections) c->abort();  // requests in flight complete with an error now
-        }
+        for (auto& p : self->pools)
+            for (auto& c : p->stop()) c->abort();  // requests in flight complete with an error now
         self->log(log_level::info, "session shut down: its last handle was destroyed without close()");
         self->publish();
     });
@@ -241,11 +236,8 @@ asio::awaitable<void> close_on_strand(std::shared_ptr<detail::session_impl> impl
     if (impl->control) impl->control->stop();
     std::vector<std::shared_ptr<conn_t>> all;
     for (auto& p : impl->pools) {
-        if (p->retry) {
-            p->retry->cancel();
-            p->retry.reset();
-        }
-        all.insert(all.end(), p->connections.begin(), p->connections.end());
+        auto mine = p->stop();
+        all.insert(all.end(), mine.begin(), mine.end());
     }
     for (auto& c : all) co_await c->close(timeout);
     impl->publish();

@@ -14,6 +14,7 @@
 #include "cluster/token_map.hpp"
 #include "connection/connection.hpp"
 #include "policy/hedge_timer.hpp"
+#include "pool/node_pool.hpp"
 #include "session/encode.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -71,21 +72,6 @@ struct routing_view : plan_nodes {
     const token_map* tokens = nullptr;
 };
 
-/// A host's pool, on the session strand.
-struct pool {
-    std::shared_ptr<node> info;
-    std::vector<std::shared_ptr<conn_t>> connections;
-    std::size_t target = 0;       // connections wanted (by distance)
-    std::vector<std::weak_ptr<conn_t>> replacing;  // connections over their orphan budget, each closed once its replacement is up
-    std::size_t opening = 0;      // connects under way
-    std::size_t attempt = 0;      // failed reconnection attempts in a row
-    std::unique_ptr<asio::steady_timer> retry;  // the next reconnection, when one is scheduled
-    bool removed = false;
-    bool first_attempt_done = false;  // readiness: the pool's first connect finished, either way
-    std::string last_failure;
-    error_code last_error;  // the code of last_failure
-};
-
 struct prepare_entry {
     explicit prepare_entry(asio::any_io_executor ex) : done(ex, asio::steady_timer::time_point::max()) {}
     asio::steady_timer done;  // cancelled when the PREPARE completes
@@ -103,7 +89,7 @@ error_code connect_failure_code(const std::optional<error_code>& common);
 /// The message of a failed request: the server's error, or each host's reason, each fact once.
 std::string describe_request_failure(error_code ec, const diagnostics& d);
 
-struct session_impl : std::enable_shared_from_this<session_impl>, control_listener {
+struct session_impl : std::enable_shared_from_this<session_impl>, control_listener, pool_listener {
     asio::any_io_executor ex;
     asio::strand<asio::any_io_executor> strand;  // the cluster layer and the prepare cache
     session_params params;
@@ -136,7 +122,7 @@ struct session_impl : std::enable_shared_from_this<session_impl>, control_listen
 
     // Strand-confined cluster state.
     std::shared_ptr<const cluster_metadata> md;
-    std::vector<std::shared_ptr<pool>> pools;  // md->nodes() order
+    std::vector<std::shared_ptr<node_pool>> pools;  // md->nodes() order (lib/pool/)
     std::optional<cluster::partitioner> partitioner;
     std::string local_dc;
     std::string cluster_name;
@@ -182,7 +168,7 @@ struct session_impl : std::enable_shared_from_this<session_impl>, control_listen
     asio::awaitable<prepared_statement> prepare_on_strand(std::string query);
     asio::awaitable<prepared_statement> send_prepare(const std::string& query);
     asio::awaitable<void> prepare_on_others(const std::string& query, const std::string& answered_by);
-    asio::awaitable<void> reprepare_all(std::shared_ptr<pool> p);
+    asio::awaitable<void> reprepare_all(std::shared_ptr<node_pool> p);
 
     // The cluster layer (cluster.cpp), all on the strand.
     connection::connection_params connection_params_for(const std::string& host, std::uint16_t port, bool control) const;
@@ -203,17 +189,18 @@ struct session_impl : std::enable_shared_from_this<session_impl>, control_listen
     void rebuild_metadata(std::vector<std::shared_ptr<const node>> nodes, std::map<std::string, keyspace_metadata> keyspaces,
                           std::optional<std::chrono::system_clock::time_point> refreshed = std::nullopt);
     void update_distances();
-    void open_pool(const std::shared_ptr<pool>& p);
-    asio::awaitable<void> open_connection(std::shared_ptr<pool> p);
-    void on_connection_state(const std::shared_ptr<pool>& p, conn_t* c, connection::connection_state s, error_code ec);
-    void mark_up(const std::shared_ptr<pool>& p);
-    void mark_down(const std::shared_ptr<pool>& p, const std::string& why);
-    void schedule_reconnect(const std::shared_ptr<pool>& p);
-    void reconnect_now(const std::shared_ptr<pool>& p);
-    void close_pool(const std::shared_ptr<pool>& p);
     void notify(node_event_kind k, const std::shared_ptr<node>& n);
     void publish();
-    std::shared_ptr<pool> pool_for(const boost::asio::ip::address& a, std::optional<std::uint16_t> port = {}) const;
+    std::shared_ptr<node_pool> pool_for(const boost::asio::ip::address& a, std::optional<std::uint16_t> port = {}) const;
+
+    // What the pools tell the session, and ask of it (pool_listener).
+    connection::connection_params pool_connection_params(const node& n) const override;
+    std::chrono::milliseconds pool_retry_delay(std::size_t attempt) override;
+    void pool_changed(node_pool& p) override;
+    void pool_progress(node_pool& p) override;
+    void pool_node_up(node_pool& p, bool first) override;
+    void pool_node_down(node_pool& p) override;
+    void pool_replacing(node_pool& p, const conn_t& c) override;
     bool pools_ready(session_params::readiness r) const;
 };
 
