@@ -4,6 +4,10 @@
 #include <boost/asio/error.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <fmt/format.h>
+
+#include "failure.hpp"
+
 #include <string>
 
 namespace cqlcoro {
@@ -180,14 +184,24 @@ std::string error_message(const error_code& ec, std::string_view what) {
 
 namespace detail {
 
-error_code code_of(const std::exception_ptr& e) noexcept {
+failure failure_of(const std::exception_ptr& e, std::string_view who) {
     try {
         std::rethrow_exception(e);
     } catch (const error& x) {
-        return x.boost_code();
-    } catch (const boost::system::system_error& x) {
-        return x.code();
+        return {x.boost_code(), x.what()};
+    } catch (const boost::system::system_error& x) {  // operation_aborted: cancelled
+        return {x.code(), x.what()};
+    } catch (const std::exception& x) {
+        return {boost::asio::error::fault, fmt::format("{} threw: {}", who, x.what())};
     } catch (...) {
+        return {boost::asio::error::fault, fmt::format("{} threw something that is not a std::exception", who)};
+    }
+}
+
+error_code code_of(const std::exception_ptr& e) noexcept {
+    try {
+        return failure_of(e, "an operation").code;
+    } catch (...) {  // no memory for the text
         return boost::asio::error::fault;
     }
 }

@@ -107,12 +107,8 @@ public:
     /// or a malformed cell.
     template <class T>
     T get(std::size_t col) const {
-        static_assert(has_codec<T>, CQLCORO_NO_CODEC_MESSAGE);
-        check_col(col);
-        check_type<T>(col);
         T out{};
-        if (auto ec = decode_cell(page_->at(row_, col), page_->columns[col].type, page_->options, out))
-            detail::throw_column_error(ec, *page_, col, row_, codec<T>::name());
+        if (auto ec = get(col, out)) detail::throw_column_error(ec, *page_, col, row_, codec<T>::name());
         return out;
     }
 
@@ -120,6 +116,21 @@ public:
     template <class T>
     T get(std::string_view name) const {
         return get<T>(detail::column_position(*page_, name));
+    }
+
+    /// Column `col` into `out`, without throwing: type_errc::row_out_of_range, type_mismatch,
+    /// unexpected_null (unless T is std::optional) or the cell's decoding error; `out` is unspecified
+    /// then. For code that treats a mismatch as an answer rather than a failure.
+    template <class T>
+    error_code get(std::size_t col, T& out) const {
+        static_assert(has_codec<T>, CQLCORO_NO_CODEC_MESSAGE);
+        if (col >= page_->columns.size()) return type_errc::row_out_of_range;
+        auto& seen = page_->checked[col];
+        if (seen.load(std::memory_order_relaxed) != &detail::type_tag<T>) {
+            if (!codec<T>::accepts(page_->columns[col].type)) return type_errc::type_mismatch;
+            seen.store(&detail::type_tag<T>, std::memory_order_relaxed);
+        }
+        return decode_cell(page_->at(row_, col), page_->columns[col].type, page_->options, out);
     }
 
     /// The whole row as a std::tuple (columns in order) or a struct (by position, or by name with
@@ -155,15 +166,6 @@ private:
 
     void check_col(std::size_t col) const {
         if (col >= page_->columns.size()) detail::throw_column_error(type_errc::row_out_of_range, *page_, col, row_, "");
-    }
-
-    template <class T>
-    void check_type(std::size_t col) const {
-        auto& seen = page_->checked[col];
-        if (seen.load(std::memory_order_relaxed) == &detail::type_tag<T>) return;
-        if (!codec<T>::accepts(page_->columns[col].type))
-            detail::throw_column_error(type_errc::type_mismatch, *page_, col, row_, codec<T>::name());
-        seen.store(&detail::type_tag<T>, std::memory_order_relaxed);
     }
 
     template <class T>
@@ -236,7 +238,8 @@ private:
 namespace detail {
 /// Indexes `content` (row_count * columns [bytes] cells) into d.cells; throws cqlcoro::error when the
 /// cells do not match the metadata. `content` must outlive `d`'s use.
-void index_cells(page_data& d, bytes_view content);
+/// Indexes the cells of `content` into `d`; empty, or why the content does not match the metadata.
+std::string_view index_cells(page_data& d, bytes_view content);
 }  // namespace detail
 
 /// One page of rows: the column metadata and the cells, indexed once when the page is made.

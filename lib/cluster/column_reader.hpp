@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace cqlcoro::cluster {
 
@@ -29,11 +30,9 @@ public:
     std::optional<T> get(const row_view& row, std::string_view name) const {
         auto it = index_.find(name);
         if (it == index_.end() || row.is_null(it->second)) return std::nullopt;
-        try {
-            return row.get<T>(it->second);
-        } catch (const cqlcoro::error&) {  // a column of an unexpected type in this version: as absent
-            return std::nullopt;
-        }
+        T out{};
+        if (row.get(it->second, out)) return std::nullopt;  // a column of an unexpected type in this version: as absent
+        return out;
     }
     template <class T>
     T get_or(const row_view& row, std::string_view name, T fallback) const {
@@ -44,27 +43,28 @@ public:
     std::optional<std::string> as_text(const row_view& row, std::size_t i) const {
         if (row.is_null(i)) return std::nullopt;
         const auto& t = r_.columns()[i].type;
-        try {
-            switch (t.kind) {
-            case type_kind::varchar:
-            case type_kind::ascii: return row.get<std::string>(i);
-            case type_kind::int_: return std::to_string(row.get<std::int32_t>(i));
-            case type_kind::bigint: return std::to_string(row.get<std::int64_t>(i));
-            case type_kind::double_: return fmt::format("{}", row.get<double>(i));
-            case type_kind::boolean: return row.get<bool>(i) ? "true" : "false";
-            case type_kind::map: {
-                if (t.params.size() == 2 && t.params[0].kind == type_kind::varchar && t.params[1].kind == type_kind::varchar) {
+        // The cell as T, then as text; nothing when it does not decode.
+        auto text = [&]<class T>(std::type_identity<T>, auto to_text) -> std::optional<std::string> {
+            T v{};
+            if (row.get(i, v)) return std::nullopt;
+            return to_text(v);
+        };
+        switch (t.kind) {
+        case type_kind::varchar:
+        case type_kind::ascii: return text(std::type_identity<std::string>{}, [](const std::string& v) { return v; });
+        case type_kind::int_: return text(std::type_identity<std::int32_t>{}, [](std::int32_t v) { return std::to_string(v); });
+        case type_kind::bigint: return text(std::type_identity<std::int64_t>{}, [](std::int64_t v) { return std::to_string(v); });
+        case type_kind::double_: return text(std::type_identity<double>{}, [](double v) { return fmt::format("{}", v); });
+        case type_kind::boolean: return text(std::type_identity<bool>{}, [](bool v) { return std::string(v ? "true" : "false"); });
+        case type_kind::map:
+            if (t.params.size() == 2 && t.params[0].kind == type_kind::varchar && t.params[1].kind == type_kind::varchar)
+                return text(std::type_identity<std::map<std::string, std::string>>{}, [](const std::map<std::string, std::string>& m) {
                     std::string out = "{";
-                    for (const auto& [k, v] : row.get<std::map<std::string, std::string>>(i))
-                        out += fmt::format("{}'{}': '{}'", out.size() > 1 ? ", " : "", k, v);
+                    for (const auto& [k, v] : m) out += fmt::format("{}'{}': '{}'", out.size() > 1 ? ", " : "", k, v);
                     return out + "}";
-                }
-                return std::nullopt;
-            }
-            default: return std::nullopt;
-            }
-        } catch (const cqlcoro::error&) {
+                });
             return std::nullopt;
+        default: return std::nullopt;
         }
     }
     const result& rows() const noexcept { return r_; }

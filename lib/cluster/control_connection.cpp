@@ -1,5 +1,6 @@
 // The control connection (see control_connection.hpp).
 #include "cluster/control_connection.hpp"
+#include "session/result_builder.hpp"
 
 #include "cluster/column_reader.hpp"
 
@@ -18,7 +19,6 @@ namespace cqlcoro::detail {
 
 using conn_t = connection::connection;
 
-result result_from_frame(const connection::response_frame& f);  // session.cpp
 
 namespace {
 
@@ -38,7 +38,7 @@ asio::awaitable<bool> control_connection::connect(const std::vector<std::pair<st
     std::weak_ptr<control_connection> weak = weak_from_this();
     for (const auto& [host, port] : candidates) {
         if (stopped_) co_return false;
-        try {
+        {
             auto holder = std::make_shared<std::weak_ptr<conn_t>>();
             // Named handlers: GCC 12 destroys capturing lambda temporaries of a co_await expression twice.
             conn_t::event_handler on_ev = [weak](const connection::response_frame& f) {
@@ -59,7 +59,14 @@ asio::awaitable<bool> control_connection::connect(const std::vector<std::pair<st
                 });
             };
             auto cpar = listener_.control_params(host, port);
-            auto c = co_await conn_t::connect(strand_.get_inner_executor(), std::move(cpar), std::move(on_ev), std::move(on_st));
+            auto made = co_await conn_t::try_connect(strand_.get_inner_executor(), std::move(cpar), std::move(on_ev), std::move(on_st));
+            if (!made) {
+                const auto& f = made.error();
+                failures += (failures.empty() ? "" : "; ") + f.message();
+                if (common) *common = !*common || **common == f.code ? f.code : error_code();
+                continue;
+            }
+            auto c = std::move(*made);
             *holder = c;
             if (stopped_) {  // stopped while it connected
                 c->abort();
@@ -69,38 +76,45 @@ asio::awaitable<bool> control_connection::connect(const std::vector<std::pair<st
             conn_ = std::move(c);
             endpoint_ = fmt::format("{}:{}", host, port);
             co_return true;
-        } catch (const error& e) {
-            failures += (failures.empty() ? "" : "; ") + std::string(e.what());
-            if (common) *common = !*common || **common == e.boost_code() ? e.boost_code() : error_code();
         }
     }
     co_return false;
 }
 
-asio::awaitable<std::optional<result>> control_connection::query(std::string text) {
-    if (!conn_) throw error(client_errc::connection_closed_unsent, "no control connection");
+asio::awaitable<fallible<std::optional<result>>> control_connection::query(std::string text) {
+    if (!conn_) co_return failure{client_errc::connection_closed_unsent, "no control connection"};
     protocol::query_request q{std::move(text), {}};
     q.params.cl = consistency::one;
     auto conn = conn_;  // the connection lives while its request does, even if it is replaced meanwhile
     auto [ec, f] = co_await conn->execute(protocol::request(q), use_tuple);
-    if (ec) throw error(ec, fmt::format("{}: control query failed: {}", endpoint_, ec.message()));
-    if (std::holds_alternative<protocol::error_response>(f.message.body)) co_return std::nullopt;  // e.g. no such table
-    co_return result_from_frame(f);
+    if (ec) co_return failure{ec, fmt::format("{}: control query failed: {}", endpoint_, ec.message())};
+    if (std::holds_alternative<protocol::error_response>(f.message.body)) co_return std::optional<result>();  // e.g. no such table
+    auto r = result_from_frame(f);
+    if (!r) co_return failure{r.error().code, fmt::format("{}: control query: {}", endpoint_, r.error().text)};
+    co_return std::optional<result>(std::move(*r));
 }
 
 // ---------------------------------------------------------------- nodes
 
-asio::awaitable<void> control_connection::refresh_nodes() {
-    auto local = co_await query("SELECT * FROM system.local WHERE key='local'");
-    if (!local || local->empty()) throw error(protocol_errc::unexpected_opcode, fmt::format("{}: system.local has no row", endpoint_));
+asio::awaitable<fallible<void>> control_connection::refresh_nodes() {
+    auto read_local = co_await query("SELECT * FROM system.local WHERE key='local'");
+    if (!read_local) co_return read_local.error();
+    auto& local = *read_local;
+    if (!local || local->empty()) co_return failure{protocol_errc::unexpected_opcode, fmt::format("{}: system.local has no row", endpoint_)};
     std::optional<result> peers;
     bool v2 = false;
     if (peers_v2_) {
-        peers = co_await query("SELECT * FROM system.peers_v2");
+        auto read = co_await query("SELECT * FROM system.peers_v2");
+        if (!read) co_return read.error();
+        peers = std::move(*read);
         if (peers) v2 = true;
         else peers_v2_ = false;  // before Cassandra 4.0: fall back, and do not ask again
     }
-    if (!v2) peers = co_await query("SELECT * FROM system.peers");
+    if (!v2) {
+        auto read = co_await query("SELECT * FROM system.peers");
+        if (!read) co_return read.error();
+        peers = std::move(*read);
+    }
 
     cluster_topology t;
     auto& found = t.nodes;
@@ -166,23 +180,31 @@ asio::awaitable<void> control_connection::refresh_nodes() {
         }
     }
     listener_.nodes_read(std::move(t));
+    co_return fallible<void>();
 }
 
 // ---------------------------------------------------------------- schema
 
-asio::awaitable<void> control_connection::refresh_schema(std::string keyspace) {
+asio::awaitable<fallible<void>> control_connection::read_rows(const std::vector<std::pair<std::string, std::optional<result>*>>& wanted) {
+    for (const auto& [text, into] : wanted) {
+        auto read = co_await query(text);
+        if (!read) co_return read.error();
+        *into = std::move(*read);
+    }
+    co_return fallible<void>();
+}
+
+asio::awaitable<fallible<void>> control_connection::refresh_schema(std::string keyspace) {
     const auto q = cluster::queries_for(layout_, keyspace);
     cluster::schema_rows rows;
-    rows.keyspaces = co_await query(q.keyspaces);
+    std::vector<std::pair<std::string, std::optional<result>*>> wanted{{q.keyspaces, &rows.keyspaces}};
     if (params_.schema_metadata) {
-        rows.tables = co_await query(q.tables);
-        rows.columns = co_await query(q.columns);
-        if (!q.indexes.empty()) rows.indexes = co_await query(q.indexes);
-        if (!q.views.empty()) rows.views = co_await query(q.views);
-        rows.types = co_await query(q.types);
-        rows.functions = co_await query(q.functions);
-        rows.aggregates = co_await query(q.aggregates);
+        wanted.insert(wanted.end(), {{q.tables, &rows.tables}, {q.columns, &rows.columns}});
+        if (!q.indexes.empty()) wanted.emplace_back(q.indexes, &rows.indexes);
+        if (!q.views.empty()) wanted.emplace_back(q.views, &rows.views);
+        wanted.insert(wanted.end(), {{q.types, &rows.types}, {q.functions, &rows.functions}, {q.aggregates, &rows.aggregates}});
     }
+    if (auto read = co_await read_rows(wanted); !read) co_return read;
     auto fragment = cluster::parse_schema(layout_, rows);
     auto keyspaces = keyspace.empty() ? std::map<std::string, keyspace_metadata>{} : listener_.known_keyspaces();
     if (keyspace.empty()) {
@@ -193,51 +215,47 @@ asio::awaitable<void> control_connection::refresh_schema(std::string keyspace) {
         keyspaces.erase(keyspace);  // dropped
     }
     listener_.schema_read(std::move(keyspaces));
+    co_return fallible<void>();
 }
 
-asio::awaitable<void> control_connection::refresh_schema_element(const protocol::schema_change& c) {
+asio::awaitable<fallible<void>> control_connection::refresh_schema_element(const protocol::schema_change& c) {
     if (c.target == "KEYSPACE") {
         if (c.change_type == "DROPPED") {
             auto keyspaces = listener_.known_keyspaces();
             keyspaces.erase(c.keyspace);
             listener_.schema_read(std::move(keyspaces));
-            co_return;
+            co_return fallible<void>();
         }
-        co_await refresh_schema(c.keyspace);
-        co_return;
+        co_return co_await refresh_schema(c.keyspace);
     }
     auto keyspaces = listener_.known_keyspaces();
-    if (!keyspaces.count(c.keyspace)) {  // an element of a keyspace we do not know yet: read the keyspace
-        co_await refresh_schema(c.keyspace);
-        co_return;
-    }
+    if (!keyspaces.count(c.keyspace)) co_return co_await refresh_schema(c.keyspace);  // an element of a keyspace we do not know yet
     auto& ks = keyspaces[c.keyspace];
     const bool v3 = layout_ == cluster::schema_layout::v3;
     const auto q = cluster::queries_for(layout_, c.keyspace);
     const auto name = cluster::cql_literal(c.name);
     cluster::schema_rows rows;
+    std::vector<std::pair<std::string, std::optional<result>*>> wanted;
     if (c.target == "TABLE") {
         ks.tables.erase(c.name);
         ks.views.erase(c.name);
         if (c.change_type != "DROPPED") {
             const auto table_col = v3 ? " AND table_name = " : " AND columnfamily_name = ";
-            rows.tables = co_await query(q.tables + table_col + name);
-            rows.columns = co_await query(q.columns + table_col + name);
-            if (v3) {
-                rows.indexes = co_await query(q.indexes + table_col + name);
-                rows.views = co_await query(q.views + " AND view_name = " + name);
-            }
+            wanted.insert(wanted.end(), {{q.tables + table_col + name, &rows.tables}, {q.columns + table_col + name, &rows.columns}});
+            if (v3)
+                wanted.insert(wanted.end(), {{q.indexes + table_col + name, &rows.indexes}, {q.views + " AND view_name = " + name, &rows.views}});
         }
     } else if (c.target == "TYPE") {
         ks.user_types.erase(c.name);
-        if (c.change_type != "DROPPED") rows.types = co_await query(q.types + " AND type_name = " + name);
+        if (c.change_type != "DROPPED") wanted.emplace_back(q.types + " AND type_name = " + name, &rows.types);
     } else if (c.target == "FUNCTION" || c.target == "AGGREGATE") {
         // Overloads share the name: all of them are read again.
         if (c.target == "FUNCTION") std::erase_if(ks.functions, [&](const auto& kv) { return kv.second.name == c.name; });
         else std::erase_if(ks.aggregates, [&](const auto& kv) { return kv.second.name == c.name; });
-        if (c.target == "FUNCTION") rows.functions = co_await query(q.functions + " AND function_name = " + name);
-        else rows.aggregates = co_await query(q.aggregates + " AND aggregate_name = " + name);
+        if (c.target == "FUNCTION") wanted.emplace_back(q.functions + " AND function_name = " + name, &rows.functions);
+        else wanted.emplace_back(q.aggregates + " AND aggregate_name = " + name, &rows.aggregates);
     }
+    if (auto read = co_await read_rows(wanted); !read) co_return read;
     auto fragment = cluster::parse_schema(layout_, rows);
     if (auto it = fragment.keyspaces.find(c.keyspace); it != fragment.keyspaces.end()) {
         for (auto& [n, t] : it->second.tables)
@@ -248,21 +266,24 @@ asio::awaitable<void> control_connection::refresh_schema_element(const protocol:
         for (auto& [n, a] : it->second.aggregates) ks.aggregates[n] = std::move(a);
     }
     listener_.schema_read(std::move(keyspaces));
+    co_return fallible<void>();
 }
 
 asio::awaitable<bool> control_connection::wait_schema_agreement(std::chrono::milliseconds timeout, std::optional<uuid> expected) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     asio::steady_timer timer(strand_);
     while (!stopped_) {
-        try {
+        // A failed read (the control connection is being replaced) is tried again until the deadline.
+        auto local = co_await query("SELECT schema_version FROM system.local WHERE key='local'");
+        fallible<std::optional<result>> peers = std::optional<result>();
+        if (local) peers = co_await query("SELECT host_id, schema_version FROM system.peers");
+        if (local && peers) {
             std::set<uuid> versions;
-            auto local = co_await query("SELECT schema_version FROM system.local WHERE key='local'");
-            if (local && !local->empty())
-                if (auto v = cluster::column_reader(*local).get<uuid>(local->one(), "schema_version")) versions.insert(*v);
-            auto peers = co_await query("SELECT host_id, schema_version FROM system.peers");
-            if (peers) {
-                const cluster::column_reader cols(*peers);
-                for (auto row : peers->rows()) {
+            if (*local && !(*local)->empty())
+                if (auto v = cluster::column_reader(**local).get<uuid>((*local)->one(), "schema_version")) versions.insert(*v);
+            if (auto& rows = *peers) {
+                const cluster::column_reader cols(*rows);
+                for (auto row : rows->rows()) {
                     auto id = cols.get<uuid>(row, "host_id");
                     auto v = cols.get<uuid>(row, "schema_version");
                     if (!id || !v) continue;
@@ -271,8 +292,6 @@ asio::awaitable<bool> control_connection::wait_schema_agreement(std::chrono::mil
                 }
             }
             if (versions.size() == 1 && (!expected || *versions.begin() == *expected)) co_return true;
-        } catch (const error&) {
-            // the control connection is being replaced: try again until the deadline
         }
         if (std::chrono::steady_clock::now() + params_.schema_agreement_interval > deadline) co_return false;
         timer.expires_after(params_.schema_agreement_interval);
@@ -290,7 +309,7 @@ void control_connection::on_event(protocol::event_response e) {
     if (events_.size() == 1 || events_.size() >= params_.event_max_batch) wake_.cancel();
 }
 
-asio::awaitable<void> control_connection::process_events(std::vector<protocol::event_response> batch) {
+asio::awaitable<fallible<void>> control_connection::process_events(std::vector<protocol::event_response> batch) {
     bool topology = false;
     std::vector<std::pair<inet_address, std::string>> status;  // the last word per node wins (2.1 repeats UP)
     std::vector<protocol::schema_change> schema;
@@ -310,17 +329,20 @@ asio::awaitable<void> control_connection::process_events(std::vector<protocol::e
             else schema.push_back(c->change);
         }
     }
-    if (topology) co_await refresh_nodes();
+    if (topology)
+        if (auto read = co_await refresh_nodes(); !read) co_return read;
     const bool unknown_up = !status.empty() && listener_.status_changed(status);
-    if (unknown_up && !topology) co_await refresh_nodes();
+    if (unknown_up && !topology)
+        if (auto read = co_await refresh_nodes(); !read) co_return read;
     // Schema: a keyspace-level change covers its elements.
     std::set<std::string> whole;
     for (const auto& c : schema)
         if (c.target == "KEYSPACE") whole.insert(c.keyspace);
     for (const auto& c : schema) {
         if (c.target != "KEYSPACE" && whole.count(c.keyspace)) continue;
-        co_await refresh_schema_element(c);
+        if (auto read = co_await refresh_schema_element(c); !read) co_return read;
     }
+    co_return fallible<void>();
 }
 
 asio::awaitable<void> control_connection::run() {
@@ -337,14 +359,10 @@ asio::awaitable<void> control_connection::run() {
             std::string why;
             bool ok = co_await connect(listener_.reconnect_candidates(), why);
             if (ok) {
-                try {
-                    co_await refresh_nodes();
-                    co_await refresh_schema();
-                    failures = 0;
-                } catch (const error&) {
-                    ok = false;
-                    lost_ = true;
-                }
+                auto read = co_await refresh_nodes();
+                if (read) read = co_await refresh_schema();
+                ok = read.has_value();
+                if (ok) failures = 0;
             }
             if (!ok && !stopped_) {
                 lost_ = true;
@@ -368,11 +386,8 @@ asio::awaitable<void> control_connection::run() {
         std::vector<protocol::event_response> batch(std::make_move_iterator(events_.begin()),
                                                     std::make_move_iterator(events_.begin() + static_cast<std::ptrdiff_t>(n)));
         events_.erase(events_.begin(), events_.begin() + static_cast<std::ptrdiff_t>(n));
-        try {
-            co_await process_events(std::move(batch));
-        } catch (const error&) {
-            lost_ = true;  // the connection failed mid-refresh: reconnect and read everything again
-        }
+        auto applied = co_await process_events(std::move(batch));
+        if (!applied) lost_ = true;  // the connection failed mid-refresh: reconnect and read everything again
     }
 }
 

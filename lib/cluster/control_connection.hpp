@@ -12,6 +12,7 @@
 #include "cluster/schema.hpp"
 #include "cluster/replicas.hpp"
 #include "connection/connection.hpp"
+#include "failure.hpp"
 #include "protocol/responses.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -72,15 +73,16 @@ public:
     /// Opens the control connection to the first of `candidates` that answers; false when none does,
     /// with each failure in `failures` and, in `common`, the code they all share (if they do).
     asio::awaitable<bool> connect(const endpoint_list& candidates, std::string& failures, std::optional<error_code>* common = nullptr);
-    /// A query on the control connection: its rows, or nullopt for an ERROR answer (no such table).
-    /// Throws cqlcoro::error when the connection fails.
-    asio::awaitable<std::optional<result>> query(std::string text);
-    /// Reads the nodes and tells the listener.
-    asio::awaitable<void> refresh_nodes();
+    /// A query on the control connection: its rows, or nullopt for an ERROR answer (no such table);
+    /// a failure when there is no connection or it fails.
+    asio::awaitable<fallible<std::optional<result>>> query(std::string text);
+    /// Reads the nodes and tells the listener. A failure (the connection failed, or the node has no
+    /// system.local row) tells the listener nothing.
+    asio::awaitable<fallible<void>> refresh_nodes();
     /// Reads the schema (of `keyspace` only, when given) and tells the listener.
-    asio::awaitable<void> refresh_schema(std::string keyspace = {});
+    asio::awaitable<fallible<void>> refresh_schema(std::string keyspace = {});
     /// Reads the element a SCHEMA_CHANGE names and tells the listener.
-    asio::awaitable<void> refresh_schema_element(const protocol::schema_change& c);
+    asio::awaitable<fallible<void>> refresh_schema_element(const protocol::schema_change& c);
     /// True once every node that is not down reports one schema version (`expected`, when given),
     /// false when `timeout` passes first.
     asio::awaitable<bool> wait_schema_agreement(std::chrono::milliseconds timeout, std::optional<uuid> expected = {});
@@ -98,7 +100,9 @@ public:
 
 private:
     void on_event(protocol::event_response e);
-    asio::awaitable<void> process_events(std::vector<protocol::event_response> batch);
+    /// Reads each query's rows into its place, in order; the first failure ends it.
+    asio::awaitable<fallible<void>> read_rows(const std::vector<std::pair<std::string, std::optional<result>*>>& wanted);
+    asio::awaitable<fallible<void>> process_events(std::vector<protocol::event_response> batch);
 
     asio::strand<asio::any_io_executor> strand_;
     const session_params params_;

@@ -1,4 +1,5 @@
 #include "connection/connection.hpp"
+#include "connection/tls_context.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -82,11 +83,22 @@ void connection::set_failure(error_code cause, std::string why) {
 
 asio::awaitable<std::shared_ptr<connection>> connection::connect(asio::any_io_executor ex, connection_params params,
                                                                  event_handler on_event, state_handler on_state) {
+    auto c = co_await try_connect(std::move(ex), std::move(params), std::move(on_event), std::move(on_state));
+    co_return std::move(c).value();
+}
+
+asio::awaitable<detail::fallible<std::shared_ptr<connection>>> connection::try_connect(asio::any_io_executor ex, connection_params params,
+                                                                                         event_handler on_event, state_handler on_state) {
+    using detail::failure;
     const std::string where = fmt::format("{}:{}", params.host, params.port);
     std::shared_ptr<asio::ssl::context> tls_context;
-    if (params.tls) tls_context = make_tls_context(*params.tls);
+    if (params.tls) {
+        auto made = detail::tls_context_for(*params.tls);
+        if (!made) co_return made.error();
+        tls_context = std::move(*made);
+    }
     if (params.max_version < 3 || params.max_version > 5)
-        throw error(client_errc::invalid_configuration, fmt::format("max_version {}: cqlcoro speaks protocol v3, v4 and v5", params.max_version));
+        co_return failure{client_errc::invalid_configuration, fmt::format("max_version {}: cqlcoro speaks protocol v3, v4 and v5", params.max_version)};
     const auto deadline = std::chrono::steady_clock::now() + params.connect_timeout;
     std::string refusals;
     for (std::uint8_t v = params.max_version; v >= 3; --v) {
@@ -100,18 +112,18 @@ asio::awaitable<std::shared_ptr<connection>> connection::connect(asio::any_io_ex
                                            "the internode port)?",
                                            params.port);
         if (c->timed_out_)
-            throw error(client_errc::connect_timeout,
+            co_return failure{client_errc::connect_timeout,
                         fmt::format("{}: no answer within the connect timeout of {} ms (while waiting for the {}){}{}", where,
                                     params.connect_timeout.count(), c->stage_,
                                     params.tls ? "" : "; if the server expects TLS, configure tls",
-                                    std::string_view(c->stage_).starts_with("answer") ? std::string_view(port_hint) : std::string_view()));
+                                    std::string_view(c->stage_).starts_with("answer") ? std::string_view(port_hint) : std::string_view())};
         if (!ec && params.exact_version && v != params.max_version) {
             // The server speaks v, not the version asked for: say so, and do not use it.
             c->abort();
-            throw error(protocol_errc::unsupported_version,
+            co_return failure{protocol_errc::unsupported_version,
                         fmt::format("{}: protocol v{} was asked for, but the server refuses it ({}) and speaks v{} at most: set "
                                     "protocol_version to {}, or to 0 to negotiate",
-                                    where, params.max_version, refusals, v, v));
+                                    where, params.max_version, refusals, v, v)};
         }
         if (!ec) {
             c->last_read_ = std::chrono::steady_clock::now();
@@ -125,17 +137,17 @@ asio::awaitable<std::shared_ptr<connection>> connection::connect(asio::any_io_ex
         }
         auto [fec, text] = c->failure();
         if (ec.category() == asio::error::get_ssl_category() || ec == asio::ssl::error::stream_truncated)
-            throw error(client_errc::tls_failed, fmt::format("{}: TLS handshake failed: {} (check the CA certificate, the server name "
-                                                             "and, if the server requires one, the client certificate)", where, ec.message()));
+            co_return failure{client_errc::tls_failed, fmt::format("{}: TLS handshake failed: {} (check the CA certificate, the server name "
+                                                             "and, if the server requires one, the client certificate)", where, ec.message())};
         if (ec == asio::error::eof || ec == asio::error::connection_reset)
-            throw error(ec, fmt::format("{}: the server closed the connection during the {}{}{}", where, c->stage_,
+            co_return failure{ec, fmt::format("{}: the server closed the connection during the {}{}{}", where, c->stage_,
                                         params.tls ? " (with TLS: the server may have refused the client certificate, or not speak TLS)"
                                                    : "; if the server expects TLS, configure tls",
-                                        port_hint));
-        throw error(ec, fmt::format("{}: {}", where, text.empty() ? fmt::format("{} failed: {}", c->stage_, ec.message()) : text));
+                                        port_hint)};
+        co_return failure{ec, fmt::format("{}: {}", where, text.empty() ? fmt::format("{} failed: {}", c->stage_, ec.message()) : text)};
     }
-    throw error(protocol_errc::unsupported_version,
-                fmt::format("{} speaks none of protocol v{}..v3 ({})", where, params.max_version, refusals));
+    co_return failure{protocol_errc::unsupported_version,
+                fmt::format("{} speaks none of protocol v{}..v3 ({})", where, params.max_version, refusals)};
 }
 
 // open() bounded by the deadline: when it passes, the socket is closed, which ends whatever step open() waits in.

@@ -21,6 +21,7 @@
 #pragma once
 
 #include "connection/stream_ids.hpp"
+#include "failure.hpp"
 #include "protocol/requests.hpp"
 #include "protocol/responses.hpp"
 #include "protocol/segment.hpp"
@@ -150,7 +151,11 @@ public:
     /// Called on the connection's strand when it starts draining and when it closes, with the cause.
     using state_handler = std::function<void(connection_state, error_code)>;
 
-    /// Connects and completes the handshake; throws cqlcoro::error saying what failed and what to do.
+    /// Connects and completes the handshake, or says what failed and what to do.
+    static asio::awaitable<detail::fallible<std::shared_ptr<connection>>> try_connect(asio::any_io_executor ex, connection_params params,
+                                                                                      event_handler on_event = {},
+                                                                                      state_handler on_state = {});
+    /// The same, throwing the failure as a cqlcoro::error (for tests and tools).
     static asio::awaitable<std::shared_ptr<connection>> connect(asio::any_io_executor ex, connection_params params,
                                                                 event_handler on_event = {}, state_handler on_state = {});
 

@@ -488,14 +488,11 @@ struct request_op final : hedge_timer::entry {
             return answer_layers(x, protocol_errc::unexpected_opcode, "the answer is not a RESULT");
         const prepared_data* prepared = nullptr;
         if (const auto* b = std::get_if<bound_statement>(&req->what)) prepared = &b->prepared();
-        try {
-            diagnostics d;
-            d.host = x.host->name();
-            auto r = result_builder::from(std::move(f), prepared, std::move(d));
-            resume_layers(x, outcome{{}, std::move(r)});
-        } catch (const cqlcoro::error& bad) {  // rows that do not match their metadata
-            answer_layers(x, bad.boost_code(), bad.what());
-        }
+        diagnostics d;
+        d.host = x.host->name();
+        auto r = result_builder::from(std::move(f), prepared, std::move(d));
+        if (!r) return answer_layers(x, r.error().code, r.error().message());  // rows that do not match their metadata
+        resume_layers(x, outcome{{}, std::move(*r)});
     }
 
     // The middlewares returned the attempt's outcome: it goes where a connection's answer would.
@@ -716,12 +713,9 @@ struct request_op final : hedge_timer::entry {
         const prepared_data* prepared = nullptr;
         if (const auto* b = std::get_if<bound_statement>(&req->what)) prepared = &b->prepared();
         record_answer(x);
-        try {
-            auto r = result_builder::from(std::move(f), prepared, std::move(d));
-            complete({}, std::move(r));
-        } catch (const cqlcoro::error& bad) {  // rows that do not match their metadata
-            fail(x, bad.boost_code(), bad.what(), true);
-        }
+        auto r = result_builder::from(std::move(f), prepared, std::move(d));
+        if (!r) return fail(x, r.error().code, r.error().message(), true);  // rows that do not match their metadata
+        complete({}, std::move(*r));
     }
 
     // The layered attempt's answer, as its middlewares returned it.
@@ -988,26 +982,21 @@ void request_op::after_schema_change(std::shared_ptr<session_impl> s, erased_han
     const auto wait = std::min(s->params.schema_agreement_timeout, std::max(left, std::chrono::milliseconds(0)));
     auto work = [](std::shared_ptr<session_impl> s, schema_change_info c, result r, std::chrono::milliseconds wait) -> asio::awaitable<result> {
         bool agreed = false;
-        try {
-            if (wait.count() > 0) {
-                // The coordinator applied the change before it answered: its version is the one to agree
-                // on. Without it the control node could see every node, itself included, still on the
-                // old version (the change not yet pushed, its gossip not yet heard) and call that agreement.
-                std::optional<cqlcoro::uuid> expected;
-                auto read = read_schema_version(s, r.coordinator());
-                auto [ec, version] = co_await std::move(read);
-                try {
-                    if (!ec && version.size() == 1) expected = version.one().get<std::optional<cqlcoro::uuid>>("schema_version");
-                } catch (const cqlcoro::error&) {
-                    // not readable there: agreement among the nodes alone, as before
-                }
-                agreed = co_await s->control->wait_schema_agreement(wait, expected);
-            }
-            protocol::schema_change changed{c.change_type, c.target, c.keyspace, c.name, c.arg_types};  // named: GCC 12
-            co_await s->control->refresh_schema_element(changed);
-        } catch (const cqlcoro::error&) {
-            // the control connection is being replaced; the refresh comes with the new one
+        if (wait.count() > 0) {
+            // The coordinator applied the change before it answered: its version is the one to agree
+            // on. Without it the control node could see every node, itself included, still on the
+            // old version (the change not yet pushed, its gossip not yet heard) and call that agreement.
+            std::optional<cqlcoro::uuid> expected;
+            auto read = read_schema_version(s, r.coordinator());
+            auto [ec, version] = co_await std::move(read);
+            // Not readable there: agreement among the nodes alone.
+            if (!ec && version.size() == 1 && version.one().get(0, expected)) expected.reset();
+            agreed = co_await s->control->wait_schema_agreement(wait, expected);
         }
+        // A failed refresh: the control connection is being replaced, and the new one reads everything.
+        protocol::schema_change changed{c.change_type, c.target, c.keyspace, c.name, c.arg_types};  // named: GCC 12
+        auto refreshed = co_await s->control->refresh_schema_element(changed);
+        if (!refreshed) s->log(log_level::debug, "schema refresh after a schema change: " + refreshed.error().message());
         result_builder::agreed(r, agreed);
         co_return r;
     };

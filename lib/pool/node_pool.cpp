@@ -103,29 +103,19 @@ void node_pool::start_connect() {
     auto params = listener->pool_connection_params(*info_);
     auto op = [](std::shared_ptr<node_pool> self, std::uint64_t id, asio::any_io_executor ex, connection::connection_params params,
                  connection::connection::state_handler on_state) -> asio::awaitable<void> {
-        conn_ptr c;
-        error_code code;
-        std::string why;
-        try {
-            c = co_await connection::connection::connect(ex, std::move(params), {}, std::move(on_state));
-        } catch (const error& e) {
-            code = e.boost_code();
-            why = e.what();
-        }
-        if (!c) {
-            self->resume(pool_event::connect_failed(code, std::move(why)));
+        auto made = co_await connection::connection::try_connect(ex, std::move(params), {}, std::move(on_state));
+        if (!made) {
+            self->resume(pool_event::connect_failed(made.error().code, made.error().message()));
             if (auto l = self->listener_.lock()) l->pool_progress(*self);
             co_return;
         }
+        auto c = std::move(*made);
         self->conns_.emplace_back(id, c);
         self->resume(pool_event::connected(id));
         if (auto l = self->listener_.lock()) l->pool_progress(*self);
         // A connection that closed before this point had its `closed` event ignored (it was not open
         // yet): report it now. A later `closed` event for it is ignored in turn.
-        if (c->state() == connection::connection_state::closed) {
-            auto [ec, text] = c->failure();
-            self->on_state(id, connection::connection_state::closed, ec);
-        }
+        if (c->state() == connection::connection_state::closed) self->on_state(id, connection::connection_state::closed, c->failure().first);
     };
     asio::co_spawn(strand_, op(shared_from_this(), id, strand_.get_inner_executor(), std::move(params), std::move(on_state)), asio::detached);
 }

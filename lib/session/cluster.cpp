@@ -35,8 +35,6 @@ asio::ip::address to_address(const inet_address& a) {
 
 }  // namespace
 
-result result_from_frame(const connection::response_frame& f);  // session.cpp
-
 connection::connection_params session_impl::connection_params_for(const std::string& host, std::uint16_t port, bool is_control) const {
     connection::connection_params c;
     c.host = host;
@@ -282,26 +280,34 @@ bool session_impl::is_down(const uuid& host_id) const {
     return p != pools.end() && (*p)->info()->state() == node_state::down;
 }
 
-asio::awaitable<void> session_impl::start() {
+asio::awaitable<fallible<void>> session_impl::start() {
     std::vector<std::pair<std::string, std::uint16_t>> candidates;
     for (const auto& cp : params.contact_points) candidates.emplace_back(cp, params.port);
     std::string failures;
     std::optional<error_code> common;
     control = std::make_shared<control_connection>(strand, params, *this);
     if (!co_await control->connect(candidates, failures, &common))
-        throw error(connect_failure_code(common), "no contact point could be reached: " + failures);
-    co_await control->refresh_nodes();
+        co_return failure{connect_failure_code(common), "no contact point could be reached: " + failures};
+    auto read = co_await control->refresh_nodes();
+    if (!read) {
+        control->stop();
+        co_return read;
+    }
     if (!params.local_datacenter.empty() &&
         std::none_of(pools.begin(), pools.end(), [&](const auto& p) { return p->info()->datacenter == params.local_datacenter; })) {
         std::set<std::string> dcs;
         for (const auto& p : pools) dcs.insert(p->info()->datacenter);
         std::string known;
         for (const auto& d : dcs) known += (known.empty() ? "" : ", ") + d;
-        control->stop();
-        throw error(client_errc::invalid_configuration,
-                    fmt::format("local_datacenter \"{}\" has no node; the cluster's datacenters are: {}", params.local_datacenter, known));
+        stop_pools();
+        co_return failure{client_errc::invalid_configuration,
+                          fmt::format("local_datacenter \"{}\" has no node; the cluster's datacenters are: {}", params.local_datacenter, known)};
     }
-    co_await control->refresh_schema();
+    read = co_await control->refresh_schema();
+    if (!read) {
+        stop_pools();
+        co_return read;
+    }
     const auto deadline = std::chrono::steady_clock::now() + params.connect_timeout + std::chrono::seconds(1);
     while (!pools_ready(params.ready_when) && std::chrono::steady_clock::now() < deadline) {
         readiness.expires_at(deadline);
@@ -318,17 +324,24 @@ asio::awaitable<void> session_impl::start() {
             why += (why.empty() ? "" : "; ") + (text.starts_with(p->info()->endpoint) ? text : p->info()->endpoint + ": " + text);
             common = !common || *common == st.last_error() ? st.last_error() : error_code();
         }
-        closing = true;
-        for (const auto& p : pools) p->remove();
-        control->stop();
+        stop_pools();
         // Every node refused the same way (the server's own error, a keyspace that does not exist say):
         // that error, so that code-based handling sees it; otherwise no host was available.
-        const auto code = connect_failure_code(common);
-        throw error(code, "no node of the local datacenter could be connected: " + why);
+        co_return failure{connect_failure_code(common), "no node of the local datacenter could be connected: " + why};
     }
     // The session lives while the control connection follows the cluster; stop() ends it.
     auto follow = [](std::shared_ptr<session_impl> self) -> asio::awaitable<void> { co_await self->control->run(); };
     asio::co_spawn(strand, follow(shared_from_this()), asio::detached);
+    co_return fallible<void>();
+}
+
+// A connect that failed: nothing of it stays open.
+void session_impl::stop_pools() {
+    closing = true;
+    control->stop();
+    for (const auto& p : pools)
+        for (auto& c : p->stop()) c->abort();
+    publish();
 }
 
 }  // namespace cqlcoro::detail

@@ -26,47 +26,48 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 }  // namespace
 
-asio::awaitable<prepared_statement> session_impl::prepare_on_strand(std::string query) {
+asio::awaitable<fallible<prepared_statement>> session_impl::prepare_on_strand(std::string query) {
     auto self = shared_from_this();
     auto key = std::make_pair(params.keyspace, query);
     if (auto it = prepared.find(key); it != prepared.end()) {
         auto entry = it->second;
         if (!entry->finished) co_await entry->done.async_wait(use_tuple);
-        if (entry->failure) std::rethrow_exception(entry->failure);
+        if (entry->failed) co_return *entry->failed;
         co_return entry->value;
     }
     auto entry = std::make_shared<prepare_entry>(strand);
     prepared.emplace(key, entry);
-    try {
-        entry->value = co_await send_prepare(query);
-    } catch (...) {
-        entry->failure = std::current_exception();
+    auto sent = co_await send_prepare(query);
+    if (sent) {
+        entry->value = std::move(*sent);
+    } else {
+        entry->failed = std::move(sent.error());
         prepared.erase(key);  // a later prepare tries again
     }
     entry->finished = true;
     entry->done.cancel();
-    if (entry->failure) std::rethrow_exception(entry->failure);
+    if (entry->failed) co_return *entry->failed;
     co_return entry->value;
 }
 
 namespace {
 
 // PREPARE on one connection: the prepared result, or the error that says why not.
-asio::awaitable<prepared_statement> prepare_on(session_impl& s, conn_t& conn, const std::string& name, const std::string& query) {
+asio::awaitable<fallible<prepared_statement>> prepare_on(session_impl& s, conn_t& conn, const std::string& name, const std::string& query) {
     auto frame = std::make_shared<protocol::byte_buffer>();
     auto ctx = s.encoding();
     ctx.version = conn.version();
     ctx.compression = conn.frame_compression();
-    if (auto ec = session_detail::encode_prepare(ctx, query, "", *frame)) throw error(ec, "PREPARE: " + ec.message());
+    if (auto ec = session_detail::encode_prepare(ctx, query, "", *frame)) co_return failure{ec, "PREPARE: " + ec.message()};
     auto [ec, f] = co_await conn.execute(conn_t::shared_frame(std::move(frame)), use_tuple);
-    if (ec) throw error(ec, fmt::format("{}: PREPARE failed: {}", name, ec.message()));
+    if (ec) co_return failure{ec, fmt::format("{}: PREPARE failed: {}", name, ec.message())};
     if (auto* e = std::get_if<protocol::error_response>(&f.message.body)) {
-        auto x = make_server_error(*e, name);
-        throw error(x.boost_code(), fmt::format("{} (preparing \"{}\")", x.what(), query), x.diagnostics());
+        const auto x = make_server_error(*e, name);
+        co_return failure{x.boost_code(), fmt::format("{} (preparing \"{}\")", x.what(), query), x.diagnostics()};
     }
     const auto* res = std::get_if<protocol::result_response>(&f.message.body);
     const auto* p = res ? std::get_if<protocol::prepared_result>(&res->body) : nullptr;
-    if (!p) throw error(protocol_errc::unexpected_opcode, fmt::format("{}: the answer to PREPARE is not a prepared result", name));
+    if (!p) co_return failure{protocol_errc::unexpected_opcode, fmt::format("{}: the answer to PREPARE is not a prepared result", name)};
     auto data = std::make_shared<prepared_data>();
     data->query = query;
     data->keyspace = s.params.keyspace;
@@ -101,7 +102,7 @@ asio::awaitable<prepared_statement> prepare_on(session_impl& s, conn_t& conn, co
 
 }  // namespace
 
-asio::awaitable<prepared_statement> session_impl::send_prepare(const std::string& query) {
+asio::awaitable<fallible<prepared_statement>> session_impl::send_prepare(const std::string& query) {
     auto v = current();
     // The same plan a request without a routing key gets: the policy's order over the usable nodes.
     query_plan plan;
@@ -112,17 +113,17 @@ asio::awaitable<prepared_statement> session_impl::send_prepare(const std::string
         const auto& h = *v->hosts[i];
         auto* conn = h.pick();
         if (!conn) continue;
-        try {
-            auto p = co_await prepare_on(*this, *conn, h.name(), query);
+        auto p = co_await prepare_on(*this, *conn, h.name(), query);
+        if (p) {
             if (params.prepare_on_all_hosts) co_await prepare_on_others(query, h.name());
             co_return p;
-        } catch (const error& e) {
-            // A PREPARE changes no data: one lost with its connection goes to the next node too.
-            if (never_sent(e.boost_code()) || e.boost_code() == client_errc::connection_closed_sent) continue;
-            throw;
         }
+        // A PREPARE changes no data: one lost with its connection goes to the next node too.
+        const auto code = p.error().code;
+        if (never_sent(code) || code == client_errc::connection_closed_sent) continue;
+        co_return p;
     }
-    throw error(client_errc::no_host_available, fmt::format("PREPARE \"{}\": no host has an open connection", query));
+    co_return failure{client_errc::no_host_available, fmt::format("PREPARE \"{}\": no host has an open connection", query)};
 }
 
 namespace {
@@ -138,11 +139,8 @@ asio::awaitable<void> prepare_one(std::shared_ptr<session_impl> s, std::shared_p
                                   std::string query, std::shared_ptr<prepare_fanout> f) {
     const auto& h = *v->hosts[host];
     if (auto* conn = h.pick()) {
-        try {
-            co_await prepare_on(*s, *conn, h.name(), query);
-        } catch (const error&) {
-            // that node prepares it on first use instead (UNPREPARED is handled)
-        }
+        // A failure: that node prepares it on first use instead (UNPREPARED is handled).
+        co_await prepare_on(*s, *conn, h.name(), query);
     }
     if (--f->pending == 0) f->done.cancel();
 }
@@ -166,7 +164,7 @@ asio::awaitable<void> session_impl::prepare_on_others(const std::string& query, 
 asio::awaitable<void> session_impl::reprepare_all(std::shared_ptr<node_pool> p) {
     auto queue = std::make_shared<std::deque<std::string>>();
     for (const auto& [key, entry] : prepared)
-        if (entry->finished && !entry->failure && key.first == params.keyspace) queue->push_back(key.second);
+        if (entry->finished && !entry->failed && key.first == params.keyspace) queue->push_back(key.second);
     if (queue->empty()) co_return;
     auto self = shared_from_this();
     // Bounded parallelism: a few workers take statements from one queue.
@@ -178,10 +176,7 @@ asio::awaitable<void> session_impl::reprepare_all(std::shared_ptr<node_pool> p) 
             for (const auto& c : pl->connections())
                 if (c->state() == connection::connection_state::ready) conn = c;
             if (!conn) co_return;
-            try {
-                co_await prepare_on(*s, *conn, pl->info()->endpoint, query);
-            } catch (const error&) {
-            }
+            co_await prepare_on(*s, *conn, pl->info()->endpoint, query);  // a failure: prepared on first use
         }
     };
     const auto n = std::min(queue->size(), std::max<std::size_t>(1, params.reprepare_parallelism));

@@ -4,6 +4,7 @@
 #include <cqlcoro/result.hpp>
 #include <cqlcoro/statement.hpp>
 
+#include "failure.hpp"
 #include "protocol/responses.hpp"
 
 #include <boost/container/small_vector.hpp>
@@ -15,6 +16,10 @@
 #include <vector>
 
 namespace cqlcoro {
+
+namespace connection {
+struct response_frame;
+}
 
 namespace detail {
 
@@ -54,7 +59,9 @@ struct result_builder {
         detail::result_state state;
     };
 
-    static result from(std::shared_ptr<owned_response> f, const prepared_data* prepared, diagnostics d) {
+    /// The result of an answer whose body decoded as a RESULT; a failure when its rows do not match
+    /// their metadata.
+    static detail::fallible<result> from(std::shared_ptr<owned_response> f, const prepared_data* prepared, diagnostics d) {
         auto& st = f->state;
         st.diagnostics = std::move(d);
         st.warnings = std::move(f->message.warnings);
@@ -79,10 +86,10 @@ struct result_builder {
             } else {
                 set = std::make_shared<const detail::column_set>(std::move(rows->metadata.columns));
             }
-            // The page's index lives in the same allocation as the frame it points into; indexing
-            // throws cqlcoro::error when the cells do not match the metadata.
+            // The page's index lives in the same allocation as the frame it points into.
             f->page.emplace(std::move(set), count);
-            detail::index_cells(*f->page, rows->content);
+            if (auto why = detail::index_cells(*f->page, rows->content); !why.empty())
+                return detail::failure{type_errc::bad_collection, std::string(why)};
             st.page = &*f->page;
             st.memory = sizeof(owned_response) + f->body.capacity() + f->page->cells.capacity() * sizeof(detail::cell);
         } else if (const auto* sc = std::get_if<protocol::schema_change_result>(&body)) {
@@ -111,5 +118,10 @@ struct result_builder {
         return r;
     }
 };
+
+namespace detail {
+/// A whole answer frame as a result (the control connection's and the session's own queries).
+fallible<result> result_from_frame(const connection::response_frame& f);
+}  // namespace detail
 
 }  // namespace cqlcoro

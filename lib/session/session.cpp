@@ -34,11 +34,11 @@ result failed_result(diagnostics d) {
     return result_builder::failed(std::move(d));
 }
 
-result result_from_frame(const connection::response_frame& f) {
+fallible<result> result_from_frame(const connection::response_frame& f) {
     auto owned = std::make_shared<result_builder::owned_response>(f.header, protocol::bytes_view(f.body.data(), f.body.size()));
-    if (owned->failure) throw error(owned->failure, "malformed answer: " + owned->failure.message());
+    if (owned->failure) return failure{owned->failure, "malformed answer: " + owned->failure.message()};
     if (!std::holds_alternative<protocol::result_response>(owned->message.body))
-        throw error(protocol_errc::unexpected_opcode, "the answer is not a RESULT");
+        return failure{protocol_errc::unexpected_opcode, "the answer is not a RESULT"};
     return result_builder::from(std::move(owned), nullptr, {});
 }
 
@@ -166,7 +166,8 @@ asio::awaitable<session> session::connect_op(asio::any_io_executor ex, session_p
                                            : std::make_shared<default_load_balancing_policy>(impl->params.remote_hosts_per_dc,
                                                                                              impl->params.shuffle_replicas);
     impl->hedging_enabled = !dynamic_cast<const no_speculative_execution*>(impl->params.speculative_execution.get());
-    co_await asio::co_spawn(impl->strand, impl->start(), asio::use_awaitable);
+    auto started = co_await asio::co_spawn(impl->strand, impl->start(), asio::use_awaitable);
+    if (!started) throw detail::to_error(started.error());  // the edge: the operation's own error
     session s;
     s.handle_ = std::make_shared<detail::session_handle>(std::move(impl));
     co_return s;
@@ -195,21 +196,7 @@ void session::launch(const std::shared_ptr<detail::session_impl>& impl, request 
             if (e) {
                 // What the request did before the exception stays in its diagnostics: a middleware that threw
                 // after `next` does not make a write that went out "not sent".
-                error_code ec = asio::error::fault;
-                std::string what;
-                try {
-                    std::rethrow_exception(e);
-                } catch (const cqlcoro::error& x) {
-                    ec = x.boost_code();
-                    what = x.what();
-                } catch (const boost::system::system_error& x) {  // operation_aborted: cancelled before it started
-                    ec = x.code();
-                    what = x.what();
-                } catch (const std::exception& x) {
-                    what = fmt::format("a middleware threw: {}", x.what());
-                } catch (...) {
-                    what = "a middleware threw something that is not a std::exception";
-                }
+                auto [ec, what, diag] = detail::failure_of(e, "a middleware");
                 auto d = std::move(req->diagnostics);
                 auto worst = request_outcome::not_sent;
                 for (const auto& a : d.attempts)
@@ -225,7 +212,9 @@ void session::launch(const std::shared_ptr<detail::session_impl>& impl, request 
 asio::awaitable<prepared_statement> session::prepare_op(std::shared_ptr<detail::session_impl> s, std::string query) {
     if (!s) throw error(client_errc::empty_handle, "prepare() on an empty session: " + empty_session_text);
     if (s->closing) throw error(client_errc::session_closed, fmt::format("prepare(\"{}\"): {}", query, s->closed_reason()));
-    co_return co_await asio::co_spawn(s->strand, s->prepare_on_strand(std::move(query)), asio::use_awaitable);
+    auto prepared = co_await asio::co_spawn(s->strand, s->prepare_on_strand(std::move(query)), asio::use_awaitable);
+    if (!prepared) throw detail::to_error(prepared.error());  // the edge: the operation's own error
+    co_return std::move(*prepared);
 }
 
 namespace {

@@ -77,7 +77,7 @@ struct prepare_entry {
     asio::steady_timer done;  // cancelled when the PREPARE completes
     bool finished = false;
     prepared_statement value;
-    std::exception_ptr failure;
+    std::optional<detail::failure> failed;
 };
 
 /// A result that carries only diagnostics (a request that failed before any answer).
@@ -165,14 +165,17 @@ struct session_impl : std::enable_shared_from_this<session_impl>, control_listen
     std::size_t plan_start() noexcept { return next_host.fetch_add(1, std::memory_order_relaxed); }
 
     // Prepared statements (strand).
-    asio::awaitable<prepared_statement> prepare_on_strand(std::string query);
-    asio::awaitable<prepared_statement> send_prepare(const std::string& query);
+    asio::awaitable<fallible<prepared_statement>> prepare_on_strand(std::string query);
+    asio::awaitable<fallible<prepared_statement>> send_prepare(const std::string& query);
     asio::awaitable<void> prepare_on_others(const std::string& query, const std::string& answered_by);
     asio::awaitable<void> reprepare_all(std::shared_ptr<node_pool> p);
 
     // The cluster layer (cluster.cpp), all on the strand.
     connection::connection_params connection_params_for(const std::string& host, std::uint16_t port, bool control) const;
-    asio::awaitable<void> start();
+    /// Discovery, the schema and the pools, until session_params::ready_when holds; a failure says why
+    /// nothing usable could be connected, and leaves nothing open.
+    asio::awaitable<fallible<void>> start();
+    void stop_pools();
 
     // What the control connection tells the session, and asks of it (control_listener).
     connection::connection_params control_params(const std::string& host, std::uint16_t port) const override;

@@ -56,11 +56,10 @@ result_page::result_page(std::shared_ptr<const detail::column_set> columns, std:
           }(),
           content) {}
 
-void detail::index_cells(page_data& d, bytes_view content) {
+std::string_view detail::index_cells(page_data& d, bytes_view content) {
     const std::size_t ncols = d.columns.size();
     const std::size_t row_count = d.row_count;
-    if (ncols != 0 && row_count > content.size() / 4 / ncols)
-        throw error(type_errc::bad_collection, "result page: more cells announced than the content holds");
+    if (ncols != 0 && row_count > content.size() / 4 / ncols) return "result page: more cells announced than the content holds";
     d.cells.resize(row_count * ncols);
     detail::reader r(content);
     for (auto& c : d.cells) {
@@ -69,12 +68,13 @@ void detail::index_cells(page_data& d, bytes_view content) {
             c.data = r.raw(static_cast<std::size_t>(n)).data();
             c.size = n;
         }
-        if (!r.ok()) throw error(type_errc::bad_collection, "result page: a cell overruns the rows content");
+        if (!r.ok()) return "result page: a cell overruns the rows content";
     }
+    return {};
 }
 
 result_page::result_page(std::shared_ptr<detail::page_data> d, bytes_view content) {
-    detail::index_cells(*d, content);
+    if (auto why = detail::index_cells(*d, content); !why.empty()) throw error(type_errc::bad_collection, std::string(why));
     data_ = std::move(d);
 }
 

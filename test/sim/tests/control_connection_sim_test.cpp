@@ -82,7 +82,8 @@ asio::awaitable<std::shared_ptr<control_connection>> open_control(asio::any_io_e
     const endpoint_list first{{std::move(host), port}};
     const bool connected = co_await cc->connect(first, failures);
     REQUIRE(connected);
-    co_await cc->refresh_nodes();
+    auto read_nodes = co_await cc->refresh_nodes();
+    REQUIRE(read_nodes.has_value());
     co_return cc;
 }
 
@@ -102,7 +103,8 @@ TEST_CASE("control connection: reads every node and the schema, and tells its li
         CHECK(cc->endpoint() == c.address(2) + ":" + std::to_string(port));
         CHECK(l.opened == 1);
 
-        co_await cc->refresh_nodes();
+        auto read_nodes = co_await cc->refresh_nodes();
+        REQUIRE(read_nodes.has_value());
         REQUIRE(l.topologies.size() == 1);
         const auto& t = l.topologies[0];
         REQUIRE(t.nodes.size() == 3);
@@ -113,7 +115,8 @@ TEST_CASE("control connection: reads every node and the schema, and tells its li
         for (const auto& n : t.nodes) dcs.insert(n->datacenter);
         CHECK(dcs == std::multiset<std::string>{"dc1", "dc1", "dc2"});
 
-        co_await cc->refresh_schema();
+        auto read_schema = co_await cc->refresh_schema();
+        REQUIRE(read_schema.has_value());
         REQUIRE(l.schemas.size() == 1);
         REQUIRE(l.schemas[0].count("shop") == 1);
         CHECK(l.schemas[0].at("shop").replication.options.at("replication_factor") == "2");
@@ -128,7 +131,8 @@ TEST_CASE("control connection: events arrive in one batch, the last word per nod
         auto params = fast_params();
         params.event_window = 200ms;  // the three status events below fall in one window
         auto cc = co_await open_control(ex, params, l, c.address(1));
-        co_await cc->refresh_schema();
+        auto read_schema = co_await cc->refresh_schema();
+        REQUIRE(read_schema.has_value());
         asio::co_spawn(ex, cc->run(), asio::detached);
 
         c.push_status_change(2, "DOWN");
@@ -156,7 +160,8 @@ TEST_CASE("control connection: when its node goes, it moves to the listener's ne
         recording_listener l;
         auto params = fast_params();
         auto cc = co_await open_control(ex, params, l, c.address(1));
-        co_await cc->refresh_schema();
+        auto read_schema = co_await cc->refresh_schema();
+        REQUIRE(read_schema.has_value());
         l.candidates = {{c.address(1), port}, {c.address(3), port}};
         asio::co_spawn(ex, cc->run(), asio::detached);
 
@@ -191,5 +196,31 @@ TEST_CASE("control connection: schema agreement waits for every node the listene
         const bool agreed_without_down = co_await cc->wait_schema_agreement(1s);
         CHECK(agreed_without_down);  // it is down: its version does not count
         cc->stop();
+    });
+}
+
+TEST_CASE("control connection: a read without a connection is a failure that says so, and tells the listener nothing") {
+    sim::cluster c(three_nodes());
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        recording_listener l;
+        auto params = fast_params();
+        auto never = std::make_shared<control_connection>(asio::make_strand(ex), params, l);
+        auto q = co_await never->query("SELECT * FROM system.local");
+        REQUIRE_FALSE(q.has_value());
+        CHECK(q.error().code == client_errc::connection_closed_unsent);
+        CHECK_THAT(q.error().message(), ContainsSubstring("no control connection"));
+
+        auto cc = co_await open_control(ex, params, l, c.address(1));
+        const auto told = l.topologies.size();
+        cc->stop();
+        auto nodes = co_await cc->refresh_nodes();
+        REQUIRE_FALSE(nodes.has_value());
+        CHECK(nodes.error().code);
+        auto schema = co_await cc->refresh_schema();
+        CHECK_FALSE(schema.has_value());
+        CHECK(l.topologies.size() == told);
+        CHECK(l.schemas.empty());
+        const bool agreed = co_await cc->wait_schema_agreement(1s);
+        CHECK_FALSE(agreed);
     });
 }

@@ -48,7 +48,7 @@ TEST_CASE("result: rows, paging state and diagnostics come from the answer; copi
     diagnostics d;
     d.host = "10.0.0.1:9042";
     d.attempts.push_back({"10.0.0.1:9042", {}, {}, request_outcome::succeeded, retry_action::completed});
-    std::optional<result> r = result_builder::from(answer(rows_v4), nullptr, std::move(d));
+    std::optional<result> r = result_builder::from(answer(rows_v4), nullptr, std::move(d)).value();
     REQUIRE(r->size() == 2);
     CHECK(r->columns().at(1).name == "v");
     CHECK(r->rows()[0].get<std::int32_t>(0) == 1);

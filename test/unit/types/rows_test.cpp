@@ -88,6 +88,25 @@ TEST_CASE("rows: a type mismatch names the column, its CQL type and the C++ type
     }
 }
 
+TEST_CASE("rows: a cell into a variable gives a code instead of throwing") {
+    auto page = sample_page();
+    auto row = page.rows()[0];
+    int id = 0;
+    CHECK_FALSE(row.get(0, id));
+    CHECK(id == 1);
+    std::int8_t small = 0;
+    CHECK(row.get(0, small) == type_errc::type_mismatch);
+    std::string name;
+    CHECK(page.rows()[1].get(1, name) == type_errc::unexpected_null);
+    std::optional<std::string> maybe = "x";
+    CHECK_FALSE(page.rows()[1].get(1, maybe));
+    CHECK_FALSE(maybe.has_value());
+    CHECK(row.get(3, id) == type_errc::row_out_of_range);
+    // The same check remembered for the throwing form: a mismatch after a success is still one.
+    CHECK(row.get<int>(0) == 1);
+    CHECK(row.get(0, small) == type_errc::type_mismatch);
+}
+
 TEST_CASE("rows: the type check is remembered per page, per column") {
     auto page = sample_page();
     CHECK(page.rows()[0].get<int>(0) == 1);
