@@ -12,10 +12,11 @@
 // executor, cancellation from wherever the application emits it. A request is one critical section: each
 // entry point takes its (recursive) mutex, uncontended unless executions race. The application's handler
 // is never called with the mutex held: a completion is staged, and the outermost entry delivers it after
-// unlocking. The object goes back to its thread's pool once the request has completed and every
+// unlocking. The object goes back to its session's recycler once the request has completed and every
 // callback it is owed (connections, timers) has come, so a late loser never touches a reused request.
 #include "policy/error_class.hpp"
 #include "policy/request_handler.hpp"
+#include "policy/recycler.hpp"
 
 #include "policy/idempotence.hpp"
 #include "session/result_builder.hpp"
@@ -158,6 +159,9 @@ struct request_op final : hedge_timer::entry {
         error_code ec;
         std::optional<result> r;
         bool inline_ok = false;
+        // The session stays with the object until it goes back to the session's recycler (callbacks of
+        // a speculative execution that lost may still come after the application's handler ran).
+        const bool finished = done && owed == 0 && keep;
         std::shared_ptr<session_impl> s;
         if (deliver) {
             staged = false;
@@ -166,21 +170,24 @@ struct request_op final : hedge_timer::entry {
             r = std::move(out_result);
             out_result.reset();
             inline_ok = out_inline;
-            s = std::move(impl);
+            s = finished ? std::move(impl) : impl;
         }
         const auto dl = deadline;
         std::shared_ptr<request_op> back;
-        if (done && owed == 0 && keep) {
+        std::shared_ptr<session_impl> home;
+        if (finished) {
             // Nothing is owed any more: timers go now (a pooled object must not outlive its io_context's
             // timers), the rest is reused.
             for (std::size_t i = 0; i < exec_count; ++i) {
                 execs[i].backoff.reset();
                 execs[i].retry.reset();
             }
+            view.reset();  // the connections it named may close
             back = std::move(keep);
+            if (!deliver) home = std::move(impl);
         }
         lock.unlock();
-        if (back) release(std::move(back));  // first, so the handler's next request may reuse it warm
+        if (back) release(deliver ? *s : *home, std::move(back));  // first, so the handler's next request may reuse it warm
         if (deliver) {
             if (!ec && r->schema_change() && s->params.schema_agreement_timeout.count() > 0)
                 return after_schema_change(std::move(s), std::move(h), std::move(*r), dl);
@@ -227,8 +234,12 @@ struct request_op final : hedge_timer::entry {
         }
         ++generation;
         user_slot = handler.cancellation_slot();
+        // The slot may fire after the request completed, until the handler's executor clears it, and the
+        // session's recycler may have let this object go by then: the slot holds it weakly.
         if (user_slot.is_connected())
-            user_slot.assign([this, g = generation](asio::cancellation_type t) { on_cancel(g, t); });
+            user_slot.assign([self = std::weak_ptr<request_op>(keep), g = generation](asio::cancellation_type t) {
+                if (auto op = self.lock()) op->on_cancel(g, t);
+            });
         auto& x = execs[exec_count++];
         x.reset(this, 0);
         x.started = now;
@@ -926,36 +937,19 @@ struct request_op final : hedge_timer::entry {
     // (within the request's deadline) before the application sees the result, as the Java driver does.
     static void after_schema_change(std::shared_ptr<session_impl> s, erased_handler h, result r, clock::time_point deadline);
 
-    // The pool: per thread, bounded. An object whose frame a connection still references (the write
-    // that carried it has not completed yet, or it is queued behind a cancellation) stays in the pool
-    // until it is free; the last few released are looked at.
-    static std::vector<std::shared_ptr<request_op>>& pool() {
-        thread_local std::vector<std::shared_ptr<request_op>> free;
-        return free;
-    }
-    static std::shared_ptr<request_op> take() {
-        auto& free = pool();
-        const std::size_t n = free.size(), look = std::min<std::size_t>(n, 4);
-        // The newest (still warm in the cache), then the oldest (most likely let go by now).
-        for (std::size_t i = 0; i < 2 * look; ++i) {
-            auto& candidate = free[i < look ? n - 1 - i : i - look];
-            if (candidate.use_count() != 1) continue;
-            std::swap(candidate, free.back());
-            auto op = std::move(free.back());
-            free.pop_back();
-            return op;
-        }
-        return std::make_shared<request_op>();
-    }
-    static void release(std::shared_ptr<request_op> op) {
+    // The session's recycler (recycler.hpp). An object whose frame a connection still references (the
+    // write that carried it has not completed yet, or it is queued behind a cancellation) stays there
+    // until it is free.
+    static recycler<request_op>& recycled(session_impl& s) { return *static_cast<recycler<request_op>*>(s.request_ops.get()); }
+    static std::shared_ptr<request_op> take(session_impl& s) { return recycled(s).take(); }
+    static void release(session_impl& s, std::shared_ptr<request_op> op) {
         // One with a frame grown by a large request is not kept: its memory goes back once the
         // connection lets go of the frame, instead of staying with the thread.
         constexpr std::size_t kept_frame = 256 * 1024;
         if (op->frame.capacity() > kept_frame) return;
         for (std::size_t i = 0; i < op->exec_count; ++i)
             if (op->execs[i].own.capacity() > kept_frame || op->execs[i].aux.capacity() > kept_frame) return;
-        auto& free = pool();
-        if (free.size() < 4096) free.push_back(std::move(op));
+        recycled(s).give(std::move(op));
     }
 };
 
@@ -1007,8 +1001,10 @@ void request_op::after_schema_change(std::shared_ptr<session_impl> s, erased_han
 
 }  // namespace
 
+std::shared_ptr<void> make_request_recycler() { return std::make_shared<recycler<request_op>>(); }
+
 void launch_request(std::shared_ptr<session_impl> s, request r, erased_handler h) {
-    auto op = request_op::take();
+    auto op = request_op::take(*s);
     auto* raw = op.get();
     raw->keep = std::move(op);
     raw->begin(std::move(s), std::move(r), std::move(h));

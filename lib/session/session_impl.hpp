@@ -80,6 +80,8 @@ struct prepare_entry {
     std::optional<detail::failure> failed;
 };
 
+/// The session's recycler of request objects (a recycler<request_op>, whose type is the request path's own).
+std::shared_ptr<void> make_request_recycler();
 /// A result that carries only diagnostics (a request that failed before any answer).
 result failed_result(diagnostics d);
 /// The code for "nothing could be connected" when each attempt failed with `common` (if they agree):
@@ -130,6 +132,7 @@ struct session_impl : std::enable_shared_from_this<session_impl>, control_listen
     asio::steady_timer readiness;  // cancelled whenever a pool's first attempt finishes
     std::mt19937_64 rng{std::random_device{}()};
     hedge_timer hedges;  // every request's speculative execution delay
+    std::shared_ptr<void> request_ops = make_request_recycler();  // finished requests, for reuse (request_handler.cpp)
 
     explicit session_impl(asio::any_io_executor e)
         : ex(e), strand(asio::make_strand(e)), readiness(strand, asio::steady_timer::time_point::max()), hedges(e) {}
