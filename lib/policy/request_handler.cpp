@@ -501,9 +501,10 @@ struct request_op final : hedge_timer::entry {
         if (const auto* b = std::get_if<bound_statement>(&req->what)) prepared = &b->prepared();
         diagnostics d;
         d.host = x.host->name();
-        auto r = result_builder::from(std::move(f), prepared, std::move(d));
-        if (!r) return answer_layers(x, r.error().code, r.error().message());  // rows that do not match their metadata
-        resume_layers(x, outcome{{}, std::move(*r)});
+        std::string_view malformed;
+        auto r = result_builder::build(std::move(f), prepared, std::move(d), malformed);
+        if (!malformed.empty()) return answer_layers(x, type_errc::bad_collection, error_message(type_errc::bad_collection, malformed));  // rows that do not match their metadata
+        resume_layers(x, outcome{{}, std::move(r)});
     }
 
     // The middlewares returned the attempt's outcome: it goes where a connection's answer would.
@@ -724,9 +725,10 @@ struct request_op final : hedge_timer::entry {
         const prepared_data* prepared = nullptr;
         if (const auto* b = std::get_if<bound_statement>(&req->what)) prepared = &b->prepared();
         record_answer(x);
-        auto r = result_builder::from(std::move(f), prepared, std::move(d));
-        if (!r) return fail(x, r.error().code, r.error().message(), true);  // rows that do not match their metadata
-        complete({}, std::move(*r));
+        std::string_view malformed;
+        auto r = result_builder::build(std::move(f), prepared, std::move(d), malformed);
+        if (!malformed.empty()) return fail(x, type_errc::bad_collection, error_message(type_errc::bad_collection, malformed), true);  // rows that do not match their metadata
+        complete({}, std::move(r));
     }
 
     // The layered attempt's answer, as its middlewares returned it.

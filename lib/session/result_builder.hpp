@@ -62,6 +62,14 @@ struct result_builder {
     /// The result of an answer whose body decoded as a RESULT; a failure when its rows do not match
     /// their metadata.
     static detail::fallible<result> from(std::shared_ptr<owned_response> f, const prepared_data* prepared, diagnostics d) {
+        std::string_view malformed;
+        auto r = build(std::move(f), prepared, std::move(d), malformed);
+        if (!malformed.empty()) return detail::failure{type_errc::bad_collection, std::string(malformed)};
+        return r;
+    }
+    /// The same for the request path, without the value-or-failure wrapper: `malformed` says why the
+    /// rows do not match their metadata (the result is then not to be used).
+    static result build(std::shared_ptr<owned_response> f, const prepared_data* prepared, diagnostics d, std::string_view& malformed) {
         auto& st = f->state;
         st.diagnostics = std::move(d);
         st.warnings = std::move(f->message.warnings);
@@ -88,8 +96,8 @@ struct result_builder {
             }
             // The page's index lives in the same allocation as the frame it points into.
             f->page.emplace(std::move(set), count);
-            if (auto why = detail::index_cells(*f->page, rows->content); !why.empty())
-                return detail::failure{type_errc::bad_collection, std::string(why)};
+            malformed = detail::index_cells(*f->page, rows->content);
+            if (!malformed.empty()) return result();
             st.page = &*f->page;
             st.memory = sizeof(owned_response) + f->body.capacity() + f->page->cells.capacity() * sizeof(detail::cell);
         } else if (const auto* sc = std::get_if<protocol::schema_change_result>(&body)) {
