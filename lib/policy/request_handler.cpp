@@ -182,7 +182,6 @@ struct request_op final : hedge_timer::entry {
                 execs[i].backoff.reset();
                 execs[i].retry.reset();
             }
-            view.reset();  // the connections it named may close
             back = std::move(keep);
             if (!deliver) home = std::move(impl);
         }
