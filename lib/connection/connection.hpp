@@ -1,6 +1,8 @@
-// The connection actor: one CQL connection confined to one strand. It alone owns the socket, the stream
-// ids, the in-flight table and the write queue; requests from any thread are posted to it, so nothing on
-// the request path takes a mutex, whatever number of threads run the io_context.
+// The connection actor: one CQL connection confined to one strand. It owns the socket, the timers and the
+// handshake; its multiplexer (multiplexer.hpp, no I/O) owns the stream ids, the in-flight table, orphans,
+// deadlines and the write queue. Requests from any thread are posted to the strand, so nothing on the
+// request path takes a mutex, whatever number of threads run the io_context. There is one way in:
+// submit() with a request_sink; execute() is submit() with a sink that completes an Asio handler.
 //
 // Life of a connection: connect() opens TCP (and TLS), negotiates the protocol version (v5 -> v4 -> v3,
 // recognising Cassandra 2.1's refusal), sends STARTUP (with compression), authenticates, sends USE and
@@ -20,7 +22,7 @@
 // can never complete another request.
 #pragma once
 
-#include "connection/stream_ids.hpp"
+#include "connection/multiplexer.hpp"
 #include "failure.hpp"
 #include "protocol/requests.hpp"
 #include "protocol/responses.hpp"
@@ -102,31 +104,6 @@ struct response_frame {
 
 enum class connection_state { ready, draining, closed };
 
-/// The receiver of a request given to connection::submit: the session's request operation. Called on
-/// the connection's strand, exactly once per submit (one of the two), possibly from within submit
-/// itself when that runs on the strand; the sink must stay alive until then.
-class request_sink {
-public:
-    /// The answer: its header and (decompressed) body, valid only during the call. Decoding it is the
-    /// sink's: it can decode straight into the memory it keeps the result in.
-    virtual void on_frame(const protocol::frame_header& h, protocol::bytes_view body) = 0;
-    /// No answer: the connection closed, the request was cancelled, timed out, or refused. `written`:
-    /// its frame had been handed to the socket (so the node may have executed it).
-    virtual void on_failure(error_code ec, bool written) = 0;
-    /// The frame was handed to the socket (called only for a submit that asked for it, before the
-    /// answer): the moment a speculative execution's delay counts from.
-    virtual void on_written() {}
-
-protected:
-    ~request_sink() = default;
-};
-
-using clock = std::chrono::steady_clock;
-
-/// A request encoded once for a connection's version and compression (stream id 0: the connection writes
-/// the real one into its own copy of the header), shareable by retries and speculative executions.
-using shared_frame = std::shared_ptr<const protocol::byte_buffer>;
-
 /// What the session's request path needs of a connection: the connection below, or a test's fake node
 /// connection (test/unit/policy/request_handler_test.cpp drives the request path without sockets).
 class request_target {
@@ -163,8 +140,10 @@ public:
     boost::system::result<shared_frame> encode(const protocol::request& req) const;
 
     /// Sends one request and completes with its response, void(error_code, response_frame). An ERROR
-    /// response is a response, not an error_code; error_codes are transport failures, cancellation and
-    /// client_errc. Safe to call from any thread. Honours the token's cancellation slot.
+    /// response is a response, not an error_code; error_codes are transport failures, cancellation,
+    /// client_errc, and an answer that does not decode. Safe to call from any thread. Honours the token's
+    /// cancellation slot. The handler runs on its associated executor (the strand by default), never
+    /// inline. It is submit() with a sink that owns the handler.
     template <class Token>
     auto execute(shared_frame frame, Token&& token) {
         return asio::async_initiate<Token, void(error_code, response_frame)>(
@@ -203,11 +182,11 @@ public:
     protocol::compression frame_compression() const noexcept override { return version_ < 5 ? compression_ : protocol::compression::none; }
     const std::string& host() const noexcept { return host_; }
     /// Requests accepted and not yet completed (approximate from other threads; exact on the strand).
-    std::size_t in_flight() const noexcept override { return load_.load(std::memory_order_relaxed); }
+    std::size_t in_flight() const noexcept override { return mux_.load(); }
     /// Stream ids held by abandoned requests whose late responses have not arrived.
-    std::size_t orphans() const noexcept { return orphans_.load(std::memory_order_relaxed); }
+    std::size_t orphans() const noexcept { return mux_.orphans(); }
     /// Requests handed to the socket so far (heartbeats included).
-    std::uint64_t sent() const noexcept { return sent_.load(std::memory_order_relaxed); }
+    std::uint64_t sent() const noexcept { return mux_.sent(); }
     connection_state state() const noexcept override { return state_.load(std::memory_order_acquire); }
     /// Why the connection drained or closed (empty while ready), with a description.
     std::pair<error_code, std::string> failure() const override;
@@ -221,7 +200,7 @@ public:
     /// Socket operation counts (read on the strand, or after the io_context stopped).
     counters stats() const noexcept {
         auto c = stats_;
-        c.read_buffer = in_.capacity();
+        c.read_buffer = mux_.read_buffer_capacity();
         return c;
     }
 
@@ -230,26 +209,17 @@ public:
 
 private:
     using handler_t = asio::any_completion_handler<void(error_code, response_frame)>;
-    static constexpr std::uint32_t no_deadline = ~std::uint32_t{0};
-    struct pending {
-        handler_t handler;             ///< execute()'s caller, or
-        request_sink* sink = nullptr;  ///< submit()'s
-        std::uint64_t seq = 0;
-        bool written = false;  ///< handed to the socket
-        bool notify_written = false;  ///< tell the sink when it is
-        clock::time_point deadline = clock::time_point::max();
-        std::uint32_t heap_pos = no_deadline;  ///< position in deadlines_
+    class handler_sink;
+    class heartbeat_sink final : public request_sink {
+    public:
+        explicit heartbeat_sink(connection& c) noexcept : c_(c) {}
+        void on_frame(const protocol::frame_header&, protocol::bytes_view) override { c_.on_heartbeat_answer(); }
+        void on_failure(error_code, bool) override { c_.on_heartbeat_answer(); }
+
+    private:
+        connection& c_;
     };
-    // A small frame is copied, stream id patched, into queue_bytes_ when it is queued, so its owner
-    // can reuse its buffer at once and a batch of them goes out as one buffer; a large one is referenced.
-    static constexpr std::size_t copy_limit = 16 * 1024;
-    struct queued {
-        std::array<std::uint8_t, protocol::header_size> header;  // large frames: the header with the stream id
-        shared_frame frame;                                       // large frames only
-        std::uint32_t offset = 0, size = 0;                       // small frames: where in the bytes
-        std::int16_t id;
-        std::uint64_t seq;
-    };
+    class frame_catcher;
 
     asio::awaitable<error_code> open(const connection_params& p, std::uint8_t version);
     asio::awaitable<error_code> open_until(const connection_params& p, std::uint8_t version, std::chrono::steady_clock::time_point deadline);
@@ -261,29 +231,20 @@ private:
     void flush();
     void on_written(error_code ec);
     asio::awaitable<void> heartbeat_loop();
+    void on_heartbeat_answer();
+    error_code on_unsolicited(const protocol::frame_header& h, protocol::bytes_view body);
     void start_request(shared_frame frame, handler_t handler);
     void reject(handler_t handler, error_code ec);
-    void enqueue(shared_frame frame, pending p, bool cancellable);
+    void enqueue(shared_frame frame, const multiplexer::submission& s);
     std::uint64_t watch_cancellation(asio::cancellation_slot slot);
     void cancel(std::uint64_t seq);
-    void abandon(std::int16_t id, error_code why);
-    void complete(std::int16_t stream, error_code ec, response_frame f);
-    pending take_pending(std::int16_t stream);
-    void settle(pending p, error_code ec, response_frame f = {});
-    // Requests with a deadline, in a binary heap of stream ids ordered by deadline; one timer for the earliest.
-    void heap_push(std::int16_t id);
-    void heap_erase(std::int16_t id);
-    void heap_place(std::uint32_t pos, std::int16_t id);
-    bool heap_less(std::uint32_t a, std::uint32_t b) const noexcept;
-    void sift(std::uint32_t pos);
+    void after_abandon();
     void arm_deadline_timer();
     void expire_deadlines();
     void drain(error_code cause, std::string why);
     void finish_drain_if_idle();
     void fail_all(error_code cause, std::string why);
     void set_failure(error_code cause, std::string why);
-    void finish(handler_t h, error_code ec, response_frame f = {});
-    error_code parse_frames();
     // The socket and timers name the strand as their executor type, not any_io_executor: a handler's
     // executor is then a plain strand, which Asio copies and tracks work on without allocating.
     using strand_type = asio::strand<asio::any_io_executor>;
@@ -298,50 +259,31 @@ private:
     std::string host_;
     std::uint8_t version_ = 0;
     protocol::compression compression_ = protocol::compression::none;
-    bool framing_ = false;
-    std::uint32_t max_frame_ = protocol::protocol_max_body;
     std::size_t orphan_budget_;
     bool replace_on_orphans_ = false;
     bool replacement_asked_ = false;
     std::chrono::milliseconds heartbeat_interval_, heartbeat_timeout_, drain_timeout_;
 
     // Strand-confined state.
-    stream_ids ids_;
-    std::vector<std::optional<pending>> in_flight_;        // by stream id
-    std::vector<std::int16_t> deadlines_;                  // heap of stream ids by deadline
+    multiplexer mux_;
     timer_type deadline_timer_;
     clock::time_point deadline_armed_ = clock::time_point::max();  // when deadline_timer_ fires
-    std::unordered_map<std::uint64_t, std::int16_t> cancellable_;  // seq -> id, for requests with a cancellation slot
-    std::vector<queued> queue_;                            // frames waiting for the next write
-    std::vector<queued> batch_;                            // the write in progress
-    protocol::byte_buffer queue_bytes_, batch_bytes_;      // the small frames of queue_ and batch_
-    std::vector<asio::const_buffer> buffers_;
-    protocol::byte_buffer segments_out_;                   // v5: the batch as segments
-    protocol::byte_buffer envelopes_;                      // v5: the batch's envelopes, joined
-    std::vector<std::size_t> envelope_sizes_;
-    bool writing_ = false;
     bool closed_ = false;
     bool heartbeat_pending_ = false;
     bool timed_out_ = false;  // the connect deadline passed
     std::chrono::steady_clock::time_point last_read_;
     timer_type heartbeat_timer_;
+    heartbeat_sink heartbeat_sink_{*this};
     std::optional<timer_type> drain_timer_;
     timer_type closed_signal_;  // never expires; cancelled when the connection closes
     const char* stage_ = "TCP connect";  // what connect() is doing, for its error messages
-    protocol::byte_buffer in_;  // received bytes: [0, in_used_) unparsed
-    std::size_t in_used_ = 0;
-    std::optional<protocol::segment_decoder> segments_;
-    protocol::envelope_assembler assembler_;
+    frame_catcher* handshake_ = nullptr;  // the handshake's request waiting for its answer
     event_handler on_event_;
     state_handler on_state_;
-    std::function<void(response_frame)> on_handshake_frame_;  // set while the handshake reads its answers
     counters stats_;
 
-    // Readable from any thread.
+    // Readable from any thread (and the multiplexer's counters).
     std::atomic<std::uint64_t> next_seq_{1};
-    std::atomic<std::size_t> load_{0};
-    std::atomic<std::size_t> orphans_{0};
-    std::atomic<std::uint64_t> sent_{0};
     std::atomic<connection_state> state_{connection_state::ready};
     mutable std::mutex failure_mutex_;  // failure is written once on the strand and read rarely
     error_code failure_;
