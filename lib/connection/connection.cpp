@@ -352,47 +352,11 @@ boost::system::result<connection::shared_frame> connection::encode(const protoco
     return frame;
 }
 
-// execute()'s sink: it owns the completion handler, decodes the answer for it, and posts it to the
-// handler's executor (never run inline on the strand's stack); the cancellation slot is cleared there,
-// just before the handler runs, as Asio requires.
-class connection::handler_sink final : public request_sink {
-public:
-    handler_sink(handler_t h, strand_type strand) : handler_(std::move(h)), strand_(std::move(strand)) {}
-
-    void on_frame(const protocol::frame_header& h, protocol::bytes_view body) override {
-        response_frame f;
-        f.header = h;
-        f.body.assign(body.begin(), body.end());
-        auto m = protocol::decode_response(h, f.body);
-        if (!m) return finish(m.error(), {});
-        f.message = std::move(*m);
-        finish({}, std::move(f));
-    }
-    void on_failure(error_code ec, bool) override { finish(ec, {}); }
-
-private:
-    void finish(error_code ec, response_frame f) {
-        auto h = std::move(handler_);
-        auto ex = asio::prefer(asio::get_associated_executor(h, strand_), asio::execution::blocking.never);
-        delete this;
-        ex.execute([h = std::move(h), ec, f = std::move(f)]() mutable {
-            asio::get_associated_cancellation_slot(h).clear();
-            std::move(h)(ec, std::move(f));
-        });
-    }
-
-    handler_t handler_;
-    strand_type strand_;
-};
-
-void connection::reject(handler_t handler, error_code ec) { (new handler_sink(std::move(handler), strand_))->on_failure(ec, false); }
-
 // Always through a post, even from the strand: a request started on the strand then still waits behind a
 // write the caller started just before, as it would from any other thread.
-void connection::start_request(shared_frame frame, handler_t handler) {
-    auto slot = asio::get_associated_cancellation_slot(handler);
+void connection::start_request(shared_frame frame, request_sink* sink, asio::cancellation_slot slot) {
     mux_.note_submitted();
-    const multiplexer::submission s{.sink = new handler_sink(std::move(handler), strand_), .seq = watch_cancellation(slot), .cancellable = slot.is_connected()};
+    const multiplexer::submission s{.sink = sink, .seq = watch_cancellation(slot), .cancellable = slot.is_connected()};
     asio::post(strand_, [self = shared_from_this(), frame = std::move(frame), s]() mutable { self->enqueue(std::move(frame), s); });
 }
 

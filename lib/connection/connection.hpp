@@ -32,7 +32,9 @@
 #include <cqlcoro/error.hpp>
 #include <cqlcoro/tls.hpp>
 
-#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/associated_allocator.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/async_result.hpp>
@@ -148,7 +150,9 @@ public:
     auto execute(shared_frame frame, Token&& token) {
         return asio::async_initiate<Token, void(error_code, response_frame)>(
             [self = shared_from_this()](auto handler, shared_frame f) {
-                self->start_request(std::move(f), handler_t(std::move(handler)));
+                auto slot = asio::get_associated_cancellation_slot(handler);
+                auto* sink = handler_sink<decltype(handler)>::make(std::move(handler), self->strand_);
+                self->start_request(std::move(f), sink, slot);
             },
             token, std::move(frame));
     }
@@ -157,8 +161,10 @@ public:
         auto f = encode(req);
         return asio::async_initiate<Token, void(error_code, response_frame)>(
             [self = shared_from_this()](auto handler, boost::system::result<shared_frame> f) {
-                if (!f) self->reject(handler_t(std::move(handler)), f.error());
-                else self->start_request(std::move(*f), handler_t(std::move(handler)));
+                auto slot = asio::get_associated_cancellation_slot(handler);
+                auto* sink = handler_sink<decltype(handler)>::make(std::move(handler), self->strand_);
+                if (!f) sink->on_failure(f.error(), false);
+                else self->start_request(std::move(*f), sink, slot);
             },
             token, std::move(f));
     }
@@ -208,7 +214,7 @@ public:
     ~connection();
 
 private:
-    using handler_t = asio::any_completion_handler<void(error_code, response_frame)>;
+    template <class Handler>
     class handler_sink;
     class heartbeat_sink final : public request_sink {
     public:
@@ -233,8 +239,7 @@ private:
     asio::awaitable<void> heartbeat_loop();
     void on_heartbeat_answer();
     error_code on_unsolicited(const protocol::frame_header& h, protocol::bytes_view body);
-    void start_request(shared_frame frame, handler_t handler);
-    void reject(handler_t handler, error_code ec);
+    void start_request(shared_frame frame, request_sink* sink, asio::cancellation_slot slot);
     void enqueue(shared_frame frame, const multiplexer::submission& s);
     std::uint64_t watch_cancellation(asio::cancellation_slot slot);
     void cancel(std::uint64_t seq);
@@ -288,6 +293,53 @@ private:
     mutable std::mutex failure_mutex_;  // failure is written once on the strand and read rarely
     error_code failure_;
     std::string failure_text_;
+};
+
+// execute()'s sink: it holds the completion handler (in memory from the handler's associated allocator,
+// freed before the handler runs), decodes the answer for it, and posts it to the handler's executor
+// (the strand by default; never inline on the strand's stack). The cancellation slot is cleared there,
+// just before the handler runs, as Asio requires.
+template <class Handler>
+class connection::handler_sink final : public request_sink {
+    using allocator = typename std::allocator_traits<
+        asio::associated_allocator_t<Handler, asio::recycling_allocator<void>>>::template rebind_alloc<handler_sink>;
+    using traits = std::allocator_traits<allocator>;
+
+public:
+    static handler_sink* make(Handler h, const strand_type& strand) {
+        allocator a(asio::get_associated_allocator(h, asio::recycling_allocator<void>()));
+        auto* p = traits::allocate(a, 1);
+        return ::new (static_cast<void*>(p)) handler_sink(std::move(h), strand);
+    }
+
+    void on_frame(const protocol::frame_header& h, protocol::bytes_view body) override {
+        response_frame f;
+        f.header = h;
+        f.body.assign(body.begin(), body.end());
+        auto m = protocol::decode_response(h, f.body);
+        if (!m) return finish(m.error(), {});
+        f.message = std::move(*m);
+        finish({}, std::move(f));
+    }
+    void on_failure(error_code ec, bool) override { finish(ec, {}); }
+
+private:
+    handler_sink(Handler h, const strand_type& strand) : handler_(std::move(h)), strand_(strand) {}
+
+    void finish(error_code ec, response_frame f) {
+        Handler h = std::move(handler_);
+        auto ex = asio::prefer(asio::get_associated_executor(h, strand_), asio::execution::blocking.never);
+        allocator a(asio::get_associated_allocator(h, asio::recycling_allocator<void>()));
+        this->~handler_sink();
+        traits::deallocate(a, this, 1);
+        ex.execute([h = std::move(h), ec, f = std::move(f)]() mutable {
+            asio::get_associated_cancellation_slot(h).clear();
+            std::move(h)(ec, std::move(f));
+        });
+    }
+
+    Handler handler_;
+    strand_type strand_;
 };
 
 }  // namespace cqlcoro::connection
