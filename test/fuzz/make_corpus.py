@@ -156,3 +156,25 @@ VALUES = {
 }
 for name, data in VALUES.items():
     write("fuzz_value", name, data)
+
+# Scripts for the multiplexer: byte 0 the framing, then operations (fuzz_multiplexer.cpp says which).
+def feed(bs):  # op 0, in pieces of at most 64 bytes
+    out = b""
+    for k in range(0, len(bs), 64):
+        piece = bs[k:k + 64]
+        out += bytes([(len(piece) - 1) << 2]) + piece
+    return out
+
+
+ADD, ADD_TIMED, WRITE = bytes([1]), bytes([(5 << 2) | 1]), bytes([3])
+ready = [frame(4, 0x02, 0, b"", stream=n) for n in range(3)]
+write("fuzz_multiplexer", "three_answered", b"\x00" + ADD * 3 + WRITE + feed(ready[2] + ready[0] + ready[1]))
+write("fuzz_multiplexer", "cancel_and_orphan", b"\x00" + ADD * 2 + bytes([(1 << 2) | 2]) + WRITE + bytes([2])
+      + feed(ready[1] + ready[0]))
+write("fuzz_multiplexer", "deadline_and_event", b"\x00" + ADD_TIMED + ADD + WRITE + bytes([(10 << 2) | 3])
+      + feed(frame(4, 0x0C, 0, s("STATUS_CHANGE") + s("UP") + b"\x04\x7f\x00\x00\x01" + i(9042), stream=-1) + ready[1]))
+write("fuzz_multiplexer", "rows_split", b"\x00" + ADD + WRITE + feed(frame(4, 0x08, 0, ROWS)))
+v5_ready = [frame(5, 0x02, 0, b"", stream=n) for n in range(2)]
+write("fuzz_multiplexer", "v5_segments", b"\x01" + ADD * 2 + WRITE + feed(segment(v5_ready[1] + v5_ready[0])))
+write("fuzz_multiplexer", "v5_split_envelope", b"\x01" + ADD + WRITE + feed(segment(frame(5, 0x08, 0, ROWS)[:20], False)
+      + segment(frame(5, 0x08, 0, ROWS)[20:], False)))
