@@ -1,0 +1,164 @@
+#include "policy/admission.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace cqlcoro::detail {
+
+admission::admission(const admission_options& o)
+    : max_concurrent_(std::max<std::size_t>(o.max_concurrent, 1)),
+      max_queue_(o.max_queue),
+      weight_{static_cast<int>(std::max(o.interactive_weight, 1u)), static_cast<int>(std::max(o.background_weight, 1u))},
+      interval_ns_(o.max_per_second > 0 ? std::max<std::int64_t>(1, std::llround(1e9 / o.max_per_second)) : 0),
+      burst_ns_(std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(o.burst).count())) {}
+
+// A permit, if one is free.
+bool admission::take_permit() noexcept {
+    auto r = running_.load(std::memory_order_seq_cst);
+    while (r < max_concurrent_)
+        if (running_.compare_exchange_weak(r, r + 1, std::memory_order_seq_cst)) return true;
+    return false;
+}
+
+admission::verdict admission::enter(waiter& w, request_class c) {
+    // The fast path: nobody waits and a permit is free.
+    if (waiting_.load(std::memory_order_seq_cst) == 0 && take_permit()) return verdict::admitted;
+    {
+        std::lock_guard lock(mutex_);
+        if (closed_) {
+            running_.fetch_add(1, std::memory_order_seq_cst);
+            return verdict::admitted;
+        }
+        if (waiting_.load(std::memory_order_relaxed) == 0 && take_permit()) return verdict::admitted;
+        if (waiting_.load(std::memory_order_relaxed) >= max_queue_) {
+            refused_queue_full_.fetch_add(1, std::memory_order_relaxed);
+            return verdict::queue_full;
+        }
+        auto& q = queues_[static_cast<std::size_t>(c)];
+        w.class_ = c;
+        w.queued_ = true;
+        w.next_ = nullptr;
+        w.prev_ = q.tail;
+        if (q.tail) q.tail->next_ = &w;
+        else q.head = &w;
+        q.tail = &w;
+        waiting_.fetch_add(1, std::memory_order_seq_cst);
+    }
+    dispatch();  // a permit freed while this one queued goes to the head of the queue now
+    return verdict::queued;
+}
+
+void admission::leave() {
+    running_.fetch_sub(1, std::memory_order_seq_cst);
+    if (waiting_.load(std::memory_order_seq_cst) != 0) dispatch();
+}
+
+// Hands free permits to waiters, one at a time, each admitted() called outside the lock.
+void admission::dispatch() {
+    for (;;) {
+        waiter* w = nullptr;
+        {
+            std::lock_guard lock(mutex_);
+            if (waiting_.load(std::memory_order_relaxed) == 0 || !take_permit()) return;
+            w = pop_locked();
+        }
+        waited_.fetch_add(1, std::memory_order_relaxed);
+        w->admitted();
+    }
+}
+
+// The next waiter (there is one): by smooth weighted round robin while both classes wait.
+admission::waiter* admission::pop_locked() {
+    std::size_t pick = queues_[0].head ? 0 : 1;
+    if (queues_[0].head && queues_[1].head) {
+        credit_[0] += weight_[0];
+        credit_[1] += weight_[1];
+        pick = credit_[0] >= credit_[1] ? 0 : 1;
+        credit_[pick] -= weight_[0] + weight_[1];
+    }
+    auto& q = queues_[pick];
+    waiter* w = q.head;
+    q.head = w->next_;
+    if (q.head) q.head->prev_ = nullptr;
+    else q.tail = nullptr;
+    w->next_ = w->prev_ = nullptr;
+    w->queued_ = false;
+    waiting_.fetch_sub(1, std::memory_order_seq_cst);
+    return w;
+}
+
+bool admission::withdraw(waiter& w) {
+    std::lock_guard lock(mutex_);
+    if (!w.queued_) return false;
+    auto& q = queues_[static_cast<std::size_t>(w.class_)];
+    if (w.prev_) w.prev_->next_ = w.next_;
+    else q.head = w.next_;
+    if (w.next_) w.next_->prev_ = w.prev_;
+    else q.tail = w.prev_;
+    w.next_ = w.prev_ = nullptr;
+    w.queued_ = false;
+    waiting_.fetch_sub(1, std::memory_order_seq_cst);
+    return true;
+}
+
+std::optional<admission::clock::time_point> admission::reserve(clock::time_point now, clock::time_point deadline) {
+    if (interval_ns_ == 0) return now;
+    const std::int64_t t = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+    const std::int64_t limit = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+    auto tat = tat_.load(std::memory_order_relaxed);
+    for (;;) {
+        // GCRA: a request may start once the theoretical arrival time is within the burst of it; each
+        // start moves that time on by one interval.
+        const std::int64_t start = std::max(t, tat - burst_ns_);
+        if (start > limit) {
+            refused_rate_.fetch_add(1, std::memory_order_relaxed);
+            return std::nullopt;
+        }
+        const std::int64_t next = std::max(tat, t) + interval_ns_;
+        if (tat_.compare_exchange_weak(tat, next, std::memory_order_relaxed))
+            return clock::time_point(std::chrono::duration_cast<clock::duration>(std::chrono::nanoseconds(start)));
+    }
+}
+
+void admission::close() {
+    waiter* all = nullptr;
+    {
+        std::lock_guard lock(mutex_);
+        closed_ = true;
+        // Both queues, chained into one list, in order.
+        for (auto& q : queues_) {
+            for (waiter* w = q.head; w; w = w->next_) w->queued_ = false;
+            if (q.head) {
+                if (!all) all = q.head;
+                else {
+                    waiter* last = all;
+                    while (last->next_) last = last->next_;
+                    last->next_ = q.head;
+                }
+            }
+            q.head = q.tail = nullptr;
+        }
+        const auto n = waiting_.exchange(0, std::memory_order_seq_cst);
+        running_.fetch_add(n, std::memory_order_seq_cst);
+    }
+    while (all) {
+        waiter* next = all->next_;  // read first: admitted() may let the waiter go
+        all->next_ = all->prev_ = nullptr;
+        all->admitted();
+        all = next;
+    }
+}
+
+admission_metrics admission::metrics() const {
+    admission_metrics m;
+    m.running = running_.load(std::memory_order_relaxed);
+    m.waiting = waiting_.load(std::memory_order_relaxed);
+    m.waited = waited_.load(std::memory_order_relaxed);
+    m.refused_queue_full = refused_queue_full_.load(std::memory_order_relaxed);
+    m.refused_rate = refused_rate_.load(std::memory_order_relaxed);
+    m.timed_out = timed_out_.load(std::memory_order_relaxed);
+    m.cancelled = cancelled_.load(std::memory_order_relaxed);
+    return m;
+}
+
+}  // namespace cqlcoro::detail

@@ -1,0 +1,193 @@
+// The admission gate without I/O: permits, the bounded queue, the classes' weights, withdrawal, the rate
+// limit, closing, and many threads entering and leaving at once.
+#include "policy/admission.hpp"
+
+#include <catch2/catch_test_macros.hpp>
+
+#include <atomic>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+using cqlcoro::admission_options;
+using cqlcoro::request_class;
+using cqlcoro::detail::admission;
+using verdict = admission::verdict;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct waiter final : admission::waiter {
+    std::atomic<int> told{0};
+    std::string name;
+    std::vector<std::string>* order = nullptr;
+    void admitted() override {
+        ++told;
+        if (order) order->push_back(name);
+    }
+};
+
+admission_options limits(std::size_t running, std::size_t queue) {
+    admission_options o;
+    o.max_concurrent = running;
+    o.max_queue = queue;
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("admission: permits up to the limit, then a queue; a permit given back goes to the first waiter") {
+    admission a(limits(2, 10));
+    waiter w1, w2, w3, w4;
+    CHECK(a.enter(w1, request_class::interactive) == verdict::admitted);
+    CHECK(a.enter(w2, request_class::interactive) == verdict::admitted);
+    CHECK(a.enter(w3, request_class::interactive) == verdict::queued);
+    CHECK(a.enter(w4, request_class::interactive) == verdict::queued);
+    CHECK(a.metrics().running == 2);
+    CHECK(a.metrics().waiting == 2);
+    CHECK(w3.told == 0);
+    a.leave();
+    CHECK(w3.told == 1);  // first come, first served
+    CHECK(w4.told == 0);
+    CHECK(a.metrics().running == 2);  // handed over, not given back
+    CHECK(a.metrics().waiting == 1);
+    waiter w5;
+    CHECK(a.enter(w5, request_class::interactive) == verdict::queued);  // no overtaking the one waiting
+    a.leave();
+    a.leave();
+    CHECK(w4.told == 1);
+    CHECK(w5.told == 1);
+    a.leave();
+    a.leave();
+    CHECK(a.metrics().running == 0);
+    CHECK(a.metrics().waited == 3);
+    CHECK(w1.told == 0);  // admitted at once: told by the verdict, not the callback
+}
+
+TEST_CASE("admission: a full queue refuses at once") {
+    admission a(limits(1, 2));
+    waiter w[4];
+    CHECK(a.enter(w[0], request_class::interactive) == verdict::admitted);
+    CHECK(a.enter(w[1], request_class::background) == verdict::queued);
+    CHECK(a.enter(w[2], request_class::interactive) == verdict::queued);
+    CHECK(a.enter(w[3], request_class::interactive) == verdict::queue_full);
+    CHECK(a.metrics().refused_queue_full == 1);
+    CHECK(a.metrics().waiting == 2);
+}
+
+TEST_CASE("admission: a withdrawn waiter is never admitted; one already admitted cannot withdraw") {
+    admission a(limits(1, 10));
+    waiter holder, gone, stays;
+    a.enter(holder, request_class::interactive);
+    a.enter(gone, request_class::interactive);
+    a.enter(stays, request_class::interactive);
+    CHECK(a.withdraw(gone));
+    CHECK_FALSE(a.withdraw(gone));  // once only
+    CHECK(a.metrics().waiting == 1);
+    a.leave();
+    CHECK(gone.told == 0);
+    CHECK(stays.told == 1);
+    CHECK_FALSE(a.withdraw(stays));  // its permit is on its way: it must take it and give it back
+    a.leave();
+    CHECK(a.metrics().running == 0);
+}
+
+TEST_CASE("admission: with both classes waiting, interactive ones start by weight and background ones are not starved") {
+    admission_options o = limits(1, 100);
+    o.interactive_weight = 4;
+    o.background_weight = 1;
+    admission a(o);
+    waiter holder;
+    a.enter(holder, request_class::interactive);
+    std::vector<std::string> order;
+    std::vector<waiter> in(10), bg(4);
+    for (std::size_t i = 0; i < bg.size(); ++i) {
+        bg[i].name = "b";
+        bg[i].order = &order;
+        a.enter(bg[i], request_class::background);
+    }
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        in[i].name = "i";
+        in[i].order = &order;
+        a.enter(in[i], request_class::interactive);
+    }
+    for (int i = 0; i < 14; ++i) a.leave();
+    std::string seq;
+    for (const auto& s : order) seq += s;
+    // A smooth 4:1 while both wait ("iibii" over and over), then the rest of the background ones.
+    CHECK(seq == "iibiiiibiiiibb");
+}
+
+TEST_CASE("admission: the rate limit lets a burst through, then spaces starts, and refuses what would pass its deadline") {
+    admission_options o;
+    o.max_per_second = 10;  // one per 100 ms
+    o.burst = 200ms;
+    admission a(o);
+    const auto t0 = admission::clock::time_point{} + 1h;
+    const auto far = t0 + 1h;
+    CHECK(a.reserve(t0, far) == t0);
+    CHECK(a.reserve(t0, far) == t0);
+    CHECK(a.reserve(t0, far) == t0);  // a burst of 200 ms worth, and the one at its start
+    CHECK(a.reserve(t0, far) == t0 + 100ms);
+    CHECK_FALSE(a.reserve(t0, t0 + 150ms).has_value());  // would start at 200 ms: refused, nothing reserved
+    CHECK(a.metrics().refused_rate == 1);
+    CHECK(a.reserve(t0, far) == t0 + 200ms);
+    // Idle for a while: the burst is there again, not more.
+    const auto later = t0 + 10s;
+    for (int i = 0; i < 3; ++i) CHECK(a.reserve(later, far) == later);
+    CHECK(a.reserve(later, far) == later + 100ms);
+
+    admission unlimited{admission_options{}};
+    CHECK(unlimited.reserve(t0, t0) == t0);
+    CHECK_FALSE(unlimited.rate_limited());
+}
+
+TEST_CASE("admission: closing admits every waiter, and every later request") {
+    admission a(limits(1, 10));
+    waiter holder, w1, w2, w3;
+    a.enter(holder, request_class::interactive);
+    a.enter(w1, request_class::interactive);
+    a.enter(w2, request_class::background);
+    a.close();
+    CHECK(w1.told == 1);
+    CHECK(w2.told == 1);
+    CHECK(a.enter(w3, request_class::interactive) == verdict::admitted);
+    CHECK(a.metrics().running == 4);
+    for (int i = 0; i < 4; ++i) a.leave();
+    CHECK(a.metrics().running == 0);
+}
+
+TEST_CASE("admission: many threads entering, withdrawing and leaving never exceed the limit nor lose a permit") {
+    constexpr std::size_t limit = 3;
+    admission a(limits(limit, 1'000'000));
+    std::atomic<std::size_t> inside{0}, most{0}, refused{0};  // (Catch2's assertions are for the main thread)
+    auto run = [&](unsigned seed) {
+        std::mt19937 rng(seed);
+        for (int i = 0; i < 20000; ++i) {
+            waiter w;
+            auto v = a.enter(w, rng() % 2 ? request_class::interactive : request_class::background);
+            if (v == verdict::queue_full) {
+                ++refused;
+                continue;
+            }
+            if (v == verdict::queued) {
+                if (rng() % 4 == 0 && a.withdraw(w)) continue;  // gave up in time: holds nothing
+                while (w.told.load() == 0) std::this_thread::yield();
+            }
+            const auto now = ++inside;
+            auto seen = most.load();
+            while (now > seen && !most.compare_exchange_weak(seen, now)) {
+            }
+            --inside;
+            a.leave();
+        }
+    };
+    std::vector<std::thread> threads;
+    for (unsigned t = 0; t < 8; ++t) threads.emplace_back(run, t);
+    for (auto& t : threads) t.join();
+    CHECK(refused.load() == 0);
+    CHECK(most.load() <= limit);
+    CHECK(a.metrics().running == 0);
+    CHECK(a.metrics().waiting == 0);
+}
