@@ -34,14 +34,9 @@ admission::verdict admission::enter(waiter& w, request_class c) {
             refused_queue_full_.fetch_add(1, std::memory_order_relaxed);
             return verdict::queue_full;
         }
-        auto& q = queues_[static_cast<std::size_t>(c)];
         w.class_ = c;
         w.queued_ = true;
-        w.next_ = nullptr;
-        w.prev_ = q.tail;
-        if (q.tail) q.tail->next_ = &w;
-        else q.head = &w;
-        q.tail = &w;
+        queues_[static_cast<std::size_t>(c)].push_back(w);
         waiting_.fetch_add(1, std::memory_order_seq_cst);
     }
     dispatch();  // a permit freed while this one queued goes to the head of the queue now
@@ -69,33 +64,25 @@ void admission::dispatch() {
 
 // The next waiter (there is one): by smooth weighted round robin while both classes wait.
 admission::waiter* admission::pop_locked() {
-    std::size_t pick = queues_[0].head ? 0 : 1;
-    if (queues_[0].head && queues_[1].head) {
+    std::size_t pick = queues_[0].empty() ? 1 : 0;
+    if (!queues_[0].empty() && !queues_[1].empty()) {
         credit_[0] += weight_[0];
         credit_[1] += weight_[1];
         pick = credit_[0] >= credit_[1] ? 0 : 1;
         credit_[pick] -= weight_[0] + weight_[1];
     }
-    auto& q = queues_[pick];
-    waiter* w = q.head;
-    q.head = w->next_;
-    if (q.head) q.head->prev_ = nullptr;
-    else q.tail = nullptr;
-    w->next_ = w->prev_ = nullptr;
-    w->queued_ = false;
+    waiter& w = queues_[pick].front();
+    queues_[pick].pop_front();
+    w.queued_ = false;
     waiting_.fetch_sub(1, std::memory_order_seq_cst);
-    return w;
+    return &w;
 }
 
 bool admission::withdraw(waiter& w) {
     std::lock_guard lock(mutex_);
     if (!w.queued_) return false;
     auto& q = queues_[static_cast<std::size_t>(w.class_)];
-    if (w.prev_) w.prev_->next_ = w.next_;
-    else q.head = w.next_;
-    if (w.next_) w.next_->prev_ = w.prev_;
-    else q.tail = w.prev_;
-    w.next_ = w.prev_ = nullptr;
+    q.erase(q.iterator_to(w));
     w.queued_ = false;
     waiting_.fetch_sub(1, std::memory_order_seq_cst);
     return true;
@@ -121,31 +108,21 @@ std::optional<admission::clock::time_point> admission::reserve(clock::time_point
 }
 
 void admission::close() {
-    waiter* all = nullptr;
+    fifo all;
     {
         std::lock_guard lock(mutex_);
         closed_ = true;
-        // Both queues, chained into one list, in order.
         for (auto& q : queues_) {
-            for (waiter* w = q.head; w; w = w->next_) w->queued_ = false;
-            if (q.head) {
-                if (!all) all = q.head;
-                else {
-                    waiter* last = all;
-                    while (last->next_) last = last->next_;
-                    last->next_ = q.head;
-                }
-            }
-            q.head = q.tail = nullptr;
+            for (auto& w : q) w.queued_ = false;
+            all.splice(all.end(), q);
         }
         const auto n = waiting_.exchange(0, std::memory_order_seq_cst);
         running_.fetch_add(n, std::memory_order_seq_cst);
     }
-    while (all) {
-        waiter* next = all->next_;  // read first: admitted() may let the waiter go
-        all->next_ = all->prev_ = nullptr;
-        all->admitted();
-        all = next;
+    while (!all.empty()) {
+        waiter& w = all.front();
+        all.pop_front();  // first: admitted() may let the waiter go
+        w.admitted();
     }
 }
 

@@ -25,6 +25,8 @@
 
 #include <cqlcoro/admission.hpp>
 
+#include <boost/intrusive/list.hpp>
+
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -38,7 +40,7 @@ class admission {
 public:
     using clock = std::chrono::steady_clock;
 
-    class waiter {
+    class waiter : public boost::intrusive::list_base_hook<> {
     public:
         /// This request now holds a permit. Called without the admission's lock held.
         virtual void admitted() = 0;
@@ -48,8 +50,6 @@ public:
 
     private:
         friend class admission;
-        waiter* next_ = nullptr;
-        waiter* prev_ = nullptr;
         bool queued_ = false;
         request_class class_ = request_class::interactive;
     };
@@ -74,10 +74,7 @@ public:
     bool rate_limited() const noexcept { return interval_ns_ > 0; }
 
 private:
-    struct fifo {
-        waiter* head = nullptr;
-        waiter* tail = nullptr;
-    };
+    using fifo = boost::intrusive::list<waiter>;
     bool take_permit() noexcept;
     void dispatch();
     waiter* pop_locked();

@@ -66,8 +66,8 @@ TEST_CASE("admission: permits up to the limit, then a queue; a permit given back
 }
 
 TEST_CASE("admission: a full queue refuses at once") {
+    waiter w[4];  // declared first: the queue lets go of them before they go
     admission a(limits(1, 2));
-    waiter w[4];
     CHECK(a.enter(w[0], request_class::interactive) == verdict::admitted);
     CHECK(a.enter(w[1], request_class::background) == verdict::queued);
     CHECK(a.enter(w[2], request_class::interactive) == verdict::queued);
