@@ -168,6 +168,12 @@ public:
                    "assign it from session::connect(), session.prepare() or session.stream() first";
         case client_errc::session_closed:
             return "the session is closed (close() was called, or its last handle was destroyed): connect a new session";
+        case client_errc::admission_queue_full:
+            return "the session's admission queue is full (session_params::admission.max_queue requests wait for a permit): "
+                   "the request was not sent; slow down, or raise admission.max_concurrent or max_queue";
+        case client_errc::admission_rate_limited:
+            return "the session's rate limit (session_params::admission.max_per_second) would start the request only after its "
+                   "deadline: the request was not sent; slow down, or raise the limit or the timeout";
         }
         return "unknown cqlcoro client error";
     }

@@ -5,6 +5,7 @@
 // Each header below also stands alone, for a program that wants less.
 #pragma once
 
+#include <cqlcoro/admission.hpp>
 #include <cqlcoro/auth.hpp>
 #include <cqlcoro/bind.hpp>
 #include <cqlcoro/chain.hpp>

@@ -94,6 +94,8 @@ enum class client_errc {
     invalid_paging_state,         ///< a paging state that is malformed or was made for another statement
     empty_handle,                 ///< a default-constructed or moved-from session, prepared_statement or pager was used
     session_closed,               ///< the session was closed (close(), or its last handle was destroyed)
+    admission_queue_full,         ///< admission: max_queue requests already wait for a permit (nothing was sent)
+    admission_rate_limited,       ///< admission: the rate limit would start the request only after its deadline (nothing was sent)
 };
 
 const boost::system::error_category& protocol_category() noexcept;

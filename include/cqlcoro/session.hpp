@@ -17,6 +17,7 @@
 // The session follows the cluster through a control connection: see cqlcoro/metadata.hpp.
 #pragma once
 
+#include <cqlcoro/admission.hpp>
 #include <cqlcoro/auth.hpp>
 #include <cqlcoro/chain.hpp>
 #include <cqlcoro/completion.hpp>
@@ -129,6 +130,9 @@ struct session_params {
     readiness ready_when = readiness::all_pools;
     /// Where the driver's own messages go (connections replaced, nodes down and up); none: nowhere.
     log_sink logger;
+
+    // ---- Admission (cqlcoro/admission.hpp): how many requests run at once, how many wait, in which order.
+    admission_options admission;
 
     // ---- Retries (cqlcoro/retry_policy.hpp; the README's "Retries" has the decision table).
     /// Decides, after each failed attempt that reached a node, whether and where to try again.
@@ -304,6 +308,9 @@ public:
     std::vector<host_metrics> metrics() const;
     /// The session's retry and outcome counters (empty for an empty handle).
     request_metrics retry_metrics() const;
+    /// The admission gate's state (requests running and waiting now) and what it did so far; all zero
+    /// when admission is off (session_params::admission.enabled).
+    cqlcoro::admission_metrics admission_metrics() const;
     /// The cluster as the session knows it now: nodes (with their state), schema, token map. An immutable
     /// snapshot; call again for a later one.
     std::shared_ptr<const cluster_metadata> metadata() const;

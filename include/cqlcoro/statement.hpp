@@ -9,6 +9,7 @@
 // protocol v5) are fluent setters usable on temporaries and on named statements alike.
 #pragma once
 
+#include <cqlcoro/admission.hpp>
 #include <cqlcoro/bind.hpp>
 #include <cqlcoro/codec.hpp>
 #include <cqlcoro/column_spec.hpp>
@@ -56,6 +57,8 @@ struct statement_options {
     std::vector<std::pair<std::string, std::vector<std::uint8_t>>> custom_payload;  ///< v4+
     std::string keyspace;                         ///< v5: the keyspace of unqualified names
     std::optional<std::int32_t> now_in_seconds;   ///< v5: "now" for TTL and deletion, in seconds
+    /// Its admission class when it has to wait for a permit (admission.hpp); unset: interactive.
+    std::optional<request_class> admission_class;
     /// Token-aware routing: the partition key as serialized bytes (composite_routing_key() for several
     /// columns) and its keyspace. A bound statement computes both from its partition-key markers;
     /// these override that. (Held apart, so statements that do not set them stay small to move.)
@@ -87,6 +90,7 @@ public:
     CQLCORO_OPTION_SETTER(tracing, bool, tracing)
     CQLCORO_OPTION_SETTER(keyspace, std::string, keyspace)
     CQLCORO_OPTION_SETTER(now_in_seconds, std::int32_t, now_in_seconds)
+    CQLCORO_OPTION_SETTER(admission_class, request_class, admission_class)
 #undef CQLCORO_OPTION_SETTER
     /// Token-aware routing for a statement whose partition key the driver cannot see (a simple
     /// statement): the key's serialized bytes (composite_routing_key() for several columns) and keyspace.

@@ -63,6 +63,7 @@ request_outcome classify_failure(const error_code& ec, const server_error_info* 
         return maybe;  // a code this driver does not know: assume the worst for a write
     }
     if (never_sent(ec) || ec == client_errc::empty_handle || ec == client_errc::session_closed ||
+        ec == client_errc::admission_queue_full || ec == client_errc::admission_rate_limited ||
         ec == client_errc::invalid_statement || ec == client_errc::no_host_available)
         return request_outcome::not_sent;
     if (ec == client_errc::connection_closed_sent) return maybe;

@@ -97,7 +97,7 @@ struct execution final : connection::request_sink {
 
 constexpr std::size_t max_executions = 4;  // the first and up to three speculative ones
 
-struct request_op final : hedge_timer::entry {
+struct request_op final : hedge_timer::entry, admission::waiter {
     std::shared_ptr<request_op> keep;  // set while running: the pool's reference, handed back at the end
     std::shared_ptr<session_impl> impl;
     std::shared_ptr<const routing_view> view;  // the hosts and connections this request may use
@@ -137,6 +137,15 @@ struct request_op final : hedge_timer::entry {
     bool hedging = false;
     bool hedge_armed = false;
     latency_histogram* first_latencies = nullptr;  // the prepared statement's, when recorded
+
+    // Admission (policy/admission.hpp): the request holds one of the session's permits from its start
+    // until its completion, and gives it back exactly once, in complete(). Before it starts it may wait:
+    // for the rate limit (a timer to the reserved start) or in the queue (the gate owes an admitted()
+    // call, unless withdraw() takes the request out; the timer then is its deadline).
+    enum class admission_wait : std::uint8_t { none, rate, queue };
+    admission_wait waiting = admission_wait::none;
+    bool holds_permit = false;
+    std::unique_ptr<asio::steady_timer> admission_timer;
 
     std::optional<std::int64_t> write_timestamp;  // fixed once, so every attempt carries the same
     error_code last_error;                         // the last retried failure, and its server error:
@@ -182,6 +191,7 @@ struct request_op final : hedge_timer::entry {
                 execs[i].backoff.reset();
                 execs[i].retry.reset();
             }
+            admission_timer.reset();
             back = std::move(keep);
             if (!deliver) home = std::move(impl);
         }
@@ -239,11 +249,110 @@ struct request_op final : hedge_timer::entry {
             user_slot.assign([self = std::weak_ptr<request_op>(keep), g = generation](asio::cancellation_type t) {
                 if (auto op = self.lock()) op->on_cancel(g, t);
             });
+        if (!impl->gate || admit(now)) start(now);
+        initiating = false;  // (the staged completion, if any, was marked not inline)
+    }
+
+    // The first execution.
+    void start(clock::time_point now) {
         auto& x = execs[exec_count++];
         x.reset(this, 0);
         x.started = now;
         attempt(x);
-        initiating = false;  // (the staged completion, if any, was marked not inline)
+    }
+
+    // ---- admission
+    // True when the request may start now; otherwise it waits (or was refused, and is complete).
+    bool admit(clock::time_point now) {
+        auto& gate = *impl->gate;
+        if (gate.rate_limited()) {
+            const auto at = gate.reserve(now, deadline);
+            if (!at) {
+                refuse(client_errc::admission_rate_limited,
+                       fmt::format("the rate limit of {}/s would start the request only after its deadline ({} ms from now): it was not sent",
+                                   impl->params.admission.max_per_second,
+                                   std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count()));
+                return false;
+            }
+            if (*at > now) {
+                wait_admission(admission_wait::rate, *at);
+                return false;
+            }
+        }
+        return enter_gate();
+    }
+
+    bool enter_gate() {
+        switch (impl->gate->enter(*this, req->options().admission_class.value_or(request_class::interactive))) {
+        case admission::verdict::admitted: holds_permit = true; return true;
+        case admission::verdict::queued:
+            ++owed;  // the gate's admitted()
+            wait_admission(admission_wait::queue, deadline);
+            return false;
+        case admission::verdict::queue_full: {
+            const auto m = impl->gate->metrics();
+            refuse(client_errc::admission_queue_full,
+                   fmt::format("{} requests run and {} wait for admission, the queue's limit (admission.max_queue {}): it was not sent",
+                               m.running, m.waiting, impl->params.admission.max_queue));
+            return false;
+        }
+        }
+        return false;
+    }
+
+    void wait_admission(admission_wait kind, clock::time_point until) {
+        waiting = kind;
+        if (!admission_timer) admission_timer = std::make_unique<asio::steady_timer>(impl->ex);
+        admission_timer->expires_at(until);
+        ++owed;
+        admission_timer->async_wait([this](error_code ec) {
+            entry e(*this);
+            --owed;
+            on_admission_timer(ec);
+        });
+    }
+
+    void on_admission_timer(error_code ec) {
+        if (done) return;
+        if (waiting == admission_wait::rate) {  // the reserved start (or a cancellation)
+            waiting = admission_wait::none;
+            if (cancelled) return refuse(asio::error::operation_aborted, "cancelled by the application while the rate limit held it");
+            if (enter_gate()) start(clock::now());
+            return;
+        }
+        if (waiting != admission_wait::queue || ec) return;  // admitted meanwhile, or cancelled
+        if (!impl->gate->withdraw(*this)) return;  // the permit is on its way: on_admitted() follows
+        waiting = admission_wait::none;
+        --owed;  // no admitted() will come
+        impl->gate->count_timed_out();
+        const auto m = impl->gate->metrics();
+        refuse(client_errc::request_timeout, fmt::format("the deadline passed while the request waited for admission ({} running, {} waiting): "
+                                                         "it was not sent",
+                                                         m.running, m.waiting));
+    }
+
+    // From the gate, on whichever thread gave a permit back: the request continues on the session's executor.
+    void admitted() override {
+        asio::post(impl->ex, [this] { on_admitted(); });
+    }
+
+    void on_admitted() {
+        entry e(*this);
+        --owed;
+        waiting = admission_wait::none;
+        holds_permit = true;
+        if (admission_timer) admission_timer->cancel();
+        if (done) return;
+        if (cancelled) return refuse(asio::error::operation_aborted, "cancelled by the application while it waited for admission");
+        const auto now = clock::now();
+        if (now >= deadline) return refuse(client_errc::request_timeout, "the deadline passed while the request waited for admission: it was not sent");
+        start(now);
+    }
+
+    // The request ends before its first attempt: refused by admission, or given up while it waited.
+    void refuse(error_code ec, std::string why) {
+        req->diagnostics.attempts.push_back({"", ec, std::move(why), request_outcome::not_sent, retry_action::rethrow});
+        finish(ec, nullptr);
     }
 
     // A statement for one node: the plan is that node, if it has connections, and nothing else.
@@ -852,6 +961,18 @@ struct request_op final : hedge_timer::entry {
         entry e(*this);
         if (done || g != generation) return;  // too late: completed, or this object already serves another request
         cancelled = true;
+        if (waiting == admission_wait::rate) {
+            admission_timer->cancel();  // its callback ends the request
+            return;
+        }
+        if (waiting == admission_wait::queue) {
+            if (!impl->gate->withdraw(*this)) return;  // the permit is on its way: on_admitted() ends the request
+            waiting = admission_wait::none;
+            --owed;  // no admitted() will come
+            admission_timer->cancel();
+            impl->gate->count_cancelled();
+            return refuse(asio::error::operation_aborted, "cancelled by the application while it waited for admission");
+        }
         // The connections answer with operation_aborted, and a cancelled backoff ends its execution;
         // with nothing in the air the request ends here.
         if (!stop_executions(t, false)) finish(asio::error::operation_aborted, nullptr);
@@ -920,6 +1041,10 @@ struct request_op final : hedge_timer::entry {
     void complete(error_code ec, result r) {
         if (done) return;
         done = true;
+        if (holds_permit) {
+            holds_permit = false;
+            impl->gate->leave();  // the next waiter's admitted() only posts: nothing re-enters here
+        }
         stop_executions(asio::cancellation_type::terminal, true);
         // The application's slot is not cleared here, on a connection's strand: that would race with an
         // emit on the application's executor. erased_handler clears it there, just before the handler runs;

@@ -114,6 +114,7 @@ std::string session_impl::closed_reason() const {
 void session_impl::shutdown() {
     if (closing.exchange(true)) return;  // close() came first
     abandoned = true;
+    if (gate) gate->close();  // waiting requests go on, to fail as the session is closed
     asio::post(strand, [self = shared_from_this()] {
 
         self->readiness.cancel();
@@ -154,6 +155,11 @@ asio::awaitable<session> session::connect_op(asio::any_io_executor ex, session_p
     if (params.retry_budget.ratio < 0 || params.retry_budget.ttl.count() < 1 || params.retry_budget.ttl.count() > 60)
         throw error(client_errc::invalid_configuration, "retry_budget: the ratio must not be negative, the ttl 1 to 60 s");
     if (params.attempt_timeout.count() < 0) throw error(client_errc::invalid_configuration, "attempt_timeout must not be negative");
+    if (const auto& a = params.admission; a.enabled && (a.max_concurrent == 0 || a.interactive_weight == 0 || a.background_weight == 0 ||
+                                                         !(a.max_per_second >= 0) || a.burst.count() < 0))
+        throw error(client_errc::invalid_configuration,
+                    "admission: max_concurrent and the class weights must be at least 1, max_per_second and burst not negative "
+                    "(enabled = false turns admission off)");
     if (params.reconnection.base.count() <= 0 || params.reconnection.max < params.reconnection.base)
         throw error(client_errc::invalid_configuration, "reconnection: the base delay must be positive and not above the maximum");
     auto impl = std::make_shared<detail::session_impl>(ex);
@@ -162,6 +168,7 @@ asio::awaitable<session> session::connect_op(asio::any_io_executor ex, session_p
     impl->params = std::move(params);
     impl->stream_budget = memory_budget::create(impl->params.stream_memory_budget);
     impl->retries = std::make_unique<retry_budget>(impl->params.retry_budget);
+    if (impl->params.admission.enabled) impl->gate = std::make_unique<detail::admission>(impl->params.admission);
     impl->lb = impl->params.load_balancing ? impl->params.load_balancing
                                            : std::make_shared<default_load_balancing_policy>(impl->params.remote_hosts_per_dc,
                                                                                              impl->params.shuffle_replicas);
@@ -221,6 +228,7 @@ namespace {
 
 asio::awaitable<void> close_on_strand(std::shared_ptr<detail::session_impl> impl, std::chrono::milliseconds timeout) {
     impl->closing = true;
+    if (impl->gate) impl->gate->close();  // waiting requests go on, to fail as the session is closed
     impl->readiness.cancel();
     if (impl->control) impl->control->stop();
     std::vector<std::shared_ptr<conn_t>> all;
@@ -277,6 +285,11 @@ request_metrics session::retry_metrics() const {
     m.speculative_denials = get(c.speculative_denials);
     for (std::size_t i = 0; i < m.failed_by_outcome.size(); ++i) m.failed_by_outcome[i] = get(c.failed_by_outcome[i]);
     return m;
+}
+
+cqlcoro::admission_metrics session::admission_metrics() const {
+    if (!handle_ || !handle_->impl->gate) return {};
+    return handle_->impl->gate->metrics();
 }
 
 std::shared_ptr<const cluster_metadata> session::metadata() const { return impl().current()->md; }

@@ -13,6 +13,7 @@
 #include "cluster/schema.hpp"
 #include "cluster/token_map.hpp"
 #include "connection/connection.hpp"
+#include "policy/admission.hpp"
 #include "policy/hedge_timer.hpp"
 #include "pool/node_pool.hpp"
 #include "session/encode.hpp"
@@ -108,6 +109,7 @@ struct session_impl : std::enable_shared_from_this<session_impl>, control_listen
     std::atomic<bool> abandoned{false};  // the last handle went away without close(): shut down at once
     std::shared_ptr<memory_budget> stream_budget;  // streams' pages (session_params::stream_memory_budget)
     std::unique_ptr<retry_budget> retries;         // session_params::retry_budget
+    std::unique_ptr<admission> gate;               // session_params::admission; null when off
     std::shared_ptr<const load_balancing_policy> lb;  // session_params::load_balancing, or the default
     bool hedging_enabled = false;                  // the speculative execution policy is not the "never" one
     std::atomic<std::int64_t> last_timestamp{0};   // the client timestamp generator's last value
