@@ -54,11 +54,12 @@ struct statement_options {
     std::optional<bool> idempotent;
     std::optional<std::chrono::milliseconds> timeout;
     bool tracing = false;
+    /// Its admission class when it has to wait for a permit (admission.hpp); unset: interactive. (Here,
+    /// in the padding after `tracing`: the options stay as large as they were.)
+    std::optional<request_class> admission_class;
     std::vector<std::pair<std::string, std::vector<std::uint8_t>>> custom_payload;  ///< v4+
     std::string keyspace;                         ///< v5: the keyspace of unqualified names
     std::optional<std::int32_t> now_in_seconds;   ///< v5: "now" for TTL and deletion, in seconds
-    /// Its admission class when it has to wait for a permit (admission.hpp); unset: interactive.
-    std::optional<request_class> admission_class;
     /// Token-aware routing: the partition key as serialized bytes (composite_routing_key() for several
     /// columns) and its keyspace. A bound statement computes both from its partition-key markers;
     /// these override that. (Held apart, so statements that do not set them stay small to move.)

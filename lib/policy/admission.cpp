@@ -12,14 +12,6 @@ admission::admission(const admission_options& o)
       interval_ns_(o.max_per_second > 0 ? std::max<std::int64_t>(1, std::llround(1e9 / o.max_per_second)) : 0),
       burst_ns_(std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(o.burst).count())) {}
 
-// A permit, if one is free.
-bool admission::take_permit() noexcept {
-    auto r = running_.load(std::memory_order_seq_cst);
-    while (r < max_concurrent_)
-        if (running_.compare_exchange_weak(r, r + 1, std::memory_order_seq_cst)) return true;
-    return false;
-}
-
 admission::verdict admission::enter(waiter& w, request_class c) {
     // The fast path: nobody waits and a permit is free.
     if (waiting_.load(std::memory_order_seq_cst) == 0 && take_permit()) return verdict::admitted;

@@ -59,6 +59,9 @@ public:
     explicit admission(const admission_options& o);
 
     verdict enter(waiter& w, request_class c);
+    /// enter()'s fast path, inline for the request path: a permit when there is no rate limit, nobody
+    /// waits and one is free. False: call reserve() and enter().
+    bool try_enter() noexcept { return interval_ns_ == 0 && waiting_.load(std::memory_order_seq_cst) == 0 && take_permit(); }
     void leave();
     bool withdraw(waiter& w);
     /// The time the rate limit lets a request start (now or later), or nullopt when that would be after
@@ -75,7 +78,13 @@ public:
 
 private:
     using fifo = boost::intrusive::list<waiter>;
-    bool take_permit() noexcept;
+    // A permit, if one is free.
+    bool take_permit() noexcept {
+        auto r = running_.load(std::memory_order_seq_cst);
+        while (r < max_concurrent_)
+            if (running_.compare_exchange_weak(r, r + 1, std::memory_order_seq_cst)) return true;
+        return false;
+    }
     void dispatch();
     waiter* pop_locked();
 

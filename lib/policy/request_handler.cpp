@@ -249,7 +249,14 @@ struct request_op final : hedge_timer::entry, admission::waiter {
             user_slot.assign([self = std::weak_ptr<request_op>(keep), g = generation](asio::cancellation_type t) {
                 if (auto op = self.lock()) op->on_cancel(g, t);
             });
-        if (!impl->gate || admit(now)) start(now);
+        if (impl->gate) {
+            if (impl->gate->try_enter()) holds_permit = true;  // the usual case: a free permit, nobody waiting
+            else if (!admit(now)) {
+                initiating = false;
+                return;
+            }
+        }
+        start(now);
         initiating = false;  // (the staged completion, if any, was marked not inline)
     }
 
@@ -262,8 +269,9 @@ struct request_op final : hedge_timer::entry, admission::waiter {
     }
 
     // ---- admission
-    // True when the request may start now; otherwise it waits (or was refused, and is complete).
-    bool admit(clock::time_point now) {
+    // True when the request may start now; otherwise it waits (or was refused, and is complete). Out of
+    // line: the request path's usual case is try_enter().
+    [[gnu::noinline]] bool admit(clock::time_point now) {
         auto& gate = *impl->gate;
         if (gate.rate_limited()) {
             const auto at = gate.reserve(now, deadline);
