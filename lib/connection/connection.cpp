@@ -38,6 +38,16 @@ std::string quote_identifier(std::string_view name) {
 
 }  // namespace
 
+boost::system::result<response_frame> decode_frame(const protocol::frame_header& h, protocol::bytes_view body) {
+    response_frame f;
+    f.header = h;
+    f.body.assign(body.begin(), body.end());
+    auto m = protocol::decode_response(h, f.body);  // views into f.body, whose heap block moves with it
+    if (!m) return m.error();
+    f.message = std::move(*m);
+    return f;
+}
+
 connection::connection(asio::any_io_executor ex, const connection_params& p)
     : strand_(asio::make_strand(ex)),
       socket_(strand_),
@@ -191,16 +201,9 @@ public:
     void on_frame(const protocol::frame_header& h, protocol::bytes_view body) override {
         if (done) return;
         done = true;
-        response_frame f;
-        f.header = h;
-        f.body.assign(body.begin(), body.end());
-        auto m = protocol::decode_response(h, f.body);
-        if (!m) {
-            malformed = m.error();
-            return;
-        }
-        f.message = std::move(*m);
-        got = std::move(f);
+        auto f = decode_frame(h, body);
+        if (!f) malformed = f.error();
+        else got = std::move(*f);
     }
     void on_failure(error_code ec, bool) override {
         if (done) return;
@@ -488,13 +491,9 @@ error_code connection::on_unsolicited(const protocol::frame_header& h, protocol:
         handshake_->on_frame(h, body);
         return {};
     }
-    response_frame f;
-    f.header = h;
-    f.body.assign(body.begin(), body.end());
-    auto m = protocol::decode_response(h, f.body);
-    if (!m) return m.error();
-    f.message = std::move(*m);
-    if (on_event_) on_event_(f);
+    auto f = decode_frame(h, body);
+    if (!f) return f.error();
+    if (on_event_) on_event_(*f);
     return {};
 }
 

@@ -104,6 +104,9 @@ struct response_frame {
     protocol::response message;
 };
 
+/// A response_frame owning a copy of `body`, decoded: what execute(), the handshake and events deliver.
+boost::system::result<response_frame> decode_frame(const protocol::frame_header& h, protocol::bytes_view body);
+
 enum class connection_state { ready, draining, closed };
 
 /// What the session's request path needs of a connection: the connection below, or a test's fake node
@@ -313,13 +316,9 @@ public:
     }
 
     void on_frame(const protocol::frame_header& h, protocol::bytes_view body) override {
-        response_frame f;
-        f.header = h;
-        f.body.assign(body.begin(), body.end());
-        auto m = protocol::decode_response(h, f.body);
-        if (!m) return finish(m.error(), {});
-        f.message = std::move(*m);
-        finish({}, std::move(f));
+        auto f = decode_frame(h, body);
+        if (!f) return finish(f.error(), {});
+        finish({}, std::move(*f));
     }
     void on_failure(error_code ec, bool) override { finish(ec, {}); }
 

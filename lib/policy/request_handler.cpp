@@ -329,14 +329,20 @@ struct request_op final : hedge_timer::entry, admission::waiter {
             return;
         }
         if (waiting != admission_wait::queue || ec) return;  // admitted meanwhile, or cancelled
-        if (!impl->gate->withdraw(*this)) return;  // the permit is on its way: on_admitted() follows
-        waiting = admission_wait::none;
-        --owed;  // no admitted() will come
+        if (!leave_queue()) return;  // the permit is on its way: on_admitted() follows
         impl->gate->count_timed_out();
         const auto m = impl->gate->metrics();
         refuse(client_errc::request_timeout, fmt::format("the deadline passed while the request waited for admission ({} running, {} waiting): "
                                                          "it was not sent",
                                                          m.running, m.waiting));
+    }
+
+    // Out of the gate's queue, if the request is still in it: then no admitted() will come.
+    bool leave_queue() {
+        if (!impl->gate->withdraw(*this)) return false;
+        waiting = admission_wait::none;
+        --owed;
+        return true;
     }
 
     // From the gate, on whichever thread gave a permit back: the request continues on the session's executor.
@@ -974,9 +980,7 @@ struct request_op final : hedge_timer::entry, admission::waiter {
             return;
         }
         if (waiting == admission_wait::queue) {
-            if (!impl->gate->withdraw(*this)) return;  // the permit is on its way: on_admitted() ends the request
-            waiting = admission_wait::none;
-            --owed;  // no admitted() will come
+            if (!leave_queue()) return;  // the permit is on its way: on_admitted() ends the request
             admission_timer->cancel();
             impl->gate->count_cancelled();
             return refuse(asio::error::operation_aborted, "cancelled by the application while it waited for admission");
