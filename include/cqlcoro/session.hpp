@@ -81,6 +81,11 @@ struct session_params {
     /// first, then the old one drains. Three quarters of the 32768 stream ids by default, as in the Java
     /// driver.
     std::size_t orphan_budget = 24576;
+    /// Requests in flight per connection: the stream ids it uses (1 to 32768, the protocol's limit). When
+    /// every connection of every node a request's plan offers has none free, the request waits for the
+    /// first to come free, within its deadline, rather than fail. A lower limit also lowers the orphan
+    /// budget to three quarters of it.
+    std::size_t max_requests_per_connection = 32768;
     consistency default_consistency = consistency::local_one;
     std::int32_t default_page_size = 5000;
     /// Bytes that the pages of all the session's streams (session.stream()) may hold together; a

@@ -373,13 +373,14 @@ std::uint64_t connection::watch_cancellation(asio::cancellation_slot slot) {
 }
 
 void connection::submit(shared_frame frame, request_sink* sink, asio::cancellation_slot slot, clock::time_point deadline,
-                        bool notify_written) {
+                        bool notify_written, bool wait_for_id) {
     mux_.note_submitted();
     const multiplexer::submission s{.sink = sink,
                                     .seq = watch_cancellation(slot),
                                     .deadline = deadline,
                                     .cancellable = slot.is_connected(),
-                                    .notify_written = notify_written};
+                                    .notify_written = notify_written,
+                                    .wait_for_id = wait_for_id};
     if (strand_.running_in_this_thread()) {
         enqueue(std::move(frame), s);
         return;
@@ -404,9 +405,15 @@ void connection::cancel(std::uint64_t seq) {
     after_abandon();
 }
 
+// A stream id set free went to a parked request: it goes out with the next write.
+void connection::flush_parked() {
+    if (mux_.take_write_start()) asio::post(strand_, [self = shared_from_this()] { self->flush(); });
+}
+
 // After requests were abandoned: too many orphans drain the connection (or ask for its replacement), and
 // a draining connection with nothing left in flight closes.
 void connection::after_abandon() {
+    flush_parked();
     if (mux_.orphans() > orphan_budget_ && !closed_) {
         if (!replace_on_orphans_ || !on_state_) {
             drain(client_errc::orphan_budget_exceeded,
@@ -481,6 +488,7 @@ void connection::on_read(error_code ec, std::size_t n) {
         fail_all(perr, fmt::format("{} sent a malformed frame: {}", host_, perr.message()));
         return;
     }
+    flush_parked();
     finish_drain_if_idle();
     start_read();
 }

@@ -119,7 +119,7 @@ public:
     virtual std::size_t in_flight() const noexcept = 0;
     /// See connection::submit.
     virtual void submit(shared_frame frame, request_sink* sink, asio::cancellation_slot slot, clock::time_point deadline,
-                        bool notify_written) = 0;
+                        bool notify_written, bool wait_for_id) = 0;
     virtual std::pair<error_code, std::string> failure() const = 0;
 
 protected:
@@ -177,8 +177,10 @@ public:
     /// completes with client_errc::request_timeout (and its stream id becomes an orphan if it was
     /// written). Safe to call from any thread.
     /// `notify_written`: call sink->on_written() once the frame is handed to the socket.
+    /// `wait_for_id`: when all 32768 stream ids are in use, wait (within the deadline) for the first to
+    /// come free instead of completing at once with client_errc::too_many_requests.
     void submit(shared_frame frame, request_sink* sink, asio::cancellation_slot slot, clock::time_point deadline,
-                bool notify_written = false) override;
+                bool notify_written = false, bool wait_for_id = false) override;
 
     /// Stops taking requests, waits (at most `timeout`) for those in flight, then closes. Completes when
     /// the connection is closed.
@@ -247,6 +249,7 @@ private:
     std::uint64_t watch_cancellation(asio::cancellation_slot slot);
     void cancel(std::uint64_t seq);
     void after_abandon();
+    void flush_parked();
     void arm_deadline_timer();
     void expire_deadlines();
     void drain(error_code cause, std::string why);

@@ -53,12 +53,23 @@ bool multiplexer::add(shared_frame frame, const submission& s, clock::time_point
     }
     auto id = ids_.acquire();
     if (!id) {
+        // Parked: at most as many as the protocol has ids, so a connection that never frees one cannot hoard requests.
+        if (s.wait_for_id && parked_.size() < stream_ids::max_capacity) {
+            parked_.push_back({std::move(frame), s});
+            if (timed) parked_earliest_ = std::min(parked_earliest_, s.deadline);
+            return false;
+        }
         refuse(s.sink, client_errc::too_many_requests);
         return false;
     }
+    return enqueue(*id, std::move(frame), s);
+}
+
+bool multiplexer::enqueue(std::int16_t id, shared_frame frame, const submission& s) {
+    const bool timed = s.deadline != clock::time_point::max();
     // The table grows with the highest id in use (ids are handed out lowest first), so an idle
     // connection of a large pool does not hold 32768 entries.
-    const auto at = static_cast<std::size_t>(*id);
+    const auto at = static_cast<std::size_t>(id);
     if (at >= in_flight_.size()) in_flight_.resize(std::min(ids_.capacity(), std::max(in_flight_.size() * 2, at + 1)));
     auto& p = in_flight_[at];
     p.sink = s.sink;
@@ -69,24 +80,57 @@ bool multiplexer::add(shared_frame frame, const submission& s, clock::time_point
     p.in_use = true;
     p.deadline = s.deadline;
     p.heap_pos = no_deadline;
-    if (timed) heap_push(*id);
-    if (s.cancellable) cancellable_.emplace(s.seq, *id);
+    if (timed) heap_push(id);
+    if (s.cancellable) cancellable_.emplace(s.seq, id);
     auto& q = queue_.emplace_back();
-    q.id = *id;
+    q.id = id;
     q.seq = s.seq;
     if (frame->size() <= copy_limit) {
         q.offset = static_cast<std::uint32_t>(queue_bytes_.size());
         q.size = static_cast<std::uint32_t>(frame->size());
         queue_bytes_.insert(queue_bytes_.end(), frame->begin(), frame->end());
-        patch_stream(queue_bytes_.data() + q.offset, *id);
+        patch_stream(queue_bytes_.data() + q.offset, id);
     } else {
         std::copy_n(frame->begin(), protocol::header_size, q.header.begin());
-        patch_stream(q.header.data(), *id);
+        patch_stream(q.header.data(), id);
         q.frame = std::move(frame);
     }
     if (writing_) return false;
     writing_ = true;
     return true;
+}
+
+void multiplexer::unpark() {
+    while (!parked_.empty() && !closed_) {
+        const auto id = ids_.acquire();
+        if (!id) return;
+        auto p = std::move(parked_.front());
+        parked_.pop_front();
+        if (enqueue(*id, std::move(p.frame), p.s)) write_start_ = true;
+    }
+    if (parked_.empty()) parked_earliest_ = clock::time_point::max();
+}
+
+void multiplexer::refuse_parked(error_code why, bool all, clock::time_point now) {
+    if (parked_.empty()) return;
+    // Out of the FIFO first, then told: a sink may call add(), which may park again.
+    std::vector<request_sink*> out;
+    auto earliest = clock::time_point::max();
+    std::erase_if(parked_, [&](const parked_request& p) {
+        if (all || p.s.deadline <= now) {
+            out.push_back(p.s.sink);
+            return true;
+        }
+        earliest = std::min(earliest, p.s.deadline);
+        return false;
+    });
+    parked_earliest_ = earliest;
+    for (auto* sink : out) refuse(sink, why);
+}
+
+void multiplexer::refuse_new(error_code why) {
+    refusal_ = why;
+    refuse_parked(why, true, {});
 }
 
 std::size_t multiplexer::prepare_write() {
@@ -200,9 +244,13 @@ error_code multiplexer::deliver(const protocol::frame_header& h, protocol::bytes
         const pending p = take(h.stream);
         load_.fetch_sub(1, std::memory_order_relaxed);
         p.sink->on_frame(h, *b);
+        if (!parked_.empty()) unpark();
         break;
     }
-    case stream_ids::arrival::orphan: orphans_.store(ids_.orphans(), std::memory_order_relaxed); break;
+    case stream_ids::arrival::orphan:
+        orphans_.store(ids_.orphans(), std::memory_order_relaxed);
+        if (!parked_.empty()) unpark();
+        break;
     case stream_ids::arrival::unexpected: break;
     }
     return {};
@@ -220,7 +268,14 @@ multiplexer::pending multiplexer::take(std::int16_t id) {
 
 void multiplexer::cancel(std::uint64_t seq) {
     auto it = cancellable_.find(seq);
-    if (it == cancellable_.end()) return;  // already completed
+    if (it == cancellable_.end()) {  // parked, or already completed
+        const auto at = std::find_if(parked_.begin(), parked_.end(), [&](const parked_request& p) { return p.s.cancellable && p.s.seq == seq; });
+        if (at == parked_.end()) return;
+        auto* sink = at->s.sink;
+        parked_.erase(at);
+        refuse(sink, boost::asio::error::operation_aborted);
+        return;
+    }
     const auto id = it->second;
     const auto& p = in_flight_[static_cast<std::size_t>(id)];
     if (!p.in_use || p.seq != seq) return;
@@ -238,13 +293,16 @@ void multiplexer::abandon(std::int16_t id, error_code why) {
         ids_.release(id);
     }
     settle(p.sink, why, p.written);
+    if (!p.written && !parked_.empty()) unpark();
 }
 
 clock::time_point multiplexer::earliest_deadline() const noexcept {
-    return deadlines_.empty() ? clock::time_point::max() : in_flight_[static_cast<std::size_t>(deadlines_.front())].deadline;
+    const auto first = deadlines_.empty() ? clock::time_point::max() : in_flight_[static_cast<std::size_t>(deadlines_.front())].deadline;
+    return std::min(first, parked_earliest_);
 }
 
 void multiplexer::expire(clock::time_point now) {
+    if (parked_earliest_ <= now) refuse_parked(client_errc::request_timeout, false, now);
     while (!deadlines_.empty() && !closed_) {
         const auto id = deadlines_.front();
         if (in_flight_[static_cast<std::size_t>(id)].deadline > now) break;
@@ -268,6 +326,7 @@ void multiplexer::fail_all() {
     queue_.clear();
     queue_bytes_.clear();
     cancellable_.clear();
+    refuse_parked(client_errc::connection_closed_unsent, true, {});
 }
 
 bool multiplexer::heap_less(std::uint32_t a, std::uint32_t b) const noexcept {

@@ -10,6 +10,12 @@
 //                    with a deadline, it is in the deadline heap. Refused at once instead when no id is
 //                    free (too_many_requests), the deadline has passed (request_timeout), or the
 //                    multiplexer no longer takes requests (refuse_new(), fail_all()).
+//   (parked)         a request that may wait for an id (submission::wait_for_id) and finds none waits in
+//                    a FIFO instead of being refused: the first id set free goes to the first parked
+//                    request, which is then queued as above. Its deadline, cancel(), refuse_new() and
+//                    fail_all() take it out unwritten. After a call that can free an id (commit_read,
+//                    cancel, expire), take_write_start() says whether a parked request was queued and
+//                    the shell must start a write.
 //   prepare_write()  written: every queued request goes into one batch of buffers; each is marked
 //                    written (and its sink told, if it asked). A request cancelled while queued is left out.
 //   commit_read()    answered: the frame on its stream id goes to its sink, and the id is free again.
@@ -47,11 +53,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace cqlcoro::connection {
@@ -94,6 +102,7 @@ public:
         clock::time_point deadline = clock::time_point::max();
         bool cancellable = false;     ///< cancel(seq) may be called for it
         bool notify_written = false;  ///< call sink->on_written() when it is written
+        bool wait_for_id = false;     ///< with every id in use, wait (parked) for one rather than be refused
     };
 
     /// At most `max_requests` in flight (stream ids), answers of at most `max_frame` bytes.
@@ -110,8 +119,13 @@ public:
     /// is in progress). A refused request's sink is told at once, and false is returned.
     bool add(shared_frame frame, const submission& s, clock::time_point now);
 
-    /// Stops taking requests: add() refuses with `why` (those in flight go on).
-    void refuse_new(error_code why) noexcept { refusal_ = why; }
+    /// Stops taking requests: add() refuses with `why`, and so are the parked ones, unwritten (those in
+    /// flight go on).
+    void refuse_new(error_code why);
+
+    /// True once after a parked request was given a freed id and queued while no write was in progress:
+    /// the shell must start a write (as when add() returns true).
+    bool take_write_start() noexcept { return std::exchange(write_start_, false); }
 
     /// The next write: moves the queue into one batch and returns how many requests it holds; 0 when the
     /// queue is empty (nothing to write: the write loop ends, and the next add() starts another). The
@@ -139,6 +153,8 @@ public:
     /// Requests in flight, orphans not counted (strand only).
     std::size_t in_flight() const noexcept { return ids_.in_flight(); }
     std::size_t available() const noexcept { return ids_.available(); }
+    /// Requests waiting for a stream id (strand only).
+    std::size_t parked() const noexcept { return parked_.size(); }
     std::size_t read_buffer_capacity() const noexcept { return in_.capacity(); }
 
     // Readable from any thread.
@@ -175,6 +191,12 @@ private:
     };
 
     void refuse(request_sink* sink, error_code ec);
+    // Takes an id and queues the frame; true when the shell must start a write.
+    bool enqueue(std::int16_t id, shared_frame frame, const submission& s);
+    // Gives freed ids to parked requests, first come first served.
+    void unpark();
+    // Takes parked requests out, unwritten, with `why`: every one (`all`), or those due by `now`.
+    void refuse_parked(error_code why, bool all, clock::time_point now);
     void settle(request_sink* sink, error_code ec, bool written);
     void abandon(std::int16_t id, error_code why);
     pending take(std::int16_t id);
@@ -198,6 +220,15 @@ private:
     std::vector<pending> in_flight_;                               // by stream id
     std::vector<std::int16_t> deadlines_;                          // heap of stream ids by deadline
     std::unordered_map<std::uint64_t, std::int16_t> cancellable_;  // seq -> id, for requests that may be cancelled
+    struct parked_request {
+        shared_frame frame;
+        submission s;
+    };
+    std::deque<parked_request> parked_;                            // waiting for an id, in arrival order
+    // At or before the earliest deadline of the parked requests (a stale bound after some leave: the
+    // timer may then fire early, and expire() computes it again).
+    clock::time_point parked_earliest_ = clock::time_point::max();
+    bool write_start_ = false;
     std::vector<queued> queue_;                                    // frames waiting for the next write
     std::vector<queued> batch_;                                    // the write in progress
     protocol::byte_buffer queue_bytes_, batch_bytes_;              // the small frames of queue_ and batch_

@@ -57,6 +57,10 @@ struct execution final : connection::request_sink {
     const host_conns* host = nullptr;
     connection::request_target* conn = nullptr;
     bool same_host = false;
+    // Stream ids: the first node of the plan whose connection had none free, and whether this execution
+    // now waits there for one (every node of the plan was saturated).
+    const host_conns* saturated = nullptr;
+    bool wait_for_id = false;
     std::size_t tries = 0;     // attempts that reached a node
     std::unique_ptr<retry_state> retry;
     std::unique_ptr<asio::steady_timer> backoff;
@@ -78,8 +82,9 @@ struct execution final : connection::request_sink {
     void reset(request_op* o, std::size_t i) {
         op = o;
         index = i;
-        active = at_connection = written = same_host = false;
+        active = at_connection = written = same_host = wait_for_id = false;
         host = nullptr;
+        saturated = nullptr;
         conn = nullptr;
         tries = 0;
         retry.reset();
@@ -467,6 +472,12 @@ struct request_op final : hedge_timer::entry, admission::waiter {
         for (;;) {
             const host_conns* h = x.same_host ? x.host : next_host();
             x.same_host = false;
+            if (!h && x.saturated && !x.wait_for_id && x.index == 0) {
+                // Every node the plan offered was out of stream ids (or down): rather than fail, wait at
+                // the first saturated one for its first free id, within the deadline.
+                h = x.saturated;
+                x.wait_for_id = true;
+            }
             if (!h) break;
             x.host = h;
             d.host = h->name();
@@ -663,7 +674,7 @@ struct request_op final : hedge_timer::entry, admission::waiter {
         x.at_connection = true;
         x.written = false;
         ++owed;
-        x.conn->submit(connection::shared_frame(keep, &f), &x, slot, until, hedging);
+        x.conn->submit(connection::shared_frame(keep, &f), &x, slot, until, hedging, x.wait_for_id);
     }
 
     clock::time_point attempt_until() const {
@@ -907,14 +918,17 @@ struct request_op final : hedge_timer::entry, admission::waiter {
                 return fail(x, client_errc::session_closed, impl->closed_reason() + " before the request was written: it was not executed");
         }
         if (never_sent(ec)) {
-            not_sent(x, ec, ec.message());
+            if (ec == client_errc::too_many_requests && !x.saturated) x.saturated = x.host;
+            not_sent(x, ec, ec == client_errc::too_many_requests ? "every stream id of its connections is in use" : ec.message());
             return attempt(x);  // not executed: the next host may take it
         }
         if (ec == asio::error::operation_aborted) return fail(x, ec, "cancelled by the application", was_written);
         if (ec == client_errc::request_timeout) {
             if (clock::now() >= deadline) {
-                const auto why = req->deadline ? std::string("the request's deadline passed before an answer came")
-                                               : fmt::format("no response within {} ms", timeout.count());
+                const auto why = x.wait_for_id && !was_written
+                                     ? std::string("every node of the query plan had all its stream ids in use, and none came free before the deadline: it was not sent")
+                                 : req->deadline ? std::string("the request's deadline passed before an answer came")
+                                                 : fmt::format("no response within {} ms", timeout.count());
                 return fail(x, ec, why, was_written);
             }
             // Only this attempt's time ran out (attempt_timeout). Still queued at its connection (a

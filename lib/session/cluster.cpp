@@ -49,7 +49,9 @@ connection::connection_params session_impl::connection_params_for(const std::str
     c.exact_version = version == 0 && params.protocol_version != 0;
     c.connect_timeout = params.connect_timeout;
     c.heartbeat_interval = params.heartbeat_interval;
-    c.orphan_budget = params.orphan_budget;
+    // Three quarters of a smaller set of stream ids, unless the budget asked for is smaller still.
+    c.max_requests = params.max_requests_per_connection;
+    c.orphan_budget = std::min(params.orphan_budget, std::max<std::size_t>(1, params.max_requests_per_connection * 3 / 4));
     c.replace_on_orphans = !is_control;
     if (is_control) c.events = {"TOPOLOGY_CHANGE", "STATUS_CHANGE", "SCHEMA_CHANGE"};
     return c;

@@ -145,6 +145,9 @@ asio::awaitable<session> session::connect_op(asio::any_io_executor ex, session_p
         throw error(client_errc::invalid_configuration, "connections_per_remote_host must be at least 1 (remote_hosts_per_dc = 0 uses no remote nodes)");
     if (params.protocol_version != 0 && (params.protocol_version < 3 || params.protocol_version > 5))
         throw error(client_errc::invalid_configuration, fmt::format("protocol_version {}: use 3, 4, 5, or 0 to negotiate", params.protocol_version));
+    if (params.max_requests_per_connection == 0 || params.max_requests_per_connection > 32768)
+        throw error(client_errc::invalid_configuration,
+                    fmt::format("max_requests_per_connection {}: use 1 to 32768 (the protocol's stream ids)", params.max_requests_per_connection));
     if (params.event_max_batch == 0) throw error(client_errc::invalid_configuration, "event_max_batch must be at least 1");
     if (!params.retry)
         throw error(client_errc::invalid_configuration, "session_params.retry is null: use fallthrough_retry_policy to never retry");

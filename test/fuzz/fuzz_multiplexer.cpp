@@ -5,7 +5,8 @@
 // Input: byte 0: bit 0 v5 segments, bit 1 LZ4 segments, bits 2-3 v3/v4 body compression (none, LZ4,
 // Snappy). Then operations, one byte each, the low two bits saying which, the other six an argument a:
 //   0: the next a+1 bytes arrive from the server;
-//   1: a request (a deadline a ms on when a != 0; asks to be told of its write when a is odd);
+//   1: a request (a deadline a ms on when a != 0; asks to be told of its write when a is odd; may wait
+//      for a stream id when bit 1 of a is set);
 //   2: the request numbered a+1 is cancelled;
 //   3: time moves to a ms (due deadlines expire), and the queued requests are written.
 #include "connection/multiplexer.hpp"
@@ -66,7 +67,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             sinks.push_back(std::make_unique<sink>());
             m.note_submitted();
             const auto deadline = a == 0 ? connection::clock::time_point::max() : t0 + std::chrono::milliseconds(a);
-            m.add(frame, {.sink = sinks.back().get(), .seq = sinks.size(), .deadline = deadline, .cancellable = true, .notify_written = (a & 1) != 0},
+            m.add(frame, {.sink = sinks.back().get(), .seq = sinks.size(), .deadline = deadline, .cancellable = true, .notify_written = (a & 1) != 0, .wait_for_id = (a & 2) != 0},
                   now);
         } else if (op == 2) {
             m.cancel(a + 1);

@@ -174,6 +174,12 @@ write("fuzz_multiplexer", "cancel_and_orphan", b"\x00" + ADD * 2 + bytes([(1 << 
 write("fuzz_multiplexer", "deadline_and_event", b"\x00" + ADD_TIMED + ADD + WRITE + bytes([(10 << 2) | 3])
       + feed(frame(4, 0x0C, 0, s("STATUS_CHANGE") + s("UP") + b"\x04\x7f\x00\x00\x01" + i(9042), stream=-1) + ready[1]))
 write("fuzz_multiplexer", "rows_split", b"\x00" + ADD + WRITE + feed(frame(4, 0x08, 0, ROWS)))
+# 16 requests take every stream id; three more wait for one (one with a deadline, one cancelled), and
+# get the ids the answers free.
+ADD_WAITING, ADD_WAITING_TIMED = bytes([(2 << 2) | 1]), bytes([(6 << 2) | 1])
+write("fuzz_multiplexer", "parked_for_ids", b"\x00" + ADD * 16 + ADD_WAITING * 2 + ADD_WAITING_TIMED + WRITE
+      + bytes([(17 << 2) | 2]) + feed(b"".join(frame(4, 0x02, 0, b"", stream=n) for n in range(3))) + WRITE
+      + bytes([(10 << 2) | 3]) + feed(b"".join(frame(4, 0x02, 0, b"", stream=n) for n in range(3, 16))))
 v5_ready = [frame(5, 0x02, 0, b"", stream=n) for n in range(2)]
 write("fuzz_multiplexer", "v5_segments", b"\x01" + ADD * 2 + WRITE + feed(segment(v5_ready[1] + v5_ready[0])))
 write("fuzz_multiplexer", "v5_split_envelope", b"\x01" + ADD + WRITE + feed(segment(frame(5, 0x08, 0, ROWS)[:20], False)

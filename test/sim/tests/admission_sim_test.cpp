@@ -203,3 +203,43 @@ TEST_CASE("admission: closing the session ends the requests waiting for admissio
         CHECK(seen(c, "next") == 0);
     });
 }
+
+TEST_CASE("stream ids: with every connection of every node saturated, a request waits for the first free id, within its deadline") {
+    sim::cluster c({.nodes = 2, .port = port});
+    sim::prime_then slow{sim::one_int_row()};
+    slow.delay = 300ms;
+    c.prime({.query = "slow"}, slow);
+    c.prime({.query = "next"}, sim::one_int_row());
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto p = params_for(c, 1000, 1000);
+        p.max_requests_per_connection = 2;  // two stream ids per connection, one connection per node
+        auto s = co_await session::connect(ex, p);
+        std::vector<call> held(4);
+        for (auto& h : held) h.start(s, statement("slow"));
+        co_await yield_until([&] { return seen(c, "slow") == 4; }, [&] { return std::to_string(seen(c, "slow")) + " slow seen"; }, slow_turns);
+        // Four ids in use on two nodes: the next request finds none free anywhere, and waits.
+        call waiter, short_one;
+        waiter.start(s, statement("next"));
+        short_one.start(s, statement("next").timeout(50ms));
+        co_await yield_until([&] { return short_one.done(); }, [] { return std::string("the short request"); }, slow_turns);
+        CHECK(*short_one.ec == client_errc::request_timeout);
+        CHECK(short_one.r.diagnostics().outcome == request_outcome::not_sent);
+        CHECK_THAT(short_one.r.diagnostics().attempts.back().message, ContainsSubstring("stream ids in use"));
+        CHECK_FALSE(waiter.done());
+        CHECK(seen(c, "next") == 0);
+        co_await yield_until([&] { return waiter.done(); }, [] { return std::string("the waiting request"); }, slow_turns);
+        CHECK_FALSE(*waiter.ec);  // not too_many_requests, nor no_host_available
+        CHECK(waiter.r.size() == 1);
+        CHECK(seen(c, "next") == 1);
+        const auto& d = waiter.r.diagnostics();
+        REQUIRE(d.attempts.size() == 3);  // both nodes saturated, then the wait at the first
+        CHECK(d.attempts[0].outcome == request_outcome::not_sent);
+        CHECK(d.attempts[1].outcome == request_outcome::not_sent);
+        CHECK(d.attempts[2].host == d.attempts[0].host);
+        for (auto& h : held) {
+            co_await yield_until([&] { return h.done(); }, [] { return std::string("a slow request"); }, slow_turns);
+            CHECK_FALSE(*h.ec);
+        }
+        co_await s.close(100ms);
+    });
+}

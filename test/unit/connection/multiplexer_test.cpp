@@ -240,6 +240,87 @@ TEST_CASE("multiplexer: with every stream id taken, a request is refused with to
     CHECK(next_write(m) == hex("04 00 0000 05 00000000 | 04 00 0001 05 00000000"));
 }
 
+TEST_CASE("multiplexer: a request that may wait for a stream id is parked, and takes the first id set free") {
+    multiplexer m(2, 1 << 20);
+    recorder a, b, first, second, late, gone;
+    auto parked = [](recorder& r, std::uint64_t seq, steady::time_point deadline = steady::time_point::max()) {
+        auto s = to(r, seq, deadline);
+        s.wait_for_id = true;
+        return s;
+    };
+    m.add(options(), to(a, 1), t0);
+    m.add(options(), to(b, 2), t0);
+    CHECK(next_write(m) == hex("04 00 0000 05 00000000 | 04 00 0001 05 00000000"));
+    CHECK(next_write(m).empty());  // the write loop ends
+    CHECK_FALSE(m.add(options(), parked(first, 3), t0));
+    CHECK_FALSE(m.add(options(), parked(gone, 4), t0));
+    CHECK_FALSE(m.add(options(), parked(late, 5, t0 + 1s), t0));
+    CHECK_FALSE(m.add(options(), parked(second, 6), t0));
+    CHECK(m.parked() == 4);
+    CHECK(m.earliest_deadline() == t0 + 1s);  // a parked request's deadline arms the timer too
+    CHECK(first.events.empty());
+    CHECK_FALSE(m.take_write_start());
+
+    m.cancel(4);  // cancelled while parked: told at once, never written
+    REQUIRE(gone.events.size() == 1);
+    CHECK(gone.events[0].ec == boost::asio::error::operation_aborted);
+    CHECK_FALSE(gone.events[0].written);
+
+    // The answer on id 1 frees it: the first parked request takes it, and the shell is told to write.
+    REQUIRE_FALSE(feed(m, hex("84 00 0001 02 00000000")));
+    REQUIRE(b.events.size() == 1);
+    CHECK(m.parked() == 2);
+    CHECK(m.take_write_start());
+    CHECK_FALSE(m.take_write_start());  // once
+    CHECK(next_write(m) == hex("04 00 0001 05 00000000"));
+    next_write(m);
+
+    m.expire(t0 + 1s);  // the one with a deadline times out where it waits, unsent
+    REQUIRE(late.events.size() == 1);
+    CHECK(late.events[0].ec == client_errc::request_timeout);
+    CHECK_FALSE(late.events[0].written);
+    CHECK(m.earliest_deadline() == steady::time_point::max());
+
+    // A written request cancelled leaves an orphan, not a free id: the parked one still waits for the late answer.
+    m.cancel(1);
+    CHECK(m.parked() == 1);
+    REQUIRE_FALSE(feed(m, hex("84 00 0000 02 00000000")));  // the late answer frees id 0
+    CHECK(m.parked() == 0);
+    CHECK(m.take_write_start());
+    CHECK(next_write(m) == hex("04 00 0000 05 00000000"));
+    REQUIRE_FALSE(feed(m, hex("84 00 0000 02 00000000 | 84 00 0001 02 00000000")));
+    REQUIRE(first.events.size() == 1);
+    CHECK(first.events[0].kind == 'f');
+    REQUIRE(second.events.size() == 1);
+    CHECK(second.events[0].kind == 'f');
+    CHECK(m.in_flight() == 0);
+}
+
+TEST_CASE("multiplexer: parked requests leave unwritten when the connection drains or closes") {
+    multiplexer m(1, 1 << 20);
+    recorder a, drained, closed;
+    auto parked = [](recorder& r, std::uint64_t seq) {
+        auto s = to(r, seq);
+        s.wait_for_id = true;
+        return s;
+    };
+    m.add(options(), to(a, 1), t0);
+    next_write(m);
+    m.add(options(), parked(drained, 2), t0);
+    m.refuse_new(client_errc::connection_draining);
+    REQUIRE(drained.events.size() == 1);
+    CHECK(drained.events[0].ec == client_errc::connection_draining);  // so the request moves to another node
+    CHECK_FALSE(drained.events[0].written);
+
+    multiplexer n(1, 1 << 20);
+    n.add(options(), to(a, 1), t0);
+    n.add(options(), parked(closed, 2), t0);
+    n.fail_all();
+    REQUIRE(closed.events.size() == 1);
+    CHECK(closed.events[0].ec == client_errc::connection_closed_unsent);
+    CHECK_FALSE(closed.events[0].written);
+}
+
 TEST_CASE("multiplexer: fail_all says which requests were written, and refuses every later one") {
     multiplexer m(32768, 1 << 20);
     recorder sent, queued, later;

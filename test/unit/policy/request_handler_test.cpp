@@ -38,6 +38,7 @@ struct fake_node final : connection::request_target {
         protocol::byte_buffer frame;  // copied, as a connection copies small frames when it queues them
         connection::request_sink* sink = nullptr;
         bool notify_written = false;
+        bool wait_for_id = false;
         connection::clock::time_point deadline = connection::clock::time_point::max();
         std::shared_ptr<std::atomic<bool>> cancel_asked = std::make_shared<std::atomic<bool>>(false);
     };
@@ -52,11 +53,12 @@ struct fake_node final : connection::request_target {
     std::size_t in_flight() const noexcept override { return 0; }
     std::pair<error_code, std::string> failure() const override { return {client_errc::connection_closed_sent, "the fake node closed"}; }
     void submit(connection::shared_frame frame, connection::request_sink* sink, asio::cancellation_slot slot,
-                connection::clock::time_point deadline, bool notify_written) override {
+                connection::clock::time_point deadline, bool notify_written, bool wait_for_id) override {
         submitted s;
         s.frame.assign(frame->begin(), frame->end());
         s.sink = sink;
         s.notify_written = notify_written;
+        s.wait_for_id = wait_for_id;
         s.deadline = deadline;
         // As a connection does: a cancellation is only noted here; the sink hears of it later, once.
         if (slot.is_connected()) slot.assign([flag = s.cancel_asked](asio::cancellation_type) { flag->store(true); });
@@ -280,6 +282,55 @@ TEST_CASE("request handler: a loser never written is cancelled before its write,
     CHECK(d.attempts[0].decision == retry_action::completed);
     CHECK(d.attempts[1].outcome == request_outcome::failed);    // written
     CHECK(d.attempts[2].outcome == request_outcome::not_sent);  // queued only
+}
+
+TEST_CASE("request handler: with every node out of stream ids, the request waits at the first for a free one") {
+    harness h(2);
+    outcome_box box;
+    h.start(statement(read_query), box.handler());
+    const auto first = h.first_node();
+    auto a = h.nodes[first]->take();
+    CHECK_FALSE(a.wait_for_id);  // the plan is tried as usual first
+    a.sink->on_failure(client_errc::too_many_requests, false);
+    h.poll();
+    REQUIRE(h.nodes[1 - first]->waiting() == 1);
+    auto b = h.nodes[1 - first]->take();
+    CHECK_FALSE(b.wait_for_id);
+    b.sink->on_failure(client_errc::too_many_requests, false);
+    h.poll();
+    // The plan is spent: instead of no_host_available, the first saturated node again, told to wait.
+    CHECK_FALSE(box.got);
+    REQUIRE(h.nodes[first]->waiting() == 1);
+    auto c = h.nodes[first]->take();
+    CHECK(c.wait_for_id);
+    reply(c, void_answer());
+    h.poll();
+    REQUIRE(box.got);
+    CHECK_FALSE(box.got->first);
+    const auto& d = box.got->second.diagnostics();
+    REQUIRE(d.attempts.size() == 3);
+    CHECK(d.attempts[0].outcome == request_outcome::not_sent);
+    CHECK_THAT(d.attempts[0].message, ContainsSubstring("stream id"));
+    CHECK(d.attempts[2].host == h.name(first));
+    CHECK(d.attempts[2].outcome == request_outcome::succeeded);
+
+    // No id came free before the deadline: a timeout that says so, and that it was not sent.
+    outcome_box timed_out;
+    session_params p;
+    p.request_timeout = 30ms;
+    harness g(1, p);
+    g.start(statement(read_query), timed_out.handler());
+    g.nodes[0]->take().sink->on_failure(client_errc::too_many_requests, false);
+    g.poll();
+    auto w = g.nodes[0]->take();
+    REQUIRE(w.wait_for_id);
+    while (connection::clock::now() < w.deadline) std::this_thread::yield();
+    w.sink->on_failure(client_errc::request_timeout, false);  // as the connection does at the deadline
+    g.poll();
+    REQUIRE(timed_out.got);
+    CHECK(timed_out.got->first == client_errc::request_timeout);
+    CHECK(timed_out.got->second.diagnostics().outcome == request_outcome::not_sent);
+    CHECK_THAT(timed_out.got->second.diagnostics().attempts.back().message, ContainsSubstring("stream ids in use"));
 }
 
 TEST_CASE("request handler: an attempt timeout before the write moves on for free; after it, the policy judges") {
