@@ -21,6 +21,7 @@
 #include <cqlcoro/log.hpp>
 #include <cqlcoro/metadata.hpp>
 #include <cqlcoro/pager.hpp>
+#include <cqlcoro/profile.hpp>
 #include <cqlcoro/protocol_version.hpp>
 #include <cqlcoro/result.hpp>
 #include <cqlcoro/retry_budget.hpp>

@@ -21,6 +21,7 @@
 #include <cqlcoro/auth.hpp>
 #include <cqlcoro/chain.hpp>
 #include <cqlcoro/completion.hpp>
+#include <cqlcoro/config.hpp>
 #include <cqlcoro/detail/erased_handler.hpp>
 #include <cqlcoro/consistency.hpp>
 #include <cqlcoro/error.hpp>
@@ -28,6 +29,7 @@
 #include <cqlcoro/log.hpp>
 #include <cqlcoro/metadata.hpp>
 #include <cqlcoro/pager.hpp>
+#include <cqlcoro/profile.hpp>
 #include <cqlcoro/result.hpp>
 #include <cqlcoro/retry_budget.hpp>
 #include <cqlcoro/retry_policy.hpp>
@@ -135,6 +137,14 @@ struct session_params {
     readiness ready_when = readiness::all_pools;
     /// Where the driver's own messages go (connections replaced, nodes down and up); none: nowhere.
     log_sink logger;
+
+    // ---- Execution profiles (cqlcoro/profile.hpp): named sets of request options a statement picks by
+    // name (statement::profile()). "default", when given, overrides the options above and below for
+    // every request. session::set_profiles() replaces them at run time.
+    execution_profiles profiles;
+
+    /// Where load_config() read these parameters from, for session::reload_config(); none: set in code.
+    std::optional<config_source> config;
 
     // ---- Admission (cqlcoro/admission.hpp): how many requests run at once, how many wait, in which order.
     admission_options admission;
@@ -316,6 +326,20 @@ public:
     /// The admission gate's state (requests running and waiting now) and what it did so far; all zero
     /// when admission is off (session_params::admission.enabled).
     cqlcoro::admission_metrics admission_metrics() const;
+    /// Replaces the execution profiles (session_params::profiles): requests started after it returns use
+    /// the new set; those in flight keep the profile they started with. Any thread. Throws error with
+    /// invalid_configuration, naming the profile and the option, when the set is not valid (an unknown
+    /// parent, a cycle, a timeout that is not positive, ...); the old set then stays.
+    void set_profiles(execution_profiles profiles);
+    /// The execution profiles in use now, as given (session_params::profiles or the last set_profiles()).
+    execution_profiles profiles() const;
+    /// Reads the configuration again from where load_config() read it (session_params::config), and
+    /// applies what can change at run time: the profiles and the request defaults (consistency, page
+    /// size, timeouts, retry policy and attempts, speculative execution, token awareness), as
+    /// set_profiles() does. Returns the keys whose new values take effect only at the next connect (the
+    /// values in use stay). Throws error with invalid_configuration when the file is not valid, or
+    /// when the session's parameters came from code (no config); nothing is then changed.
+    std::vector<std::string> reload_config();
     /// The cluster as the session knows it now: nodes (with their state), schema, token map. An immutable
     /// snapshot; call again for a later one.
     std::shared_ptr<const cluster_metadata> metadata() const;

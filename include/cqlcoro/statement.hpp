@@ -57,6 +57,8 @@ struct statement_options {
     /// Its admission class when it has to wait for a permit (admission.hpp); unset: interactive. (Here,
     /// in the padding after `tracing`: the options stay as large as they were.)
     std::optional<request_class> admission_class;
+    /// The execution profile (profile.hpp) whose options fill in those unset here; empty: "default".
+    std::string profile;
     std::vector<std::pair<std::string, std::vector<std::uint8_t>>> custom_payload;  ///< v4+
     std::string keyspace;                         ///< v5: the keyspace of unqualified names
     std::optional<std::int32_t> now_in_seconds;   ///< v5: "now" for TTL and deletion, in seconds
@@ -92,6 +94,7 @@ public:
     CQLCORO_OPTION_SETTER(keyspace, std::string, keyspace)
     CQLCORO_OPTION_SETTER(now_in_seconds, std::int32_t, now_in_seconds)
     CQLCORO_OPTION_SETTER(admission_class, request_class, admission_class)
+    CQLCORO_OPTION_SETTER(profile, std::string, profile)
 #undef CQLCORO_OPTION_SETTER
     /// Token-aware routing for a statement whose partition key the driver cannot see (a simple
     /// statement): the key's serialized bytes (composite_routing_key() for several columns) and keyspace.

@@ -106,6 +106,7 @@ struct request_op final : hedge_timer::entry, admission::waiter {
     std::shared_ptr<request_op> keep;  // set while running: the pool's reference, handed back at the end
     std::shared_ptr<session_impl> impl;
     std::shared_ptr<const routing_view> view;  // the hosts and connections this request may use
+    const resolved_profile* prof = nullptr;    // its execution profile, in view->profiles
     std::optional<request> req;
     erased_handler handler;
     protocol::byte_buffer frame;  // encoded once, by the first attempt; never changed while in use
@@ -223,8 +224,18 @@ struct request_op final : hedge_timer::entry, admission::waiter {
         exec_count = 0;
         hedge_armed = false;
         first_latencies = nullptr;
-        timeout = req->options().timeout.value_or(impl->params.request_timeout);
+        prof = view->profiles->find(req->options().profile);
         const auto now = clock::now();
+        if (!prof) [[unlikely]] {
+            prof = &view->profiles->fallback;  // for what completing reads
+            timeout = prof->timeout;
+            deadline = now + timeout;
+            refuse(client_errc::invalid_configuration, fmt::format("the statement names the execution profile \"{}\", which the session does not have (it has: {}): it was not sent",
+                                                                   req->options().profile, view->profiles->names()));
+            initiating = false;
+            return;
+        }
+        timeout = req->options().timeout.value_or(prof->timeout);
         deadline = req->deadline ? *req->deadline : now + timeout;
         impl->retries->deposit(now);
         last_error = {};
@@ -237,14 +248,14 @@ struct request_op final : hedge_timer::entry, admission::waiter {
         plan.stage = plan.pos = 0;
         if (const auto& hint = req->options().routing; hint && !hint->node.empty()) pin(hint->node);
         else {
-            if (impl->params.token_aware && view->tokens) route();
-            impl->lb->start(*view, plan);
+            if (prof->token_aware && view->tokens) route();
+            prof->lb->start(*view, plan);
         }
         hedging = false;
-        if (impl->hedging_enabled && is_idempotent()) {
+        if (prof->hedging && is_idempotent()) {
             const auto* bound = std::get_if<bound_statement>(&req->what);
             first_latencies = bound ? &bound->prepared().first_attempts : nullptr;
-            hedging = impl->params.speculative_execution->delay(1, first_latencies).has_value();
+            hedging = prof->speculative->delay(1, first_latencies).has_value();
         }
         ++generation;
         user_slot = handler.cancellation_slot();
@@ -296,7 +307,7 @@ struct request_op final : hedge_timer::entry, admission::waiter {
     }
 
     bool enter_gate() {
-        switch (impl->gate->enter(*this, req->options().admission_class.value_or(request_class::interactive))) {
+        switch (impl->gate->enter(*this, req->options().admission_class.value_or(prof->admission_class))) {
         case admission::verdict::admitted: holds_permit = true; return true;
         case admission::verdict::queued:
             ++owed;  // the gate's admitted()
@@ -444,8 +455,8 @@ struct request_op final : hedge_timer::entry, admission::waiter {
 
     // A conditional statement, or one at a serial consistency (a Paxos read).
     bool is_lwt(const bound_statement* bound) const {
-        const auto cl = req->options().cl;
-        if (cl && (*cl == consistency::serial || *cl == consistency::local_serial)) return true;
+        const auto cl = current_consistency();
+        if (cl == consistency::serial || cl == consistency::local_serial) return true;
         if (bound) return bound->prepared().conditional;
         if (const auto* s = std::get_if<statement>(&req->what)) return policy::is_conditional(s->query());
         return false;
@@ -456,7 +467,7 @@ struct request_op final : hedge_timer::entry, admission::waiter {
         if (plan_ended) return nullptr;
         std::uint32_t i = query_plan::end;
         if (pinned) i = plan.pos < plan.replicas.size() ? plan.replicas[plan.pos++] : query_plan::end;
-        else i = impl->lb->next(*view, plan);
+        else i = prof->lb->next(*view, plan);
         if (i == query_plan::end || i >= view->hosts.size() || !view->hosts[i]) {
             plan_ended = true;
             return nullptr;
@@ -530,7 +541,7 @@ struct request_op final : hedge_timer::entry, admission::waiter {
     error_code encode(protocol::byte_buffer& out, const connection::request_target& c) { return encode(out, c, req->what); }
     error_code encode(protocol::byte_buffer& out, const connection::request_target& c, const decltype(request::what)& what) {
         out.clear();
-        auto ctx = impl->encoding();
+        auto ctx = impl->encoding(*prof);
         ctx.version = c.version();
         ctx.compression = c.frame_compression();
         ctx.default_timestamp = write_timestamp;
@@ -678,7 +689,7 @@ struct request_op final : hedge_timer::entry, admission::waiter {
     }
 
     clock::time_point attempt_until() const {
-        if (const auto a = impl->params.attempt_timeout; a.count() > 0) return std::min(deadline, clock::now() + a);
+        if (const auto a = prof->attempt_timeout; a.count() > 0) return std::min(deadline, clock::now() + a);
         return deadline;
     }
 
@@ -705,6 +716,7 @@ struct request_op final : hedge_timer::entry, admission::waiter {
     }
     bool is_idempotent() const {
         if (const auto& flag = req->options().idempotent) return *flag;
+        if (prof->idempotent) return *prof->idempotent;
         if (const auto* b = std::get_if<bound_statement>(&req->what)) return b->prepared().idempotent;
         if (const auto* s = std::get_if<statement>(&req->what)) return policy::infer_idempotence(s->query());
         const auto& b = std::get<batch>(req->what);
@@ -717,7 +729,7 @@ struct request_op final : hedge_timer::entry, admission::waiter {
             }, e);
         });
     }
-    consistency current_consistency() const { return req->options().cl.value_or(impl->params.default_consistency); }
+    consistency current_consistency() const { return req->options().cl.value_or(prof->cl); }
 
     // An attempt that reached a node (or may have) failed: the retry policy decides what comes next.
     void handle_failure(execution& x, error_code ec, protocol::error_response* server, bool was_written, std::string why) {
@@ -726,7 +738,7 @@ struct request_op final : hedge_timer::entry, admission::waiter {
         auto& a = d.attempts.emplace_back(attempt_info{x.host ? x.host->name() : d.host, ec, std::move(why), outcome, retry_action::rethrow});
         stamp(a, x);
         ++x.tries;
-        if (!x.retry) x.retry = impl->params.retry->new_state();
+        if (!x.retry) x.retry = prof->retry->new_state();
         failed_attempt f;
         f.ec = ec;
         f.server = server;
@@ -742,9 +754,9 @@ struct request_op final : hedge_timer::entry, admission::waiter {
             return complete({}, result_builder::failed(std::move(d)));
         }
         const auto now = clock::now();
-        if (x.tries >= impl->params.max_attempts) {
+        if (x.tries >= prof->max_attempts) {
             impl->counts.attempts_exhausted.fetch_add(1, std::memory_order_relaxed);
-            a.message += fmt::format(" (not retried: max_attempts {} reached)", impl->params.max_attempts);
+            a.message += fmt::format(" (not retried: max_attempts {} reached)", prof->max_attempts);
             return end_execution(x, ec, server);
         }
         if (cancelled) return end_execution(x, ec, server);
@@ -935,11 +947,11 @@ struct request_op final : hedge_timer::entry, admission::waiter {
             // congested or dying one): never executed, so the next node takes it, free, as for a
             // connection closed before the write. Written: a lost attempt, for the policy to judge.
             if (!was_written) {
-                not_sent(x, ec, fmt::format("not written within the attempt timeout of {} ms", impl->params.attempt_timeout.count()));
+                not_sent(x, ec, fmt::format("not written within the attempt timeout of {} ms", prof->attempt_timeout.count()));
                 return attempt(x);
             }
             return handle_failure(x, ec, nullptr, was_written,
-                                  fmt::format("no response within the attempt timeout of {} ms", impl->params.attempt_timeout.count()));
+                                  fmt::format("no response within the attempt timeout of {} ms", prof->attempt_timeout.count()));
         }
         if (text.empty()) text = x.conn->failure().second;
         handle_failure(x, ec, nullptr, was_written, text.empty() ? ec.message() : std::move(text));
@@ -950,7 +962,7 @@ struct request_op final : hedge_timer::entry, admission::waiter {
         entry e(*this);
         x.written = true;
         if (done || !hedging || hedge_armed || cancelled || x.index + 1 != exec_count || exec_count >= max_executions) return;
-        const auto delay = impl->params.speculative_execution->delay(exec_count, first_latencies);
+        const auto delay = prof->speculative->delay(exec_count, first_latencies);
         if (!delay || clock::now() + *delay >= deadline) return;
         hedge_armed = true;
         ++owed;

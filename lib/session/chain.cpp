@@ -42,7 +42,7 @@ asio::awaitable<outcome> session_impl::run(request& r, std::size_t step) {
         // The deadline layer: a fresh deadline each time a request passes (a middleware before it may call
         // `next` again), never later than one an earlier layer set; the earlier layer gets its own back.
         const auto before = r.deadline;
-        auto until = std::chrono::steady_clock::now() + r.options().timeout.value_or(params.request_timeout);
+        auto until = std::chrono::steady_clock::now() + timeout_for(r.options());
         if (before && *before < until) until = *before;
         r.deadline = until;
         auto o = co_await run(r, step + 1);

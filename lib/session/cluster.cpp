@@ -208,6 +208,17 @@ void session_impl::publish() {
         }
         v->hosts.push_back(std::move(h));
     }
+    std::lock_guard lock(view_mutex);
+    v->profiles = profiles;
+    view.store(std::move(v), std::memory_order_release);
+}
+
+void session_impl::set_profiles(std::shared_ptr<const profile_set> set) {
+    std::lock_guard lock(view_mutex);
+    profiles = std::move(set);
+    const auto old = view.load(std::memory_order_acquire);
+    auto v = old ? std::make_shared<routing_view>(*old) : std::make_shared<routing_view>();
+    v->profiles = profiles;
     view.store(std::move(v), std::memory_order_release);
 }
 

@@ -52,7 +52,7 @@ protocol::query_params params_of(const encode_context& ctx, const statement_opti
     p.values = values;
     p.page_size = o.page_size ? o.page_size : ctx.default_page_size;
     if (!o.paging_state.empty()) p.paging_state = protocol::bytes_view(o.paging_state);
-    p.serial_consistency = o.serial_cl;
+    p.serial_consistency = o.serial_cl ? o.serial_cl : ctx.default_serial_cl;
     p.default_timestamp = o.timestamp ? o.timestamp : ctx.default_timestamp;
     p.keyspace = o.keyspace;
     p.now_in_seconds = o.now_in_seconds;
@@ -108,7 +108,7 @@ error_code encode_statement(const encode_context& ctx, const batch& b, protocol:
     r.type = static_cast<protocol::batch_type>(b.kind());
     r.statements = entries;
     r.cl = o.cl.value_or(ctx.default_cl);
-    r.serial_consistency = o.serial_cl;
+    r.serial_consistency = o.serial_cl ? o.serial_cl : ctx.default_serial_cl;
     r.default_timestamp = o.timestamp ? o.timestamp : ctx.default_timestamp;
     r.keyspace = o.keyspace;
     r.now_in_seconds = o.now_in_seconds;

@@ -13,6 +13,7 @@ struct encode_context {
     protocol::compression compression = protocol::compression::none;
     consistency default_cl = consistency::local_one;
     std::optional<std::int32_t> default_page_size = 5000;
+    std::optional<consistency> default_serial_cl;
     /// The request's write timestamp when the statement sets none (client_timestamps).
     std::optional<std::int64_t> default_timestamp;
 };

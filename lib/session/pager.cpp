@@ -609,12 +609,14 @@ void pager::cancel() {
 
 pager session::stream(statement s, stream_options o) {
     auto& impl = this->impl();
+    if (!o.page_timeout) o.page_timeout = impl.timeout_for(s.options());  // the statement's, else its profile's
     auto b = o.budget ? o.budget : impl.stream_budget;
     return pager(std::make_shared<detail::pager_state>(*this, impl.ex, std::move(s), std::move(o), std::move(b)));
 }
 
 pager session::stream(bound_statement s, stream_options o) {
     auto& impl = this->impl();
+    if (!o.page_timeout) o.page_timeout = impl.timeout_for(s.options());
     auto b = o.budget ? o.budget : impl.stream_budget;
     return pager(std::make_shared<detail::pager_state>(*this, impl.ex, std::move(s), std::move(o), std::move(b)));
 }

@@ -2,6 +2,7 @@
 
 #include "session/result_builder.hpp"
 #include "session/session_impl.hpp"
+#include "session/config_keys.hpp"
 #include "cluster/metadata_access.hpp"
 
 #include "policy/request_handler.hpp"
@@ -175,7 +176,8 @@ asio::awaitable<session> session::connect_op(asio::any_io_executor ex, session_p
     impl->lb = impl->params.load_balancing ? impl->params.load_balancing
                                            : std::make_shared<default_load_balancing_policy>(impl->params.remote_hosts_per_dc,
                                                                                              impl->params.shuffle_replicas);
-    impl->hedging_enabled = !dynamic_cast<const no_speculative_execution*>(impl->params.speculative_execution.get());
+    impl->profiles = detail::resolve_profiles(impl->params, impl->params.profiles, impl->lb);  // before any view is published
+    impl->profiles_given = impl->params.profiles;
     auto started = co_await asio::co_spawn(impl->strand, impl->start(), asio::use_awaitable);
     if (!started) throw detail::to_error(started.error());  // the edge: the operation's own error
     session s;
@@ -296,6 +298,43 @@ cqlcoro::admission_metrics session::admission_metrics() const {
 }
 
 std::shared_ptr<const cluster_metadata> session::metadata() const { return impl().current()->md; }
+
+void session::set_profiles(execution_profiles profiles) {
+    auto& s = impl();
+    auto set = detail::resolve_profiles(s.params, profiles, s.lb);
+    std::lock_guard lock(s.profiles_given_mutex);
+    s.set_profiles(std::move(set));
+    s.profiles_given = std::move(profiles);
+}
+
+std::vector<std::string> session::reload_config() {
+    auto& s = impl();
+    if (!s.params.config)
+        throw error(client_errc::invalid_configuration,
+                    "reload_config(): this session's parameters were not made by load_config(), so there is no file to read again");
+    auto fresh = load_config(*s.params.config);
+    auto set = detail::resolve_profiles(fresh, fresh.profiles, s.lb);
+    std::vector<std::string> restart_only;
+    const auto before = detail::state_of(s.params), after = detail::state_of(fresh);
+    for (const auto& e : detail::config_keys())
+        if (!e.reloadable && e.write(before) != e.write(after)) restart_only.push_back(e.key);
+    {
+        std::lock_guard lock(s.profiles_given_mutex);
+        s.set_profiles(std::move(set));
+        s.profiles_given = fresh.profiles;
+    }
+    std::string keys;
+    for (const auto& k : restart_only) keys += (keys.empty() ? "" : ", ") + k;
+    s.log(log_level::info, fmt::format("configuration reloaded from {}: profiles and request defaults applied{}", s.params.config->file.string(),
+                                       keys.empty() ? std::string() : "; changed but applied only at the next connect: " + keys));
+    return restart_only;
+}
+
+execution_profiles session::profiles() const {
+    auto& s = impl();
+    std::lock_guard lock(s.profiles_given_mutex);
+    return s.profiles_given;
+}
 
 asio::awaitable<bool> session::schema_agreement_op(std::shared_ptr<detail::session_impl> impl, std::chrono::milliseconds timeout) {
     if (!impl) throw error(client_errc::empty_handle, "check_schema_agreement() on an empty session: " + empty_session_text);

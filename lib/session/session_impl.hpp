@@ -17,6 +17,7 @@
 #include "policy/hedge_timer.hpp"
 #include "pool/node_pool.hpp"
 #include "session/encode.hpp"
+#include "session/profiles.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -24,6 +25,7 @@
 #include <atomic>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <random>
 #include "../namespaces.hpp"
 
@@ -71,6 +73,7 @@ struct routing_view : plan_nodes {
     std::vector<std::shared_ptr<const host_conns>> hosts;  // the order of md->nodes() (the token map's host indexes)
     std::shared_ptr<const cluster_metadata> md;
     const token_map* tokens = nullptr;
+    std::shared_ptr<const profile_set> profiles;  // the execution profiles (never null once published)
 };
 
 struct prepare_entry {
@@ -111,7 +114,6 @@ struct session_impl : std::enable_shared_from_this<session_impl>, control_listen
     std::unique_ptr<retry_budget> retries;         // session_params::retry_budget
     std::unique_ptr<admission> gate;               // session_params::admission; null when off
     std::shared_ptr<const load_balancing_policy> lb;  // session_params::load_balancing, or the default
-    bool hedging_enabled = false;                  // the speculative execution policy is not the "never" one
     std::atomic<std::int64_t> last_timestamp{0};   // the client timestamp generator's last value
     // request_metrics, as atomics.
     struct counters {
@@ -121,8 +123,15 @@ struct session_impl : std::enable_shared_from_this<session_impl>, control_listen
         std::array<std::atomic<std::uint64_t>, 4> failed_by_outcome{};
     } counts;
 
-    // The request path's view.
+    // The request path's view. Published whole (publish() on the strand, set_profiles() from any thread),
+    // under view_mutex; read without it.
     std::atomic<std::shared_ptr<const routing_view>> view;
+    std::mutex view_mutex;
+    std::shared_ptr<const profile_set> profiles;  // under view_mutex: what the next view carries
+    mutable std::mutex profiles_given_mutex;      // set_profiles() one at a time, and profiles() reading
+    execution_profiles profiles_given;            // the set as the application gave it
+    /// Replaces the execution profiles: the next requests use the new set, those in flight keep theirs.
+    void set_profiles(std::shared_ptr<const profile_set> set);
 
     // Strand-confined cluster state.
     std::shared_ptr<const cluster_metadata> md;
@@ -142,6 +151,19 @@ struct session_impl : std::enable_shared_from_this<session_impl>, control_listen
     session_detail::encode_context encoding() const {
         return {.version = version, .compression = frame_compression, .default_cl = params.default_consistency,
                 .default_page_size = params.default_page_size};
+    }
+    /// What a request's frame is encoded with under `profile`.
+    session_detail::encode_context encoding(const resolved_profile& profile) const {
+        return {.version = version, .compression = frame_compression, .default_cl = profile.cl, .default_page_size = profile.page_size,
+                .default_serial_cl = profile.serial_cl};
+    }
+    /// The request timeout of a statement with these options: its own, else its profile's (the default
+    /// profile's for an unknown name: the request then fails on its own).
+    std::chrono::milliseconds timeout_for(const statement_options& o) const {
+        if (o.timeout) return *o.timeout;
+        const auto v = current();
+        const auto* p = v && v->profiles ? v->profiles->find(o.profile) : nullptr;
+        return p ? p->timeout : params.request_timeout;
     }
     std::shared_ptr<const routing_view> current() const noexcept { return view.load(std::memory_order_acquire); }
     /// A client write timestamp in microseconds: the wall clock, but always above the last one given.

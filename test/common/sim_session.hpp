@@ -27,4 +27,12 @@ inline sim::rows_answer id_name_table(int n) {
     return r;
 }
 
+/// How many requests with this query text the cluster has received.
+inline std::size_t seen(const sim::cluster& c, std::string_view query) {
+    std::size_t n = 0;
+    for (const auto& r : c.requests())
+        if (r.query == query) ++n;
+    return n;
+}
+
 }  // namespace cqlcoro::test

@@ -23,6 +23,7 @@
 using namespace cqlcoro;
 namespace asio = boost::asio;
 using Catch::Matchers::ContainsSubstring;
+using cqlcoro::test::seen;
 using cqlcoro::test::yield_until;
 using namespace std::chrono_literals;
 
@@ -39,13 +40,6 @@ session_params params_for(const sim::cluster& c, std::size_t running, std::size_
     p.admission.max_concurrent = running;
     p.admission.max_queue = queue;
     return p;
-}
-
-std::size_t seen(const sim::cluster& c, std::string_view query) {
-    std::size_t n = 0;
-    for (const auto& r : c.requests())
-        if (r.query == query) ++n;
-    return n;
 }
 
 // A request started with a callback, and what it completed with.

@@ -123,8 +123,9 @@ struct harness {
         impl->version = 4;
         impl->retries = std::make_unique<retry_budget>(impl->params.retry_budget);
         impl->lb = std::make_shared<default_load_balancing_policy>();
-        impl->hedging_enabled = !dynamic_cast<const no_speculative_execution*>(impl->params.speculative_execution.get());
+        impl->profiles = detail::resolve_profiles(impl->params, impl->params.profiles, impl->lb);
         auto v = std::make_shared<detail::routing_view>();
+        v->profiles = impl->profiles;
         for (std::uint32_t i = 0; i < n; ++i) {
             auto info = std::make_shared<node>();
             info->endpoint = "10.0.0." + std::to_string(i + 1) + ":9042";
