@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -42,6 +43,9 @@ struct query_plan {
     /// The request is a lightweight transaction (a conditional statement, or at SERIAL/LOCAL_SERIAL):
     /// its Paxos rounds contend less at one coordinator, so replicas should keep the ring order.
     bool lwt = false;
+    /// The request's consistency is LOCAL_ONE, LOCAL_QUORUM or LOCAL_SERIAL: it names the local
+    /// datacenter, so by default its plan has no remote node.
+    bool local_consistency = false;
     /// A per-request counter (the session's round robin): where a rotation over the nodes starts.
     std::size_t rotation = 0;
     /// The policy's cursor, free for its own use.
@@ -61,20 +65,48 @@ public:
     virtual std::uint32_t next(const plan_nodes& v, query_plan& plan) const = 0;
 };
 
+/// Nodes picked by address ("10.0.0.1" or "10.0.0.1:9042"), datacenter or rack; a node matches when any
+/// list names it.
+struct node_filter {
+    std::vector<std::string> hosts, datacenters, racks;
+    bool empty() const noexcept { return hosts.empty() && datacenters.empty() && racks.empty(); }
+    bool matches(const node& n) const;
+};
+
+struct default_policy_options {
+    /// Nodes of each other datacenter that plans may use after the local ones (0: none).
+    std::size_t remote_hosts_per_dc = 0;
+    bool shuffle_replicas = true;
+    /// The rack whose nodes come first within each tier: the partition's replicas in it before the
+    /// other local replicas, and likewise the other local nodes. Empty: no rack preference.
+    std::string local_rack;
+    /// Remote datacenters whose nodes come first, in this order, before those of the other datacenters.
+    std::vector<std::string> preferred_remote_dcs;
+    /// Whether a request at LOCAL_ONE, LOCAL_QUORUM or LOCAL_SERIAL may go to a remote node (it then
+    /// runs at that datacenter's level); false, as in the Java driver: its plan ends with the local nodes.
+    bool allow_remote_for_local_consistency = false;
+    /// A node is used only if `allow` is empty or names it, and `deny` does not; any other is ignored:
+    /// no connections, in no plan.
+    node_filter allow, deny;
+};
+
 /// The default: the partition's local replicas first (shuffled, except for lightweight transactions,
 /// which keep the ring order), then the other local nodes round robin, then `remote_hosts_per_dc`
-/// nodes of each other datacenter. Each node at most once per plan.
+/// nodes of each other datacenter (the preferred ones first). With a local rack, its nodes lead each
+/// of the two local tiers. Each node at most once per plan.
 class default_load_balancing_policy : public load_balancing_policy {
 public:
     explicit default_load_balancing_policy(std::size_t remote_hosts_per_dc = 0, bool shuffle_replicas = true)
-        : remote_per_dc_(remote_hosts_per_dc), shuffle_(shuffle_replicas) {}
+        : default_load_balancing_policy(default_policy_options{.remote_hosts_per_dc = remote_hosts_per_dc, .shuffle_replicas = shuffle_replicas}) {}
+    explicit default_load_balancing_policy(default_policy_options o) : o_(std::move(o)) {}
     node_distance distance(const node& n, std::string_view local_dc, std::size_t remote_before) const override;
     void start(const plan_nodes& v, query_plan& plan) const override;
     std::uint32_t next(const plan_nodes& v, query_plan& plan) const override;
+    const default_policy_options& options() const noexcept { return o_; }
 
 private:
-    std::size_t remote_per_dc_;
-    bool shuffle_;
+    bool in_local_rack(const plan_nodes& v, std::uint32_t i) const { return v.nodes[i] && v.nodes[i]->rack == o_.local_rack; }
+    default_policy_options o_;
 };
 
 }  // namespace cqlcoro

@@ -102,11 +102,24 @@ struct session_params {
     /// the Java driver); they are `remote`, the others `ignored` (no connections).
     std::size_t remote_hosts_per_dc = 0;
     std::size_t connections_per_remote_host = 1;
+    /// Remote datacenters whose nodes plans use first, in this order (then the other datacenters').
+    std::vector<std::string> preferred_remote_dcs;
+    /// Whether requests at LOCAL_ONE, LOCAL_QUORUM or LOCAL_SERIAL may go to remote nodes; false (as in
+    /// the Java driver): they stay in the local datacenter, and fail with no_host_available when it has
+    /// no usable node. Use ONE, QUORUM, ... (or set this) for requests that may fail over.
+    bool allow_remote_for_local_consistency = false;
+    /// The local rack: within the replicas, and within the other local nodes, its nodes come first.
+    /// Empty: no rack preference.
+    std::string local_rack;
+    /// Node filters: a node is used only if allow_nodes is empty or names it (by address, "address:port",
+    /// datacenter or rack) and deny_nodes does not. A filtered node gets no connections and is in no plan.
+    node_filter allow_nodes, deny_nodes;
     /// Route statements with a routing key to a replica of their partition first (replicas shuffled).
     bool token_aware = true;
     bool shuffle_replicas = true;
     /// Nodes' distances and each request's query plan (cqlcoro/load_balancing.hpp); null: the default
-    /// policy with remote_hosts_per_dc and shuffle_replicas.
+    /// policy with the options above (remote_hosts_per_dc, preferred_remote_dcs, local_rack, the filters,
+    /// shuffle_replicas, ...).
     std::shared_ptr<const load_balancing_policy> load_balancing;
     /// The delay before each reconnection attempt to a node that is down.
     reconnection_policy reconnection = reconnection_policy::exponential(std::chrono::seconds(1), std::chrono::minutes(1));

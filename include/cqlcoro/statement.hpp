@@ -32,6 +32,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -40,6 +41,21 @@
 #include <vector>
 
 namespace cqlcoro {
+
+/// An execution profile's name as a statement holds it: a number standing for the name, which is kept
+/// for the program's life (a program has a few; at most 4095 distinct ones), so statements copy and move
+/// it for nothing and stay as large as they were.
+class profile_name {
+public:
+    profile_name() = default;
+    /// Throws cqlcoro::error (invalid_statement) past 4095 distinct names.
+    explicit profile_name(std::string_view name);
+    std::string_view view() const noexcept;
+    bool empty() const noexcept { return id_ == 0; }
+
+private:
+    std::uint32_t id_ = 0;  // 0: none (the default profile)
+};
 
 /// Options of one execution. Unset optionals take the session's defaults.
 struct statement_options {
@@ -58,7 +74,8 @@ struct statement_options {
     /// in the padding after `tracing`: the options stay as large as they were.)
     std::optional<request_class> admission_class;
     /// The execution profile (profile.hpp) whose options fill in those unset here; empty: "default".
-    std::string profile;
+    /// (Also in that padding.)
+    cqlcoro::profile_name profile;
     std::vector<std::pair<std::string, std::vector<std::uint8_t>>> custom_payload;  ///< v4+
     std::string keyspace;                         ///< v5: the keyspace of unqualified names
     std::optional<std::int32_t> now_in_seconds;   ///< v5: "now" for TTL and deletion, in seconds
@@ -94,8 +111,13 @@ public:
     CQLCORO_OPTION_SETTER(keyspace, std::string, keyspace)
     CQLCORO_OPTION_SETTER(now_in_seconds, std::int32_t, now_in_seconds)
     CQLCORO_OPTION_SETTER(admission_class, request_class, admission_class)
-    CQLCORO_OPTION_SETTER(profile, std::string, profile)
 #undef CQLCORO_OPTION_SETTER
+    /// The execution profile (session_params::profiles) for the options not set here.
+    Derived& profile(std::string_view name) & {
+        options_.profile = cqlcoro::profile_name(name);
+        return self();
+    }
+    Derived&& profile(std::string_view name) && { return std::move(profile(name)); }
     /// Token-aware routing for a statement whose partition key the driver cannot see (a simple
     /// statement): the key's serialized bytes (composite_routing_key() for several columns) and keyspace.
     Derived& routing_key(std::vector<std::uint8_t> key) & {

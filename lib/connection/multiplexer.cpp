@@ -65,7 +65,8 @@ bool multiplexer::add(shared_frame frame, const submission& s, clock::time_point
     return enqueue(*id, std::move(frame), s);
 }
 
-bool multiplexer::enqueue(std::int16_t id, shared_frame frame, const submission& s) {
+// Inlined: add() is the request path (unpark() is rare).
+[[gnu::always_inline]] inline bool multiplexer::enqueue(std::int16_t id, shared_frame frame, const submission& s) {
     const bool timed = s.deadline != clock::time_point::max();
     // The table grows with the highest id in use (ids are handed out lowest first), so an idle
     // connection of a large pool does not hold 32768 entries.

@@ -73,7 +73,6 @@ public:
     /// Counted by the request's owner, which knows why it gave up.
     void count_timed_out() noexcept { timed_out_.fetch_add(1, std::memory_order_relaxed); }
     void count_cancelled() noexcept { cancelled_.fetch_add(1, std::memory_order_relaxed); }
-    void count_waited() noexcept { waited_.fetch_add(1, std::memory_order_relaxed); }
     bool rate_limited() const noexcept { return interval_ns_ > 0; }
 
 private:

@@ -224,14 +224,14 @@ struct request_op final : hedge_timer::entry, admission::waiter {
         exec_count = 0;
         hedge_armed = false;
         first_latencies = nullptr;
-        prof = view->profiles->find(req->options().profile);
+        prof = view->profiles->find(req->options().profile.view());
         const auto now = clock::now();
         if (!prof) [[unlikely]] {
             prof = &view->profiles->fallback;  // for what completing reads
             timeout = prof->timeout;
             deadline = now + timeout;
             refuse(client_errc::invalid_configuration, fmt::format("the statement names the execution profile \"{}\", which the session does not have (it has: {}): it was not sent",
-                                                                   req->options().profile, view->profiles->names()));
+                                                                   req->options().profile.view(), view->profiles->names()));
             initiating = false;
             return;
         }
@@ -244,6 +244,8 @@ struct request_op final : hedge_timer::entry, admission::waiter {
         if (impl->params.client_timestamps && !req->options().timestamp) write_timestamp = impl->next_timestamp();
         plan.replicas.clear();
         plan.lwt = false;
+        const auto cl = current_consistency();
+        plan.local_consistency = cl == consistency::local_one || cl == consistency::local_quorum || cl == consistency::local_serial;
         plan.rotation = impl->plan_start();
         plan.stage = plan.pos = 0;
         if (const auto& hint = req->options().routing; hint && !hint->node.empty()) pin(hint->node);

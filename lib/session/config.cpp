@@ -243,6 +243,15 @@ std::vector<config_entry> make_keys() {
     k.push_back(field("connections_per_remote_host", CQLCORO_AT(s.p.connections_per_remote_host), at_least_1));
     k.push_back(field("remote_hosts_per_dc", CQLCORO_AT(s.p.remote_hosts_per_dc), any_count));
     k.push_back(field("shuffle_replicas", CQLCORO_AT(s.p.shuffle_replicas), boolean{}));
+    k.push_back(field("preferred_remote_dcs", CQLCORO_AT(s.p.preferred_remote_dcs), texts{}));
+    k.push_back(field("allow_remote_for_local_consistency", CQLCORO_AT(s.p.allow_remote_for_local_consistency), boolean{}));
+    k.push_back(field("local_rack", CQLCORO_AT(s.p.local_rack), text{}));
+    k.push_back(field("allow_nodes.hosts", CQLCORO_AT(s.p.allow_nodes.hosts), texts{}));
+    k.push_back(field("allow_nodes.datacenters", CQLCORO_AT(s.p.allow_nodes.datacenters), texts{}));
+    k.push_back(field("allow_nodes.racks", CQLCORO_AT(s.p.allow_nodes.racks), texts{}));
+    k.push_back(field("deny_nodes.hosts", CQLCORO_AT(s.p.deny_nodes.hosts), texts{}));
+    k.push_back(field("deny_nodes.datacenters", CQLCORO_AT(s.p.deny_nodes.datacenters), texts{}));
+    k.push_back(field("deny_nodes.racks", CQLCORO_AT(s.p.deny_nodes.racks), texts{}));
     k.push_back(field("max_requests_per_connection", CQLCORO_AT(s.p.max_requests_per_connection), integer<std::size_t>{1, 32768}));
     k.push_back(field("orphan_budget", CQLCORO_AT(s.p.orphan_budget), any_count));
     k.push_back(field("connect_timeout", CQLCORO_AT(s.p.connect_timeout), duration{}));

@@ -5,6 +5,10 @@
 
 #include <fmt/format.h>
 
+#include <array>
+#include <atomic>
+#include <map>
+#include <mutex>
 #include <set>
 
 namespace cqlcoro::detail {
@@ -114,3 +118,39 @@ std::unique_ptr<const profile_set> resolve_profiles(const session_params& p, con
 }
 
 }  // namespace cqlcoro::detail
+
+namespace cqlcoro {
+
+namespace {
+
+// Names are interned once, by number: a node-based map never moves them, and the table of pointers is
+// read without a lock (a slot is written once, before its number is handed out).
+constexpr std::uint32_t max_profile_names = 4096;
+std::array<std::atomic<const std::string*>, max_profile_names> profile_names_by_id{};
+
+}  // namespace
+
+profile_name::profile_name(std::string_view name) {
+    if (name.empty()) return;
+    static std::mutex m;
+    static std::map<std::string, std::uint32_t, std::less<>> ids;
+    std::lock_guard lock(m);
+    auto it = ids.find(name);
+    if (it == ids.end()) {
+        const auto id = static_cast<std::uint32_t>(ids.size() + 1);
+        if (id >= max_profile_names)
+            throw error(client_errc::invalid_statement,
+                        fmt::format("profile(\"{}\"): more than {} distinct execution profile names in this program", name, max_profile_names - 1));
+        it = ids.emplace(std::string(name), id).first;
+        profile_names_by_id[id].store(&it->first, std::memory_order_release);
+    }
+    id_ = it->second;
+}
+
+std::string_view profile_name::view() const noexcept {
+    if (id_ == 0) return {};
+    const auto* s = profile_names_by_id[id_].load(std::memory_order_acquire);
+    return s ? std::string_view(*s) : std::string_view();
+}
+
+}  // namespace cqlcoro

@@ -174,8 +174,14 @@ asio::awaitable<session> session::connect_op(asio::any_io_executor ex, session_p
     impl->retries = std::make_unique<retry_budget>(impl->params.retry_budget);
     if (impl->params.admission.enabled) impl->gate = std::make_unique<detail::admission>(impl->params.admission);
     impl->lb = impl->params.load_balancing ? impl->params.load_balancing
-                                           : std::make_shared<default_load_balancing_policy>(impl->params.remote_hosts_per_dc,
-                                                                                             impl->params.shuffle_replicas);
+                                           : std::make_shared<default_load_balancing_policy>(default_policy_options{
+                                                 .remote_hosts_per_dc = impl->params.remote_hosts_per_dc,
+                                                 .shuffle_replicas = impl->params.shuffle_replicas,
+                                                 .local_rack = impl->params.local_rack,
+                                                 .preferred_remote_dcs = impl->params.preferred_remote_dcs,
+                                                 .allow_remote_for_local_consistency = impl->params.allow_remote_for_local_consistency,
+                                                 .allow = impl->params.allow_nodes,
+                                                 .deny = impl->params.deny_nodes});
     impl->profiles = detail::resolve_profiles(impl->params, impl->params.profiles, impl->lb);  // before any view is published
     impl->profiles_given = impl->params.profiles;
     auto started = co_await asio::co_spawn(impl->strand, impl->start(), asio::use_awaitable);

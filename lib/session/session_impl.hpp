@@ -162,7 +162,7 @@ struct session_impl : std::enable_shared_from_this<session_impl>, control_listen
     std::chrono::milliseconds timeout_for(const statement_options& o) const {
         if (o.timeout) return *o.timeout;
         const auto v = current();
-        const auto* p = v && v->profiles ? v->profiles->find(o.profile) : nullptr;
+        const auto* p = v && v->profiles ? v->profiles->find(o.profile.view()) : nullptr;
         return p ? p->timeout : params.request_timeout;
     }
     std::shared_ptr<const routing_view> current() const noexcept { return view.load(std::memory_order_acquire); }

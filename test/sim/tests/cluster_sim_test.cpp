@@ -152,9 +152,13 @@ TEST_CASE("cluster: one contact point finds every node; other datacenters are ig
         c.stop(2);
         co_await cqlcoro::test::yield_until([&] { return n1->state() == node_state::down && n2->state() == node_state::down; }, 100'000'000);
         c.clear_requests();
-        co_await s2.execute(statement("SELECT 1"));
+        co_await s2.execute(statement("SELECT 1").consistency(consistency::one));
         REQUIRE(app_requests(c).size() == 1);
         CHECK(app_requests(c)[0].node == 3);
+        // At a LOCAL_* consistency the request stays in dc1 (allow_remote_for_local_consistency is off).
+        auto [local_ec, local_r] = co_await s2.execute(statement("SELECT 1"), asio::as_tuple(asio::use_awaitable));
+        CHECK(local_ec == client_errc::no_host_available);
+        CHECK(app_requests(c).size() == 1);
         c.start(1);
         c.start(2);
         co_await s2.close(std::chrono::milliseconds(100));
@@ -814,5 +818,37 @@ TEST_CASE("cluster: readiness first_host returns while another node's handshake 
         // Closing with the handshake still pending ends it; nothing hangs.
         co_await s.close(std::chrono::milliseconds(100));
         c.resume(3);
+    });
+}
+
+TEST_CASE("cluster: a denied node gets no connections; with a local rack, its nodes take the requests first") {
+    sim::cluster c({.nodes = 4, .racks = 2, .port = port});  // 1, 3: rack1; 2, 4: rack2
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto p = one_contact_point(c);
+        p.deny_nodes.hosts = {c.address(4)};
+        p.local_rack = "rack1";
+        auto s = co_await session::connect(ex, p);
+        auto md = s.metadata();
+        auto n4 = node_at(*md, fmt::format("{}:{}", c.address(4), port));
+        REQUIRE(n4);
+        CHECK(n4->rack == "rack2");
+        CHECK(n4->distance() == node_distance::ignored);
+        CHECK(c.connection_count(4) == 0);
+        // Without a routing key, the plan starts in rack1: nodes 1 and 3 share the requests.
+        auto per_node = co_await spread(s, c, 8);
+        CHECK(per_node[1] + per_node[3] == 8);
+        CHECK(per_node[1] > 0);
+        CHECK(per_node[3] > 0);
+        // With rack1 gone, rack2's node 2 takes them; node 4 never does.
+        auto n1 = node_at(*md, fmt::format("{}:{}", c.address(1), port)), n3 = node_at(*md, fmt::format("{}:{}", c.address(3), port));
+        c.stop(1);
+        c.stop(3);
+        co_await cqlcoro::test::yield_until([&] { return n1->state() == node_state::down && n3->state() == node_state::down; }, 100'000'000);
+        per_node = co_await spread(s, c, 4);
+        CHECK(per_node[2] == 4);
+        CHECK(per_node[4] == 0);
+        c.start(1);
+        c.start(3);
+        co_await s.close(std::chrono::milliseconds(100));
     });
 }

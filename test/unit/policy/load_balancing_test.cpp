@@ -100,3 +100,94 @@ TEST_CASE("load balancing: the plan is lazy; asking for one node computes nothin
     CHECK(plan.stage == 0);  // still among the replicas: the rest of the plan was never walked
     CHECK(plan.pos == 1);
 }
+
+namespace {
+
+// Six local nodes in two racks (even: rack1, odd: rack2) and four remote in dc2 and dc3.
+plan_nodes racks_and_dcs() {
+    plan_nodes v;
+    for (int i = 0; i < 10; ++i) {
+        auto n = std::make_shared<node>();
+        n->datacenter = i < 6 ? "dc1" : i < 8 ? "dc2" : "dc3";
+        n->rack = i % 2 == 0 ? "rack1" : "rack2";
+        n->endpoint = "10.0.0." + std::to_string(i + 1) + ":9042";
+        n->address = boost::asio::ip::make_address("10.0.0." + std::to_string(i + 1));
+        v.nodes.push_back(std::move(n));
+        (i < 6 ? v.local : v.remote).push_back(static_cast<std::uint32_t>(i));
+    }
+    return v;
+}
+
+bool rack1(const plan_nodes& v, std::uint32_t i) { return v.nodes[i]->rack == "rack1"; }
+
+}  // namespace
+
+TEST_CASE("load balancing: with a local rack, its replicas lead the replicas and its nodes lead the other local nodes") {
+    const auto v = racks_and_dcs();
+    default_load_balancing_policy p({.remote_hosts_per_dc = 2, .local_rack = "rack1"});
+    for (std::size_t rotation = 0; rotation < 6; ++rotation) {
+        query_plan plan;
+        plan.replicas = {1, 2, 3, 4};  // rack2, rack1, rack2, rack1
+        plan.rotation = rotation;
+        p.start(v, plan);
+        const auto order = walk(p, v, plan);
+        REQUIRE(order.size() == 10);
+        // Replicas: rack1's (2, 4) before rack2's (1, 3), each pair in either order (shuffled).
+        CHECK(rack1(v, order[0]));
+        CHECK(rack1(v, order[1]));
+        CHECK_FALSE(rack1(v, order[2]));
+        CHECK_FALSE(rack1(v, order[3]));
+        CHECK(std::set<std::uint32_t>(order.begin(), order.begin() + 4) == std::set<std::uint32_t>{1, 2, 3, 4});
+        // The other local nodes: 0 (rack1) before 5 (rack2), whatever the rotation; then the remote ones.
+        CHECK(order[4] == 0);
+        CHECK(order[5] == 5);
+        CHECK(std::set<std::uint32_t>(order.begin() + 6, order.end()) == std::set<std::uint32_t>{6, 7, 8, 9});
+    }
+    // A lightweight transaction keeps the ring order, racks or not.
+    query_plan lwt;
+    lwt.replicas = {1, 2, 3};
+    lwt.lwt = true;
+    p.start(v, lwt);
+    CHECK(walk(p, v, lwt) == std::vector<std::uint32_t>{1, 2, 3, 0, 4, 5, 6, 7, 8, 9});
+}
+
+TEST_CASE("load balancing: preferred remote datacenters come first, in their order; LOCAL_* requests stay local unless allowed") {
+    const auto v = racks_and_dcs();
+    default_load_balancing_policy p({.remote_hosts_per_dc = 2, .shuffle_replicas = false, .preferred_remote_dcs = {"dc3"}});
+    query_plan plan;
+    p.start(v, plan);
+    auto order = walk(p, v, plan);
+    REQUIRE(order.size() == 10);
+    CHECK(std::set<std::uint32_t>(order.begin() + 6, order.begin() + 8) == std::set<std::uint32_t>{8, 9});  // dc3 first
+    CHECK(std::set<std::uint32_t>(order.begin() + 8, order.end()) == std::set<std::uint32_t>{6, 7});
+    query_plan local;
+    local.local_consistency = true;
+    p.start(v, local);
+    CHECK(walk(p, v, local).size() == 6);  // the local datacenter only
+    default_load_balancing_policy allowed({.remote_hosts_per_dc = 2, .allow_remote_for_local_consistency = true});
+    query_plan again;
+    again.local_consistency = true;
+    allowed.start(v, again);
+    CHECK(walk(allowed, v, again).size() == 10);
+}
+
+TEST_CASE("load balancing: allow and deny filters by host, datacenter and rack make a node ignored") {
+    const auto v = racks_and_dcs();
+    auto distance = [&](const default_load_balancing_policy& p, std::size_t i) { return p.distance(*v.nodes[i], "dc1", 0); };
+    default_load_balancing_policy deny_host({.deny = {.hosts = {"10.0.0.1"}}});
+    CHECK(distance(deny_host, 0) == node_distance::ignored);
+    CHECK(distance(deny_host, 1) == node_distance::local);
+    default_load_balancing_policy deny_endpoint({.deny = {.hosts = {"10.0.0.2:9042"}}});
+    CHECK(distance(deny_endpoint, 1) == node_distance::ignored);
+    default_load_balancing_policy deny_rack({.deny = {.racks = {"rack2"}}});
+    CHECK(distance(deny_rack, 0) == node_distance::local);
+    CHECK(distance(deny_rack, 1) == node_distance::ignored);
+    default_load_balancing_policy allow_dc({.remote_hosts_per_dc = 5, .allow = {.datacenters = {"dc1", "dc3"}}});
+    CHECK(distance(allow_dc, 0) == node_distance::local);
+    CHECK(distance(allow_dc, 6) == node_distance::ignored);  // dc2: not allowed
+    CHECK(distance(allow_dc, 8) == node_distance::remote);
+    default_load_balancing_policy both({.allow = {.racks = {"rack1"}}, .deny = {.hosts = {"10.0.0.3"}}});
+    CHECK(distance(both, 0) == node_distance::local);
+    CHECK(distance(both, 2) == node_distance::ignored);  // allowed by rack, denied by host: deny wins
+    CHECK(distance(both, 1) == node_distance::ignored);
+}

@@ -96,3 +96,16 @@ TEST_CASE("profiles: a wrong set is refused, naming the profile and what is wron
     CHECK_THAT(refusal({{"default", {.inherits = "a"}}, {"a", {}}}), ContainsSubstring("the default profile cannot inherit"));
     CHECK_THAT(refusal({{"", {}}}), ContainsSubstring("a profile needs a name"));
 }
+
+TEST_CASE("profiles: a statement holds its profile's name as an interned number") {
+    const profile_name a("oltp"), b("oltp"), c("bulk"), none;
+    CHECK(a.view() == "oltp");
+    CHECK(a.view().data() == b.view().data());  // one copy of the name
+    CHECK(c.view() == "bulk");
+    CHECK(none.empty());
+    CHECK(none.view().empty());
+    CHECK(profile_name("").empty());
+    CHECK(sizeof(profile_name) == 4);  // fits in the options' padding
+    auto s = statement("SELECT 1").profile("oltp");
+    CHECK(s.options().profile.view() == "oltp");
+}
