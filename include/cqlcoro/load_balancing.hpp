@@ -96,8 +96,10 @@ struct default_policy_options {
 /// of the two local tiers. Each node at most once per plan.
 class default_load_balancing_policy : public load_balancing_policy {
 public:
-    explicit default_load_balancing_policy(std::size_t remote_hosts_per_dc = 0, bool shuffle_replicas = true)
-        : default_load_balancing_policy(default_policy_options{.remote_hosts_per_dc = remote_hosts_per_dc, .shuffle_replicas = shuffle_replicas}) {}
+    explicit default_load_balancing_policy(std::size_t remote_hosts_per_dc = 0, bool shuffle_replicas = true) {
+        o_.remote_hosts_per_dc = remote_hosts_per_dc;
+        o_.shuffle_replicas = shuffle_replicas;
+    }
     explicit default_load_balancing_policy(default_policy_options o) : o_(std::move(o)) {}
     node_distance distance(const node& n, std::string_view local_dc, std::size_t remote_before) const override;
     void start(const plan_nodes& v, query_plan& plan) const override;
