@@ -76,8 +76,7 @@ struct resolver {
 
 std::string profile_set::names() const {
     std::string s = "default";
-    for (const auto& [name, p] : named)
-        if (name != "default") s += ", " + name;
+    for (const auto& [name, p] : named) s += ", " + name;  // "default" is never among them
     return s;
 }
 
@@ -104,16 +103,15 @@ std::unique_ptr<const profile_set> resolve_profiles(const session_params& p, con
         if (name.empty()) bad(name, "a profile needs a name");
         if (name != "default") resolver{profiles, *set, {}}.resolve(name);
     }
-    auto check = [](const resolved_profile& r) {
+    // Each profile whole: every policy present, and whether its requests may hedge.
+    auto seal = [](resolved_profile& r) {
         if (!r.retry) bad(r.name, "its retry policy is null: use fallthrough_retry_policy to never retry");
         if (!r.speculative) bad(r.name, "its speculative execution policy is null: use no_speculative_execution to never hedge");
         if (!r.lb) bad(r.name, "its load balancing policy is null");
+        r.hedging = !dynamic_cast<const no_speculative_execution*>(r.speculative.get());
     };
-    check(set->fallback);
-    for (auto& [name, r] : set->named) check(r);
-    auto hedges = [](resolved_profile& r) { r.hedging = !dynamic_cast<const no_speculative_execution*>(r.speculative.get()); };
-    hedges(set->fallback);
-    for (auto& [name, r] : set->named) hedges(r);
+    seal(set->fallback);
+    for (auto& [name, r] : set->named) seal(r);
     return set;
 }
 
