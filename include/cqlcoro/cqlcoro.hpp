@@ -20,9 +20,11 @@
 #include <cqlcoro/load_balancing.hpp>
 #include <cqlcoro/log.hpp>
 #include <cqlcoro/metadata.hpp>
+#include <cqlcoro/metrics.hpp>
 #include <cqlcoro/pager.hpp>
 #include <cqlcoro/profile.hpp>
 #include <cqlcoro/protocol_version.hpp>
+#include <cqlcoro/request_tracker.hpp>
 #include <cqlcoro/result.hpp>
 #include <cqlcoro/retry_budget.hpp>
 #include <cqlcoro/retry_policy.hpp>

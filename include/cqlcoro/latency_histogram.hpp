@@ -1,4 +1,4 @@
-// A latency histogram cheap enough for the request path: recording is two relaxed atomic increments,
+// A latency histogram cheap enough for the request path: recording is three relaxed atomic increments,
 // no lock and no allocation; reading percentiles walks the buckets.
 //
 // Buckets are logarithmic with 16 sub-buckets per power of two (as HDR histograms do with one
@@ -26,10 +26,15 @@ public:
         const auto us = latency.count() <= 0 ? std::uint64_t{0} : static_cast<std::uint64_t>(latency.count() / 1000);
         buckets_[index_of(us)].fetch_add(1, std::memory_order_relaxed);
         count_.fetch_add(1, std::memory_order_relaxed);
+        sum_.fetch_add(us, std::memory_order_relaxed);
     }
 
     /// Latencies recorded so far.
     std::uint64_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
+    /// The recorded latencies added up, in microseconds.
+    std::uint64_t sum_microseconds() const noexcept { return sum_.load(std::memory_order_relaxed); }
+    /// Latencies recorded in bucket i (index_of(), upper_bound_of()).
+    std::uint64_t bucket(std::size_t i) const noexcept { return buckets_[i].load(std::memory_order_relaxed); }
 
     /// The latency at or below which a fraction q (0..1) of the recorded ones lie: the upper bound of the
     /// bucket that holds it. Zero when nothing was recorded.
@@ -53,6 +58,7 @@ public:
     void reset() noexcept {
         for (auto& b : buckets_) b.store(0, std::memory_order_relaxed);
         count_.store(0, std::memory_order_relaxed);
+        sum_.store(0, std::memory_order_relaxed);
     }
 
     /// The bucket of a latency in microseconds: values below 16 exactly, then 16 per power of two.
@@ -75,6 +81,7 @@ public:
 private:
     std::array<std::atomic<std::uint64_t>, bucket_count> buckets_{};
     std::atomic<std::uint64_t> count_{0};
+    std::atomic<std::uint64_t> sum_{0};
 };
 
 }  // namespace cqlcoro

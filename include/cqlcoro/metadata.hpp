@@ -39,6 +39,7 @@ enum class node_distance : std::uint8_t { local, remote, ignored };
 
 namespace detail {
 struct metadata_access;
+struct node_stats;
 }
 
 std::string_view to_string(node_state s) noexcept;
@@ -67,7 +68,7 @@ struct node {
         : address(o.address), port(o.port), endpoint(o.endpoint), broadcast_rpc_address(o.broadcast_rpc_address), host_id(o.host_id),
           datacenter(o.datacenter), rack(o.rack), release_version(o.release_version), schema_version(o.schema_version),
           tokens(o.tokens), state_(o.state()), distance_(o.distance()), open_(o.open_connections()),
-          replaced_(o.replaced_.load(std::memory_order_relaxed)) {}
+          replaced_(o.replaced_.load(std::memory_order_relaxed)), stats_(o.stats_) {}
 
 private:
     friend struct detail::metadata_access;  // the session writes these, and only these, of a published node
@@ -75,6 +76,7 @@ private:
     std::atomic<node_distance> distance_{node_distance::ignored};
     std::atomic<std::size_t> open_{0};
     std::atomic<std::uint64_t> replaced_{0};  // connections replaced for their orphaned stream ids
+    std::shared_ptr<detail::node_stats> stats_;  // its metrics, shared by its snapshots (set by its pool)
 };
 
 /// A keyspace's replication, as the schema lists it.

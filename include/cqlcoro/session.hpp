@@ -28,8 +28,10 @@
 #include <cqlcoro/load_balancing.hpp>
 #include <cqlcoro/log.hpp>
 #include <cqlcoro/metadata.hpp>
+#include <cqlcoro/metrics.hpp>
 #include <cqlcoro/pager.hpp>
 #include <cqlcoro/profile.hpp>
+#include <cqlcoro/request_tracker.hpp>
 #include <cqlcoro/result.hpp>
 #include <cqlcoro/retry_budget.hpp>
 #include <cqlcoro/retry_policy.hpp>
@@ -148,8 +150,18 @@ struct session_params {
     /// routed to their replicas), or as soon as the first node has an open pool.
     enum class readiness { first_host, all_pools };
     readiness ready_when = readiness::all_pools;
-    /// Where the driver's own messages go (connections replaced, nodes down and up); none: nowhere.
+    /// Where the driver's own messages go (connections replaced, nodes down and up, slow requests, the
+    /// server's warnings); none: nowhere. The driver prints nothing by itself.
     log_sink logger;
+    /// Messages below this level are neither formatted nor passed to the logger.
+    log_level min_log_level = log_level::info;
+    /// Log the warnings a server attaches to an answer (v4+: a large batch, too many tombstones, an
+    /// aggregation without a partition key), at warn, with the request's text.
+    bool log_server_warnings = true;
+    /// Requests slower than a threshold, logged (cqlcoro/request_tracker.hpp); off by default.
+    slow_request_options slow_requests;
+    /// Told of every attempt and every completed request (cqlcoro/request_tracker.hpp); none by default.
+    std::shared_ptr<request_tracker> tracker;
 
     // ---- Execution profiles (cqlcoro/profile.hpp): named sets of request options a statement picks by
     // name (statement::profile()). "default", when given, overrides the options above and below for
@@ -188,36 +200,6 @@ struct session_params {
     // ---- The chain (cqlcoro/chain.hpp): the application's middlewares among the built-in layers, which
     // appear once each, in the order deadline, speculative_execution, retry.
     std::vector<chain_member> chain = default_chain();
-};
-
-/// What the session's retries did, counted since it connected (each figure exact on its own).
-struct request_metrics {
-    std::uint64_t retries = 0;                 ///< retries the policy asked for and the request made
-    std::uint64_t retries_read_timeout = 0;
-    std::uint64_t retries_write_timeout = 0;
-    std::uint64_t retries_unavailable = 0;
-    std::uint64_t retries_overloaded = 0;      ///< OVERLOADED, SERVER_ERROR, TRUNCATE_ERROR, IS_BOOTSTRAPPING
-    std::uint64_t retries_connection_lost = 0; ///< a connection lost, or an attempt timed out, after the write
-    std::uint64_t not_sent_moves = 0;          ///< free moves to the next node for requests never sent
-    std::uint64_t budget_denials = 0;          ///< retries the retry budget refused
-    std::uint64_t attempts_exhausted = 0;      ///< retries refused at max_attempts
-    std::uint64_t ignored = 0;                 ///< failures a policy turned into an empty success
-    std::uint64_t speculative_executions = 0;  ///< speculative executions started
-    std::uint64_t speculative_wins = 0;        ///< requests whose answer came from a speculative execution
-    std::uint64_t speculative_denials = 0;     ///< speculative executions the retry budget refused
-    /// Failed requests by outcome: not_sent, rejected, failed, maybe_applied.
-    std::array<std::uint64_t, 4> failed_by_outcome{};
-};
-
-/// A host's counters, as session::metrics() reports them.
-struct host_metrics {
-    std::string host;                 ///< "address:port"
-    std::size_t open_connections = 0;
-    std::size_t in_flight = 0;        ///< requests accepted by its connections and not yet completed
-    std::size_t orphaned_streams = 0; ///< stream ids held by abandoned requests whose answers have not arrived
-    std::uint64_t requests_sent = 0;  ///< requests written to its connections (heartbeats included)
-    /// Connections replaced because too many of their stream ids were orphaned (session_params::orphan_budget).
-    std::uint64_t connections_replaced = 0;
 };
 
 namespace detail {
@@ -332,8 +314,10 @@ public:
 
     std::uint8_t protocol_version() const noexcept;
     const session_params& params() const;
-    /// Per-host counters, read without stopping anything (each is exact on its own, not as a set).
-    std::vector<host_metrics> metrics() const;
+    /// The session's figures now (cqlcoro/metrics.hpp): requests with their latency histogram, errors
+    /// by kind, retries, admission, and each node's counters and latency; read without stopping
+    /// anything (each figure is exact on its own, not as a set). Any thread. to_prometheus() renders it.
+    session_metrics metrics() const;
     /// The session's retry and outcome counters (empty for an empty handle).
     request_metrics retry_metrics() const;
     /// The admission gate's state (requests running and waiting now) and what it did so far; all zero

@@ -13,6 +13,9 @@ struct metadata_access {
     static std::atomic<std::size_t>& open_connections(node& n) noexcept { return n.open_; }
     static std::atomic<std::uint64_t>& replaced(node& n) noexcept { return n.replaced_; }
     static std::uint64_t replaced(const node& n) noexcept { return n.replaced_.load(std::memory_order_relaxed); }
+    /// A node's metrics (session/stats.hpp): given by its pool before the node is published.
+    static std::shared_ptr<node_stats>& stats(node& n) noexcept { return n.stats_; }
+    static node_stats* stats_of(const node& n) noexcept { return n.stats_.get(); }
 
     /// Everything a snapshot holds, given at once: the snapshot is immutable from here on.
     static std::shared_ptr<const cluster_metadata> make(std::string cluster_name, std::string partitioner,

@@ -19,7 +19,10 @@
 #include "policy/recycler.hpp"
 
 #include "policy/idempotence.hpp"
+#include "cluster/metadata_access.hpp"
+#include "session/request_log.hpp"
 #include "session/result_builder.hpp"
+#include "session/stats.hpp"
 #include "session/session_impl.hpp"
 
 #include <cqlcoro/speculative_execution.hpp>
@@ -128,6 +131,7 @@ struct request_op final : hedge_timer::entry, admission::waiter {
     std::uint64_t generation = 0;       // which use of this pooled object the application's slot handler is for
     bool cancelled = false;
     clock::time_point deadline;
+    clock::time_point started_at;  // execute(), for the metrics' latency
     std::chrono::milliseconds timeout{0};
     query_plan plan;
     bool pinned = false;
@@ -226,6 +230,8 @@ struct request_op final : hedge_timer::entry, admission::waiter {
         first_latencies = nullptr;
         prof = view->profiles->find(req->options().profile.view());
         const auto now = clock::now();
+        started_at = now;
+        impl->stats.started.fetch_add(1, std::memory_order_relaxed);
         if (!prof) [[unlikely]] {
             prof = &view->profiles->fallback;  // for what completing reads
             timeout = prof->timeout;
@@ -708,6 +714,13 @@ struct request_op final : hedge_timer::entry, admission::waiter {
         a.start = x.started;
         a.end = clock::now();
         x.started = a.end;  // the next attempt of this execution starts now
+        if (x.host)
+            if (auto* st = metadata_access::stats_of(*x.host->info)) {
+                // Latency of what the node answered, an ERROR included; the failures by kind.
+                if (!a.ec || &a.ec.category() == &server_category()) st->latency.record(a.end - a.start);
+                if (a.ec) st->errors.add(a.ec);
+            }
+        if (impl->params.tracker) [[unlikely]] impl->params.tracker->on_attempt(*req, a);
     }
 
     // What the statement is, for the outcome and the retry policy (read from its text only on failure).
@@ -774,6 +787,8 @@ struct request_op final : hedge_timer::entry, admission::waiter {
         a.decision = decision.what;
         ++d.retries;
         count_retry(ec, was_written);
+        if (x.host)
+            if (auto* st = metadata_access::stats_of(*x.host->info)) st->retries.fetch_add(1, std::memory_order_relaxed);
         last_error = ec;
         if (server) last_server = std::move(*server);
         else last_server.reset();
@@ -996,6 +1011,7 @@ struct request_op final : hedge_timer::entry, admission::waiter {
         x.started = clock::now();
         ++req->diagnostics.speculative_executions;
         impl->counts.speculative.fetch_add(1, std::memory_order_relaxed);
+        if (auto* st = metadata_access::stats_of(*h->info)) st->speculative.fetch_add(1, std::memory_order_relaxed);
         attempt(x);
     }
 
@@ -1086,6 +1102,10 @@ struct request_op final : hedge_timer::entry, admission::waiter {
             impl->gate->leave();  // the next waiter's admitted() only posts: nothing re-enters here
         }
         stop_executions(asio::cancellation_type::terminal, true);
+        const auto took = clock::now() - started_at;
+        impl->stats.requests.record(took);
+        if (ec) [[unlikely]] impl->stats.errors.add(ec);
+        if (impl->observing || (impl->warnings_logged && !r.warnings().empty())) [[unlikely]] observe(ec, r, took);
         // The application's slot is not cleared here, on a connection's strand: that would race with an
         // emit on the application's executor. erased_handler clears it there, just before the handler runs;
         // until then a late emit finds `done` (or another generation) and does nothing.
@@ -1097,6 +1117,20 @@ struct request_op final : hedge_timer::entry, admission::waiter {
         out_inline = !initiating;
         view.reset();
         req.reset();
+    }
+
+    // The request tracker, the slow-request log and the server's warnings (out of line: off by default).
+    [[gnu::noinline]] void observe(error_code ec, const result& r, clock::duration took) {
+        const auto& p = impl->params;
+        const auto& d = r.diagnostics();
+        if (p.tracker) p.tracker->on_complete(*req, ec, d, took);
+        const auto& slow = p.slow_requests;
+        if (impl->logs(slow.level) && ((slow.threshold.count() > 0 && took > slow.threshold) || (ec && slow.log_failures))) {
+            const auto text = ec ? describe_request_failure(ec, d) : std::string();
+            impl->log(slow.level, describe_request(*req, ec, text, d, took, slow));
+        }
+        if (!ec && impl->warnings_logged)
+            for (const auto& w : r.warnings()) impl->log(log_level::warn, describe_warning(*req, d.host, w, slow.max_query_length));
     }
 
     // A schema change through the session: the schema is read again and the nodes' agreement awaited

@@ -1,6 +1,7 @@
 #include "pool/node_pool.hpp"
 
 #include "cluster/metadata_access.hpp"
+#include "session/stats.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -13,13 +14,17 @@ namespace cqlcoro::detail {
 
 node_pool::node_pool(asio::strand<asio::any_io_executor> strand, std::shared_ptr<node> info, std::weak_ptr<pool_listener> listener,
                      std::chrono::milliseconds drain_timeout)
-    : strand_(strand), info_(std::move(info)), listener_(std::move(listener)), drain_timeout_(drain_timeout), retry_(strand) {}
+    : strand_(strand), info_(std::move(info)), listener_(std::move(listener)), drain_timeout_(drain_timeout), retry_(strand) {
+    auto& stats = metadata_access::stats(*info_);
+    if (!stats) stats = std::make_shared<node_stats>();  // the node's metrics, from now on its own
+}
 
 void node_pool::set_info(std::shared_ptr<node> n) {
     metadata_access::state(*n).store(info_->state());
     metadata_access::distance(*n).store(info_->distance());
     metadata_access::open_connections(*n).store(info_->open_connections());
     metadata_access::replaced(*n).store(metadata_access::replaced(*info_));
+    metadata_access::stats(*n) = metadata_access::stats(*info_);
     info_ = std::move(n);
 }
 
@@ -133,6 +138,7 @@ void node_pool::on_state(std::uint64_t id, connection::connection_state st, erro
         return;
     }
     auto why = c->failure().second;
+    if (auto* st = metadata_access::stats_of(*info_)) st->retired_sent.fetch_add(c->sent(), std::memory_order_relaxed);  // its count stays the node's
     std::erase_if(conns_, [id](const auto& x) { return x.first == id; });
     resume(pool_event::closed(id, ec, std::move(why)));
 }

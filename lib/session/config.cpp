@@ -275,6 +275,17 @@ std::vector<config_entry> make_keys() {
                       one_of<session_params::readiness>{{{"first_host", session_params::readiness::first_host},
                                                          {"all_pools", session_params::readiness::all_pools}}}));
     k.push_back(field("client_timestamps", CQLCORO_AT(s.p.client_timestamps), boolean{}));
+    // Logging (restart-only): what reaches session_params::logger, which only code can give.
+    const one_of<log_level> levels{{{"debug", log_level::debug}, {"info", log_level::info}, {"warn", log_level::warn}, {"error", log_level::error}}};
+    k.push_back(field("min_log_level", CQLCORO_AT(s.p.min_log_level), levels));
+    k.push_back(field("log_server_warnings", CQLCORO_AT(s.p.log_server_warnings), boolean{}));
+    k.push_back(field("slow_requests.threshold", CQLCORO_AT(s.p.slow_requests.threshold), duration{}));
+    k.push_back(field("slow_requests.level", CQLCORO_AT(s.p.slow_requests.level), levels));
+    k.push_back(field("slow_requests.max_query_length", CQLCORO_AT(s.p.slow_requests.max_query_length), any_count));
+    k.push_back(field("slow_requests.show_values", CQLCORO_AT(s.p.slow_requests.show_values), boolean{}));
+    k.push_back(field("slow_requests.max_value_length", CQLCORO_AT(s.p.slow_requests.max_value_length), any_count));
+    k.push_back(field("slow_requests.max_values", CQLCORO_AT(s.p.slow_requests.max_values), any_count));
+    k.push_back(field("slow_requests.log_failures", CQLCORO_AT(s.p.slow_requests.log_failures), boolean{}));
     // Admission (restart-only).
     k.push_back(field("admission.enabled", CQLCORO_AT(s.p.admission.enabled), boolean{}));
     k.push_back(field("admission.max_concurrent", CQLCORO_AT(s.p.admission.max_concurrent), at_least_1));

@@ -100,7 +100,7 @@ const std::string empty_session_text =
 namespace detail {
 
 void session_impl::log(log_level level, std::string_view message) const noexcept {
-    if (!params.logger) return;
+    if (!logs(level)) return;
     try {
         params.logger(level, message);
     } catch (...) {  // a sink's failure is its own
@@ -171,6 +171,13 @@ asio::awaitable<session> session::connect_op(asio::any_io_executor ex, session_p
     if (params.tls) params.tls->context = make_tls_context(*params.tls);  // read the files once, share the context
     impl->params = std::move(params);
     impl->stream_budget = memory_budget::create(impl->params.stream_memory_budget);
+    {
+        const auto& p = impl->params;
+        const bool slow_log = p.logger && p.slow_requests.level >= p.min_log_level &&
+                              (p.slow_requests.threshold.count() > 0 || p.slow_requests.log_failures);
+        impl->observing = p.tracker != nullptr || slow_log;
+        impl->warnings_logged = p.log_server_warnings && impl->logs(log_level::warn);
+    }
     impl->retries = std::make_unique<retry_budget>(impl->params.retry_budget);
     if (impl->params.admission.enabled) impl->gate = std::make_unique<detail::admission>(impl->params.admission);
     impl->lb = impl->params.load_balancing ? impl->params.load_balancing
@@ -258,45 +265,6 @@ asio::awaitable<void> session::close_op(std::shared_ptr<detail::session_impl> im
     co_await asio::co_spawn(impl->strand, close_on_strand(impl, timeout), asio::use_awaitable);
 }
 
-std::vector<host_metrics> session::metrics() const {
-    std::vector<host_metrics> out;
-    if (!handle_) return out;
-    auto v = handle_->impl->current();
-    for (const auto& h : v->hosts) {
-        auto& m = out.emplace_back();
-        m.host = h->name();
-        for (const auto& c : h->connections) {
-            m.open_connections += c->state() == connection::connection_state::ready ? 1 : 0;
-            m.in_flight += c->in_flight();
-            m.orphaned_streams += c->orphans();
-            m.requests_sent += c->sent();
-        }
-        m.connections_replaced = detail::metadata_access::replaced(*h->info);
-    }
-    return out;
-}
-
-request_metrics session::retry_metrics() const {
-    request_metrics m;
-    if (!handle_) return m;
-    const auto& c = handle_->impl->counts;
-    auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-    m.retries = get(c.retries);
-    m.retries_read_timeout = get(c.read_timeout);
-    m.retries_write_timeout = get(c.write_timeout);
-    m.retries_unavailable = get(c.unavailable);
-    m.retries_overloaded = get(c.overloaded);
-    m.retries_connection_lost = get(c.connection_lost);
-    m.not_sent_moves = get(c.not_sent_moves);
-    m.budget_denials = get(c.budget_denials);
-    m.attempts_exhausted = get(c.attempts_exhausted);
-    m.ignored = get(c.ignored);
-    m.speculative_executions = get(c.speculative);
-    m.speculative_wins = get(c.speculative_wins);
-    m.speculative_denials = get(c.speculative_denials);
-    for (std::size_t i = 0; i < m.failed_by_outcome.size(); ++i) m.failed_by_outcome[i] = get(c.failed_by_outcome[i]);
-    return m;
-}
 
 cqlcoro::admission_metrics session::admission_metrics() const {
     if (!handle_ || !handle_->impl->gate) return {};

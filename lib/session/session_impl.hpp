@@ -18,6 +18,7 @@
 #include "pool/node_pool.hpp"
 #include "session/encode.hpp"
 #include "session/profiles.hpp"
+#include "session/stats.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -122,6 +123,11 @@ struct session_impl : std::enable_shared_from_this<session_impl>, control_listen
             speculative_denials{0};
         std::array<std::atomic<std::uint64_t>, 4> failed_by_outcome{};
     } counts;
+    session_stats stats;  // requests, their latency and errors (metrics.cpp reads them)
+    // Set at connect: a request's completion is shown to the tracker or the slow-request log; the
+    // server's warnings are logged.
+    bool observing = false;
+    bool warnings_logged = false;
 
     // The request path's view. Published whole (publish() on the strand, set_profiles() from any thread),
     // under view_mutex; read without it.
@@ -176,6 +182,8 @@ struct session_impl : std::enable_shared_from_this<session_impl>, control_listen
         }
     }
     void log(log_level level, std::string_view message) const noexcept;
+    /// Whether a message at `level` would reach the logger (so it is worth formatting).
+    bool logs(log_level level) const noexcept { return params.logger && level >= params.min_log_level; }
     /// The error for a request that finds the session closed, saying how it was closed.
     std::string closed_reason() const;
     /// The last handle went away without close(): stop everything at once (posted to the strand).

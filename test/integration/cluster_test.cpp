@@ -380,7 +380,7 @@ TEST_CASE("real cluster: a paused node is hedged around; 256 requests in flight 
         WARN(fmt::format("node 2 marked down {} ms after kill -9", noticed.count()));
         const auto driver_failed_at_kill = ledger.driver_failed;
         auto sent_to_victim = [&] {
-            for (const auto& m : s.metrics())
+            for (const auto& m : s.metrics().nodes)
                 if (m.host == victim->endpoint) return m.requests_sent;
             return std::uint64_t{0};
         };

@@ -199,7 +199,7 @@ namespace {
 
 const host_metrics& only_host(const session& s) {
     static thread_local std::vector<host_metrics> last;
-    last = s.metrics();
+    last = s.metrics().nodes;
     REQUIRE(last.size() == 1);
     return last.front();
 }

@@ -314,7 +314,7 @@ TEST_CASE("pager: pages follow the query plan over coordinators, or stay on the 
     c.prime({.query = query}, table(1000));
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
         auto s = co_await session::connect(ex, params_for(c));
-        co_await yield_until([&] { return s.metrics().size() == 3; }, 50'000'000);
+        co_await yield_until([&] { return s.metrics().nodes.size() == 3; }, 50'000'000);
         auto coordinators = [&] {
             std::set<std::size_t> nodes;
             for (const auto& r : reads(c)) nodes.insert(r.node);

@@ -189,7 +189,7 @@ TEST_CASE("retry: a connection lost after the write retries an idempotent read; 
         // The read: whichever node it starts at, it succeeds.
         for (int i = 0; i < 2; ++i) {
             co_await cqlcoro::test::yield_until([&] {
-                for (const auto& h : s.metrics())
+                for (const auto& h : s.metrics().nodes)
                     if (h.open_connections == 0) return false;
                 return true;
             }, 10'000'000);

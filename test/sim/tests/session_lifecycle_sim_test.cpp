@@ -80,7 +80,7 @@ TEST_CASE("session lifecycle: an empty session gives empty_handle through each o
         CHECK(thrown_by([&] { (void)empty.stream(statement("SELECT 1")); }).first == client_errc::empty_handle);
         CHECK(thrown_by([&] { (void)empty.metadata(); }).first == client_errc::empty_handle);
         CHECK(thrown_by([&] { (void)empty.params(); }).first == client_errc::empty_handle);
-        CHECK(empty.metrics().empty());
+        CHECK(empty.metrics().nodes.empty());
         CHECK(empty.protocol_version() == 0);
         co_await empty.close();  // nothing to close: a no-op, as for a socket that is not open
     });
@@ -252,11 +252,11 @@ TEST_CASE("session lifecycle: a connection over its orphan budget is replaced fi
         }
         CHECK(failed == 0);
         CHECK(ok == 200);
-        REQUIRE(s.metrics().size() == 1);
-        CHECK(s.metrics()[0].connections_replaced == 1);
+        REQUIRE(s.metrics().nodes.size() == 1);
+        CHECK(s.metrics().nodes[0].connections_replaced == 1);
         // The late answers come; the old connection, drained, closes: one pool connection again.
-        co_await cqlcoro::test::yield_until([&] { return s.metrics()[0].open_connections == 1 && c.connection_count(1) == 2; }, 10'000'000);
-        CHECK(s.metrics()[0].orphaned_streams == 0);
+        co_await cqlcoro::test::yield_until([&] { return s.metrics().nodes[0].open_connections == 1 && c.connection_count(1) == 2; }, 10'000'000);
+        CHECK(s.metrics().nodes[0].orphaned_streams == 0);
         {
             std::lock_guard lk(m);
             REQUIRE(warnings.size() == 1);

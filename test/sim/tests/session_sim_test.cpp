@@ -356,7 +356,7 @@ TEST_CASE("session: an answer that does not decode fails its request only; the c
         CHECK_THAT(r.diagnostics().attempts[0].message, ContainsSubstring("malformed answer"));
         auto ok = co_await s.execute(statement("SELECT 1"));  // the framing held: same connection, still open
         CHECK(ok.empty());
-        CHECK(s.metrics().at(0).open_connections == 1);
+        CHECK(s.metrics().nodes.at(0).open_connections == 1);
         co_await s.close();
     });
 }
