@@ -17,6 +17,7 @@
 
 #include <boost/container/small_vector.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -26,11 +27,24 @@
 
 namespace cqlcoro {
 
+/// A node's load as the session sees it now, for health-aware ordering.
+struct node_load {
+    /// Requests at its connections, orphaned stream ids (abandoned, awaiting a late answer) included.
+    std::size_t in_flight = 0;
+    /// How long its connections have read nothing while requests were outstanding (zero when idle or
+    /// reading).
+    std::chrono::steady_clock::duration silent_for{};
+    /// How long since it last came up (max: up since the session knows it, or unknown).
+    std::chrono::steady_clock::duration up_for = std::chrono::steady_clock::duration::max();
+};
+
 /// The nodes a plan may name, as one request sees them: immutable for the request's life. Plans name
 /// nodes by their index in `nodes` (null where the session holds no node).
 struct plan_nodes {
     std::vector<std::shared_ptr<const node>> nodes;
     std::vector<std::uint32_t> local, remote;  ///< usable nodes (up, with open connections) by distance
+    /// Node i's load now (the session's own; a test may give its own); null: unknown, no health order.
+    node_load (*load)(const plan_nodes&, std::uint32_t i) = nullptr;
 };
 
 /// One request's plan: the session fills `replicas`, the policy's start() arranges it and sets its own
@@ -88,6 +102,20 @@ struct default_policy_options {
     /// A node is used only if `allow` is empty or names it, and `deny` does not; any other is ignored:
     /// no connections, in no plan.
     node_filter allow, deny;
+    /// Health-aware order among the partition's replicas (when there are more than two, and never for a
+    /// lightweight transaction), within each rack group so that rack preference is never overridden:
+    /// a replica that came up less than `warm_up` ago gives up the first two places in 3 plans of 4;
+    /// otherwise unhealthy replicas (busy: `busy_threshold` requests or more in flight, orphans
+    /// included, and nothing read for `busy_silence`; or a black hole: requests outstanding and nothing
+    /// read for `black_hole`) go to the back, when fewer than half are unhealthy; then the less loaded
+    /// of the first two goes first (power of two choices).
+    struct health_options {
+        bool enabled = true;
+        std::size_t busy_threshold = 10;
+        std::chrono::milliseconds busy_silence{200};
+        std::chrono::milliseconds black_hole{2000};
+        std::chrono::milliseconds warm_up{60000};
+    } health;
 };
 
 /// The default: the partition's local replicas first (shuffled, except for lightweight transactions,
@@ -108,6 +136,7 @@ public:
 
 private:
     bool in_local_rack(const plan_nodes& v, std::uint32_t i) const { return v.nodes[i] && v.nodes[i]->rack == o_.local_rack; }
+    void order_by_health(const plan_nodes& v, std::uint32_t* first, std::uint32_t* last) const;
     default_policy_options o_;
 };
 

@@ -116,6 +116,9 @@ struct session_params {
     /// Node filters: a node is used only if allow_nodes is empty or names it (by address, "address:port",
     /// datacenter or rack) and deny_nodes does not. A filtered node gets no connections and is in no plan.
     node_filter allow_nodes, deny_nodes;
+    /// Health-aware order among a partition's replicas (default_policy_options::health_options): warm-up
+    /// of a node back from down, busy-and-silent and black-hole nodes to the back, power of two choices.
+    default_policy_options::health_options health;
     /// Route statements with a routing key to a replica of their partition first (replicas shuffled).
     bool token_aware = true;
     bool shuffle_replicas = true;

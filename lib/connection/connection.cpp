@@ -124,6 +124,7 @@ asio::awaitable<detail::fallible<std::shared_ptr<connection>>> connection::try_c
         }
         if (!ec) {
             c->last_read_ = std::chrono::steady_clock::now();
+            c->last_read_at_.store(c->last_read_.time_since_epoch().count(), std::memory_order_relaxed);
             asio::post(c->strand_, [c] { c->start_read(); });
             if (c->heartbeat_interval_.count() > 0) asio::co_spawn(c->strand_, [c] { return c->heartbeat_loop(); }, asio::detached);
             co_return c;
@@ -484,6 +485,7 @@ void connection::on_read(error_code ec, std::size_t n) {
     }
     ++stats_.reads;
     last_read_ = std::chrono::steady_clock::now();
+    last_read_at_.store(last_read_.time_since_epoch().count(), std::memory_order_relaxed);
     if (auto perr = mux_.commit_read(n)) {
         fail_all(perr, fmt::format("{} sent a malformed frame: {}", host_, perr.message()));
         return;

@@ -196,6 +196,10 @@ public:
     std::size_t in_flight() const noexcept override { return mux_.load(); }
     /// Stream ids held by abandoned requests whose late responses have not arrived.
     std::size_t orphans() const noexcept { return mux_.orphans(); }
+    /// When it last read anything from its node (any thread).
+    std::chrono::steady_clock::time_point last_read() const noexcept {
+        return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(last_read_at_.load(std::memory_order_relaxed)));
+    }
     /// Requests handed to the socket so far (heartbeats included).
     std::uint64_t sent() const noexcept { return mux_.sent(); }
     connection_state state() const noexcept override { return state_.load(std::memory_order_acquire); }
@@ -283,6 +287,7 @@ private:
     bool heartbeat_pending_ = false;
     bool timed_out_ = false;  // the connect deadline passed
     std::chrono::steady_clock::time_point last_read_;
+    std::atomic<std::chrono::steady_clock::rep> last_read_at_{0};  // last_read_, readable from any thread
     timer_type heartbeat_timer_;
     heartbeat_sink heartbeat_sink_{*this};
     std::optional<timer_type> drain_timer_;

@@ -3,6 +3,8 @@
 #include <cqlcoro/load_balancing.hpp>
 
 #include <algorithm>
+#include <array>
+#include <tuple>
 #include <random>
 
 namespace cqlcoro {
@@ -29,7 +31,52 @@ void default_load_balancing_policy::start(const plan_nodes& v, query_plan& plan)
         thread_local std::minstd_rand rng{std::random_device{}()};
         for (std::size_t i = r.size() - 1; i > 0; --i) std::swap(r[i], r[rng() % (i + 1)]);
     }
-    if (!o_.local_rack.empty()) std::stable_partition(r.begin(), r.end(), [&](std::uint32_t i) { return in_local_rack(v, i); });
+    auto rack_end = r.end();
+    if (!o_.local_rack.empty()) rack_end = std::stable_partition(r.begin(), r.end(), [&](std::uint32_t i) { return in_local_rack(v, i); });
+    if (!o_.health.enabled || !v.load || r.size() <= 2) return;
+    // Each rack group on its own: health never moves a node across the rack preference.
+    order_by_health(v, r.data(), r.data() + (rack_end - r.begin()));
+    order_by_health(v, r.data() + (rack_end - r.begin()), r.data() + r.size());
+}
+
+void default_load_balancing_policy::order_by_health(const plan_nodes& v, std::uint32_t* first, std::uint32_t* last) const {
+    const auto n = static_cast<std::size_t>(last - first);
+    if (n < 2) return;
+    const auto& h = o_.health;
+    std::array<node_load, 16> loads;
+    const auto counted = std::min<std::size_t>(n, loads.size());
+    for (std::size_t i = 0; i < counted; ++i) loads[i] = v.load(v, first[i]);
+    // Moves position i to the back of the group (and its load with it).
+    auto to_back = [&](std::size_t i) {
+        std::rotate(first + i, first + i + 1, first + counted);
+        std::rotate(loads.begin() + static_cast<std::ptrdiff_t>(i), loads.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                    loads.begin() + static_cast<std::ptrdiff_t>(counted));
+    };
+    thread_local std::minstd_rand rng{std::random_device{}()};
+    bool warming = false;
+    for (std::size_t i = 0; i < std::min<std::size_t>(2, counted); ++i)
+        if (loads[i].up_for < h.warm_up && rng() % 4 != 0) {  // 3 plans in 4
+            to_back(i);
+            warming = true;
+            break;
+        }
+    if (!warming) {
+        auto unhealthy = [&](const node_load& l) {
+            return (l.in_flight >= h.busy_threshold && l.silent_for >= h.busy_silence) || (l.in_flight > 0 && l.silent_for >= h.black_hole);
+        };
+        std::size_t bad = 0;
+        for (std::size_t i = 0; i < counted; ++i) bad += unhealthy(loads[i]) ? 1 : 0;
+        if (bad > 0 && bad * 2 < counted) {
+            // A stable partition: the healthy first, each side in its order.
+            std::array<std::pair<std::uint32_t, node_load>, 16> tmp;
+            std::size_t k = 0;
+            for (int pass = 0; pass < 2; ++pass)
+                for (std::size_t i = 0; i < counted; ++i)
+                    if (unhealthy(loads[i]) == (pass == 1)) tmp[k++] = {first[i], loads[i]};
+            for (std::size_t i = 0; i < counted; ++i) std::tie(first[i], loads[i]) = tmp[i];
+        }
+    }
+    if (loads[0].in_flight > loads[1].in_flight) std::swap(first[0], first[1]);  // power of two choices
 }
 
 // Stages: 0 the replicas; 1 the other local nodes in the local rack (with one), from the rotation's

@@ -57,7 +57,13 @@ void node_pool::apply(pool_actions a) {
     const bool first = info_->state() == node_state::unknown;
     switch (a.node) {
     case change::up:
-    case change::up_quietly: metadata_access::state(*info_).store(node_state::up); break;
+    case change::up_quietly:
+        // Back from down (not the first time up): load balancing warms it up (node_load::up_for).
+        if (info_->state() == node_state::down)
+            if (auto* st = metadata_access::stats_of(*info_))
+                st->up_since.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+        metadata_access::state(*info_).store(node_state::up);
+        break;
     case change::down:
     case change::down_quietly: metadata_access::state(*info_).store(node_state::down); break;
     case change::none: break;

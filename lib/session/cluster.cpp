@@ -189,8 +189,33 @@ void session_impl::notify(node_event_kind k, const std::shared_ptr<node>& n) {
     }
 }
 
+namespace {
+
+// A node's load for the load balancing policy's health order (plan_nodes::load).
+node_load routing_load(const plan_nodes& p, std::uint32_t i) {
+    const auto& v = static_cast<const routing_view&>(p);
+    node_load l;
+    if (i >= v.hosts.size()) return l;
+    const auto& h = *v.hosts[i];
+    const auto now = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point last{};
+    for (const auto& c : h.connections) {
+        l.in_flight += c->in_flight() + c->orphans();
+        last = std::max(last, c->last_read());
+    }
+    if (l.in_flight > 0 && last.time_since_epoch().count() > 0 && now > last) l.silent_for = now - last;
+    if (const auto* st = metadata_access::stats_of(*h.info)) {
+        const auto since = st->up_since.load(std::memory_order_relaxed);
+        if (since != 0) l.up_for = now - std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(since));
+    }
+    return l;
+}
+
+}  // namespace
+
 void session_impl::publish() {
     auto v = std::make_shared<routing_view>();
+    v->load = &routing_load;
     v->md = md;
     v->tokens = md ? metadata_access::tokens(*md).get() : nullptr;
     v->hosts.reserve(pools.size());

@@ -252,6 +252,11 @@ std::vector<config_entry> make_keys() {
     k.push_back(field("deny_nodes.hosts", CQLCORO_AT(s.p.deny_nodes.hosts), texts{}));
     k.push_back(field("deny_nodes.datacenters", CQLCORO_AT(s.p.deny_nodes.datacenters), texts{}));
     k.push_back(field("deny_nodes.racks", CQLCORO_AT(s.p.deny_nodes.racks), texts{}));
+    k.push_back(field("health.enabled", CQLCORO_AT(s.p.health.enabled), boolean{}));
+    k.push_back(field("health.busy_threshold", CQLCORO_AT(s.p.health.busy_threshold), at_least_1));
+    k.push_back(field("health.busy_silence", CQLCORO_AT(s.p.health.busy_silence), duration{}));
+    k.push_back(field("health.black_hole", CQLCORO_AT(s.p.health.black_hole), duration{}));
+    k.push_back(field("health.warm_up", CQLCORO_AT(s.p.health.warm_up), duration{}));
     k.push_back(field("max_requests_per_connection", CQLCORO_AT(s.p.max_requests_per_connection), integer<std::size_t>{1, 32768}));
     k.push_back(field("orphan_budget", CQLCORO_AT(s.p.orphan_budget), any_count));
     k.push_back(field("connect_timeout", CQLCORO_AT(s.p.connect_timeout), duration{}));

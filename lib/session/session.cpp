@@ -188,7 +188,8 @@ asio::awaitable<session> session::connect_op(asio::any_io_executor ex, session_p
                                                  .preferred_remote_dcs = impl->params.preferred_remote_dcs,
                                                  .allow_remote_for_local_consistency = impl->params.allow_remote_for_local_consistency,
                                                  .allow = impl->params.allow_nodes,
-                                                 .deny = impl->params.deny_nodes});
+                                                 .deny = impl->params.deny_nodes,
+                                                 .health = impl->params.health});
     impl->profiles = detail::resolve_profiles(impl->params, impl->params.profiles, impl->lb);  // before any view is published
     impl->profiles_given = impl->params.profiles;
     auto started = co_await asio::co_spawn(impl->strand, impl->start(), asio::use_awaitable);

@@ -852,3 +852,40 @@ TEST_CASE("cluster: a denied node gets no connections; with a local rack, its no
         co_await s.close(std::chrono::milliseconds(100));
     });
 }
+
+TEST_CASE("cluster: a black-hole replica (requests outstanding, nothing read) goes to the back of the replicas") {
+    sim::cluster c({.nodes = 3, .port = port, .tokens_per_node = 8,
+                    .keyspaces = {{"ks", {{"class", "org.apache.cassandra.locator.SimpleStrategy"}, {"replication_factor", "3"}}}}});
+    const auto int_ = cql_type::of(type_kind::int_);
+    c.prime({.query = "SELECT v FROM ks.t WHERE k = ?"},
+            sim::prime_then{.answer = sim::one_int_row(), .markers = {{"ks", "t", "k", int_}}, .pk_indexes = {0}});
+    c.prime({.query = "SELECT hang", .node = 1}, sim::prime_then{.answer = sim::hang{}});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto p = one_contact_point(c);
+        p.health.black_hole = std::chrono::milliseconds(200);
+        auto s = co_await session::connect(ex, p);
+        auto read = co_await s.prepare("SELECT v FROM ks.t WHERE k = ?");
+        const auto node1 = c.address(1) + ":" + std::to_string(c.port(1));
+        auto led_by_node1 = [&]() -> asio::awaitable<int> {
+            int led = 0;
+            for (std::int32_t k = 0; k < 90; ++k) {
+                auto r = co_await s.execute(read.bind(k));
+                led += r.coordinator() == node1 ? 1 : 0;
+            }
+            co_return led;
+        };
+        // Healthy: each of the three replicas leads about a third of the plans.
+        const auto before = co_await led_by_node1();
+        CHECK(before > 10);
+        // Node 1 swallows a request: it times out after 300 ms (an orphaned stream id), and node 1's
+        // connection has read nothing since.
+        auto [ec, r] = co_await s.execute(statement("SELECT hang").node_endpoint(node1).timeout(std::chrono::milliseconds(300)),
+                                          asio::as_tuple(asio::use_awaitable));
+        CHECK(ec == client_errc::request_timeout);
+        const auto after = co_await led_by_node1();
+        CHECK(after == 0);
+        for (const auto& n : s.metrics().nodes)
+            if (n.host == node1) CHECK(n.orphaned_streams == 1);
+        co_await s.close();
+    });
+}

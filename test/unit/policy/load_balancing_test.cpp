@@ -4,6 +4,7 @@
 
 #include <catch2/catch_test_macros.hpp>
 
+#include <array>
 #include <set>
 
 using namespace cqlcoro;
@@ -190,4 +191,95 @@ TEST_CASE("load balancing: allow and deny filters by host, datacenter and rack m
     CHECK(distance(both, 0) == node_distance::local);
     CHECK(distance(both, 2) == node_distance::ignored);  // allowed by rack, denied by host: deny wins
     CHECK(distance(both, 1) == node_distance::ignored);
+}
+
+namespace {
+
+// Loads the health tests set per node, read by plan_nodes::load.
+std::array<node_load, 5> test_loads;
+node_load test_load(const plan_nodes&, std::uint32_t i) { return test_loads[i]; }
+
+std::vector<std::uint32_t> replicas_of(const default_load_balancing_policy& p, const plan_nodes& v, std::vector<std::uint32_t> r) {
+    query_plan plan;
+    plan.replicas.assign(r.begin(), r.end());
+    p.start(v, plan);
+    return {plan.replicas.begin(), plan.replicas.end()};
+}
+
+}  // namespace
+
+TEST_CASE("load balancing: health orders the replicas: power of two choices, busy and silent or black-hole nodes last") {
+    auto v = five();
+    v.local = {0, 1, 2, 3, 4};
+    v.remote.clear();
+    v.load = &test_load;
+    default_policy_options o;
+    o.shuffle_replicas = false;
+    const default_load_balancing_policy p(o);
+    using namespace std::chrono_literals;
+    test_loads = {};
+    // All healthy and idle: the ring order stays.
+    CHECK(replicas_of(p, v, {0, 1, 2}) == std::vector<std::uint32_t>{0, 1, 2});
+    // Power of two choices: the first two swap when the first is more loaded.
+    test_loads[0].in_flight = 5;
+    test_loads[1].in_flight = 2;
+    CHECK(replicas_of(p, v, {0, 1, 2}) == std::vector<std::uint32_t>{1, 0, 2});
+    // Busy (10 in flight) and silent for 200 ms: to the back.
+    test_loads = {};
+    test_loads[0] = {.in_flight = 10, .silent_for = 250ms};
+    CHECK(replicas_of(p, v, {0, 1, 2}) == std::vector<std::uint32_t>{1, 2, 0});
+    // Busy but reading: healthy (only the power of two choices moves it).
+    test_loads[0].silent_for = 50ms;
+    CHECK(replicas_of(p, v, {0, 1, 2}) == std::vector<std::uint32_t>{1, 0, 2});
+    // A black hole: one request outstanding, nothing read for 2 s.
+    test_loads = {};
+    test_loads[1] = {.in_flight = 1, .silent_for = 3s};
+    CHECK(replicas_of(p, v, {1, 0, 2}) == std::vector<std::uint32_t>{0, 2, 1});
+    // Half or more unhealthy: nothing moves for health (moving them all would only move the load).
+    test_loads = {};
+    test_loads[0] = {.in_flight = 1, .silent_for = 3s};
+    test_loads[1] = {.in_flight = 1, .silent_for = 3s};
+    CHECK(replicas_of(p, v, {0, 1, 2, 3}) == std::vector<std::uint32_t>{0, 1, 2, 3});
+    // Two replicas only, or a lightweight transaction: no health order.
+    test_loads = {};
+    test_loads[0] = {.in_flight = 50, .silent_for = 3s};
+    CHECK(replicas_of(p, v, {0, 1}) == std::vector<std::uint32_t>{0, 1});
+    query_plan lwt;
+    lwt.lwt = true;
+    lwt.replicas = {0, 1, 2};
+    p.start(v, lwt);
+    CHECK(lwt.replicas[0] == 0);
+    // Off: the order is the ring's.
+    auto off = o;
+    off.health.enabled = false;
+    CHECK(replicas_of(default_load_balancing_policy(off), v, {0, 1, 2}) == std::vector<std::uint32_t>{0, 1, 2});
+}
+
+TEST_CASE("load balancing: a replica back from down warms up; health never crosses the rack preference") {
+    auto v = five();
+    v.local = {0, 1, 2, 3, 4};
+    v.remote.clear();
+    v.load = &test_load;
+    for (int i = 0; i < 5; ++i) std::const_pointer_cast<node>(v.nodes[i])->rack = i < 2 ? "r1" : "r2";
+    using namespace std::chrono_literals;
+    default_policy_options o;
+    o.shuffle_replicas = false;
+    {
+        const default_load_balancing_policy p(o);
+        test_loads = {};
+        test_loads[0].up_for = 5s;  // came back 5 s ago: gives up the lead in about 3 plans of 4
+        int led = 0;
+        for (int i = 0; i < 400; ++i) led += replicas_of(p, v, {0, 1, 2})[0] == 0 ? 1 : 0;
+        CHECK(led > 50);
+        CHECK(led < 150);
+        test_loads[0].up_for = 61s;  // warmed up
+        CHECK(replicas_of(p, v, {0, 1, 2})[0] == 0);
+    }
+    o.local_rack = "r1";
+    const default_load_balancing_policy p(o);
+    test_loads = {};
+    // Node 0 (rack r1) is a black hole, node 1 (r1) healthy: 1 leads, 0 stays within r1's group,
+    // ahead of rack r2's replicas.
+    test_loads[0] = {.in_flight = 3, .silent_for = 5s};
+    CHECK(replicas_of(p, v, {2, 0, 3, 1}) == std::vector<std::uint32_t>{1, 0, 2, 3});
 }
