@@ -174,6 +174,10 @@ public:
         case client_errc::admission_rate_limited:
             return "the session's rate limit (session_params::admission.max_per_second) would start the request only after its "
                    "deadline: the request was not sent; slow down, or raise the limit or the timeout";
+        case client_errc::admission_deadline:
+            return "the session's admission queue would hold the request past its deadline (its expected wait, from the rate "
+                   "permits came free at lately, is longer than the time it has left): the request was not sent; slow down, "
+                   "raise admission.max_concurrent or the timeout, or set admission.refuse_unmeetable to false to wait anyway";
         }
         return "unknown cqlcoro client error";
     }

@@ -5,7 +5,8 @@
 // One permit per request as the application sees it: its retries and speculative executions take none
 // (the retry budget governs those). A request that cannot start at once waits, within its deadline and
 // cancellable; it is refused up front, with admission_queue_full, when max_queue requests already
-// wait, or with admission_rate_limited when the rate limit could not let it start before its deadline.
+// wait, with admission_deadline when the queue's expected wait is longer than its time left, or with
+// admission_rate_limited when the rate limit could not let it start before its deadline.
 // Its permit goes back exactly once, whichever way it ends.
 #pragma once
 
@@ -30,6 +31,11 @@ struct admission_options {
     /// background_weight background ones.
     unsigned interactive_weight = 4;
     unsigned background_weight = 1;
+    /// Refuse at once (admission_deadline) a request that would have to wait longer than its deadline
+    /// allows, as expected from the requests ahead of it and the rate at which permits came free
+    /// lately (an average over the last handoffs while requests waited), instead of letting it wait and
+    /// time out. Needs 8 handoffs seen; false: every request waits for its turn or its deadline.
+    bool refuse_unmeetable = true;
     /// Requests that may start per second, session-wide; 0: no rate limit. A request the limit cannot
     /// let start before its deadline is refused at once with admission_rate_limited.
     double max_per_second = 0;
@@ -45,6 +51,7 @@ struct admission_metrics {
     std::uint64_t waited = 0;         ///< requests that started after waiting
     std::uint64_t refused_queue_full = 0;
     std::uint64_t refused_rate = 0;   ///< refused because the rate limit would pass their deadline
+    std::uint64_t refused_deadline = 0;  ///< refused because the queue's expected wait would pass their deadline
     std::uint64_t timed_out = 0;      ///< requests whose deadline passed while they waited
     std::uint64_t cancelled = 0;      ///< requests cancelled while they waited
 };

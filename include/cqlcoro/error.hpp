@@ -96,6 +96,7 @@ enum class client_errc {
     session_closed,               ///< the session was closed (close(), or its last handle was destroyed)
     admission_queue_full,         ///< admission: max_queue requests already wait for a permit (nothing was sent)
     admission_rate_limited,       ///< admission: the rate limit would start the request only after its deadline (nothing was sent)
+    admission_deadline,           ///< admission: the queue's expected wait is longer than the request's time left (nothing was sent)
 };
 
 const boost::system::error_category& protocol_category() noexcept;

@@ -10,9 +10,11 @@ admission::admission(const admission_options& o)
       max_queue_(o.max_queue),
       weight_{static_cast<int>(std::max(o.interactive_weight, 1u)), static_cast<int>(std::max(o.background_weight, 1u))},
       interval_ns_(o.max_per_second > 0 ? std::max<std::int64_t>(1, std::llround(1e9 / o.max_per_second)) : 0),
-      burst_ns_(std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(o.burst).count())) {}
+      burst_ns_(std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(o.burst).count())),
+      refuse_unmeetable_(o.refuse_unmeetable) {}
 
-admission::verdict admission::enter(waiter& w, request_class c) {
+admission::verdict admission::enter(waiter& w, request_class c, clock::time_point now, clock::time_point deadline,
+                                    clock::duration* expected_wait) {
     // The fast path: nobody waits and a permit is free.
     if (waiting_.load(std::memory_order_seq_cst) == 0 && take_permit()) return verdict::admitted;
     {
@@ -26,28 +28,51 @@ admission::verdict admission::enter(waiter& w, request_class c) {
             refused_queue_full_.fetch_add(1, std::memory_order_relaxed);
             return verdict::queue_full;
         }
+        constexpr std::size_t min_handoffs = 8;
+        if (refuse_unmeetable_ && handoffs_seen_ >= min_handoffs && handoff_interval_ns_ > 0) {
+            // Those ahead of it, and itself: each takes a freed permit at the recent rate.
+            const auto ahead = static_cast<std::int64_t>(waiting_.load(std::memory_order_relaxed)) + 1;
+            const auto wait = std::chrono::duration_cast<clock::duration>(std::chrono::nanoseconds(ahead * handoff_interval_ns_));
+            if (expected_wait) *expected_wait = wait;
+            if (now + wait > deadline) {
+                refused_deadline_.fetch_add(1, std::memory_order_relaxed);
+                return verdict::would_miss_deadline;
+            }
+        }
         w.class_ = c;
         w.queued_ = true;
         queues_[static_cast<std::size_t>(c)].push_back(w);
         waiting_.fetch_add(1, std::memory_order_seq_cst);
     }
-    dispatch();  // a permit freed while this one queued goes to the head of the queue now
+    dispatch(now);  // a permit freed while this one queued goes to the head of the queue now
     return verdict::queued;
 }
 
-void admission::leave() {
+void admission::leave(clock::time_point now) {
     running_.fetch_sub(1, std::memory_order_seq_cst);
-    if (waiting_.load(std::memory_order_seq_cst) != 0) dispatch();
+    if (waiting_.load(std::memory_order_seq_cst) != 0) dispatch(now);
+}
+
+void admission::note_handoff_locked(clock::time_point now) {
+    if (last_handoff_ != clock::time_point{} && now >= last_handoff_) {
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_handoff_).count();
+        // An average over about the last 8 handoffs.
+        handoff_interval_ns_ = handoffs_seen_ == 0 ? ns : handoff_interval_ns_ + (ns - handoff_interval_ns_) / 8;
+        ++handoffs_seen_;
+    }
+    // The next interval counts only if requests still wait after this one (an idle gap is no rate).
+    last_handoff_ = waiting_.load(std::memory_order_relaxed) != 0 ? now : clock::time_point{};
 }
 
 // Hands free permits to waiters, one at a time, each admitted() called outside the lock.
-void admission::dispatch() {
+void admission::dispatch(clock::time_point now) {
     for (;;) {
         waiter* w = nullptr;
         {
             std::lock_guard lock(mutex_);
             if (waiting_.load(std::memory_order_relaxed) == 0 || !take_permit()) return;
             w = pop_locked();
+            note_handoff_locked(now);
         }
         waited_.fetch_add(1, std::memory_order_relaxed);
         w->admitted();
@@ -125,6 +150,7 @@ admission_metrics admission::metrics() const {
     m.waited = waited_.load(std::memory_order_relaxed);
     m.refused_queue_full = refused_queue_full_.load(std::memory_order_relaxed);
     m.refused_rate = refused_rate_.load(std::memory_order_relaxed);
+    m.refused_deadline = refused_deadline_.load(std::memory_order_relaxed);
     m.timed_out = timed_out_.load(std::memory_order_relaxed);
     m.cancelled = cancelled_.load(std::memory_order_relaxed);
     return m;

@@ -54,15 +54,19 @@ public:
         request_class class_ = request_class::interactive;
     };
 
-    enum class verdict { admitted, queued, queue_full };
+    enum class verdict { admitted, queued, queue_full, would_miss_deadline };
 
     explicit admission(const admission_options& o);
 
-    verdict enter(waiter& w, request_class c);
+    /// `deadline`: the request's; with refuse_unmeetable, a request whose expected wait (set in
+    /// `expected_wait`) passes it is refused rather than queued.
+    verdict enter(waiter& w, request_class c, clock::time_point now = clock::now(), clock::time_point deadline = clock::time_point::max(),
+                  clock::duration* expected_wait = nullptr);
     /// enter()'s fast path, inline for the request path: a permit when there is no rate limit, nobody
     /// waits and one is free. False: call reserve() and enter().
     bool try_enter() noexcept { return interval_ns_ == 0 && waiting_.load(std::memory_order_seq_cst) == 0 && take_permit(); }
-    void leave();
+    /// `now`: for the handoff rate, when a waiter takes the permit.
+    void leave(clock::time_point now = clock::now());
     bool withdraw(waiter& w);
     /// The time the rate limit lets a request start (now or later), or nullopt when that would be after
     /// `deadline` (nothing is reserved then). Always now without a rate limit.
@@ -84,7 +88,8 @@ private:
             if (running_.compare_exchange_weak(r, r + 1, std::memory_order_seq_cst)) return true;
         return false;
     }
-    void dispatch();
+    void dispatch(clock::time_point now);
+    void note_handoff_locked(clock::time_point now);
     waiter* pop_locked();
 
     const std::size_t max_concurrent_;
@@ -92,6 +97,7 @@ private:
     const std::array<int, 2> weight_;
     const std::int64_t interval_ns_;  // 1 s / max_per_second; 0: no rate limit
     const std::int64_t burst_ns_;
+    const bool refuse_unmeetable_;
 
     std::atomic<std::size_t> running_{0};
     std::atomic<std::size_t> waiting_{0};
@@ -101,8 +107,13 @@ private:
     std::array<fifo, 2> queues_;
     std::array<int, 2> credit_{};
     bool closed_ = false;
+    // The rate of handoffs (a freed permit to a waiter) while requests wait: an average of the intervals
+    // between them, restarted when the queue empties.
+    clock::time_point last_handoff_{};
+    std::int64_t handoff_interval_ns_ = 0;
+    std::size_t handoffs_seen_ = 0;
 
-    std::atomic<std::uint64_t> waited_{0}, refused_queue_full_{0}, refused_rate_{0}, timed_out_{0}, cancelled_{0};
+    std::atomic<std::uint64_t> waited_{0}, refused_queue_full_{0}, refused_rate_{0}, refused_deadline_{0}, timed_out_{0}, cancelled_{0};
 };
 
 }  // namespace cqlcoro::detail

@@ -64,7 +64,7 @@ request_outcome classify_failure(const error_code& ec, const server_error_info* 
         return maybe;  // a code this driver does not know: assume the worst for a write
     }
     if (never_sent(ec) || ec == client_errc::empty_handle || ec == client_errc::session_closed ||
-        ec == client_errc::admission_queue_full || ec == client_errc::admission_rate_limited ||
+        ec == client_errc::admission_queue_full || ec == client_errc::admission_rate_limited || ec == client_errc::admission_deadline ||
         ec == client_errc::invalid_statement || ec == client_errc::no_host_available)
         return request_outcome::not_sent;
     if (ec == client_errc::connection_closed_sent) return maybe;
@@ -89,7 +89,8 @@ error_kind kind_of(const error_code& ec) noexcept {
     if (ec == client_errc::request_timeout) return error_kind::request_timeout;
     if (ec == client_errc::no_host_available) return error_kind::no_host_available;
     if (ec == boost::asio::error::operation_aborted) return error_kind::aborted;
-    if (ec == client_errc::admission_queue_full || ec == client_errc::admission_rate_limited || ec == client_errc::session_closed ||
+    if (ec == client_errc::admission_queue_full || ec == client_errc::admission_rate_limited || ec == client_errc::admission_deadline ||
+        ec == client_errc::session_closed ||
         ec == client_errc::empty_handle || ec == client_errc::invalid_configuration || ec == client_errc::invalid_statement)
         return error_kind::refused;
     // The connection's own ends (closed, draining, out of ids, handshake, TLS), and the socket's errors.

@@ -315,7 +315,9 @@ struct request_op final : hedge_timer::entry, admission::waiter {
     }
 
     bool enter_gate() {
-        switch (impl->gate->enter(*this, req->options().admission_class.value_or(prof->admission_class))) {
+        const auto now = clock::now();
+        clock::duration expected{};
+        switch (impl->gate->enter(*this, req->options().admission_class.value_or(prof->admission_class), now, deadline, &expected)) {
         case admission::verdict::admitted: holds_permit = true; return true;
         case admission::verdict::queued:
             ++owed;  // the gate's admitted()
@@ -326,6 +328,15 @@ struct request_op final : hedge_timer::entry, admission::waiter {
             refuse(client_errc::admission_queue_full,
                    fmt::format("{} requests run and {} wait for admission, the queue's limit (admission.max_queue {}): it was not sent",
                                m.running, m.waiting, impl->params.admission.max_queue));
+            return false;
+        }
+        case admission::verdict::would_miss_deadline: {
+            const auto m = impl->gate->metrics();
+            refuse(client_errc::admission_deadline,
+                   fmt::format("{} requests wait for admission ahead of it ({} running): at the rate permits came free lately it would "
+                               "wait about {} ms, and it has {} ms left: it was not sent",
+                               m.waiting, m.running, std::chrono::duration_cast<std::chrono::milliseconds>(expected).count(),
+                               std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count()));
             return false;
         }
         }
@@ -1097,12 +1108,13 @@ struct request_op final : hedge_timer::entry, admission::waiter {
     void complete(error_code ec, result r) {
         if (done) return;
         done = true;
+        const auto now = clock::now();
         if (holds_permit) {
             holds_permit = false;
-            impl->gate->leave();  // the next waiter's admitted() only posts: nothing re-enters here
+            impl->gate->leave(now);  // the next waiter's admitted() only posts: nothing re-enters here
         }
         stop_executions(asio::cancellation_type::terminal, true);
-        const auto took = clock::now() - started_at;
+        const auto took = now - started_at;
         impl->stats.requests.record(took);
         if (ec) [[unlikely]] impl->stats.errors.add(ec);
         if (impl->observing || (impl->warnings_logged && !r.warnings().empty())) [[unlikely]] observe(ec, r, took);

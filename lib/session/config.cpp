@@ -297,6 +297,7 @@ std::vector<config_entry> make_keys() {
     k.push_back(field("admission.max_queue", CQLCORO_AT(s.p.admission.max_queue), any_count));
     k.push_back(field("admission.interactive_weight", CQLCORO_AT(s.p.admission.interactive_weight), integer<unsigned>{1}));
     k.push_back(field("admission.background_weight", CQLCORO_AT(s.p.admission.background_weight), integer<unsigned>{1}));
+    k.push_back(field("admission.refuse_unmeetable", CQLCORO_AT(s.p.admission.refuse_unmeetable), boolean{}));
     k.push_back(field("admission.max_per_second", CQLCORO_AT(s.p.admission.max_per_second), real{0}));
     k.push_back(field("admission.burst", CQLCORO_AT(s.p.admission.burst), duration{}));
     // The retry budget (restart-only).

@@ -212,6 +212,7 @@ std::string to_prometheus(const session_metrics& m, std::string_view prefix, std
     w.family("admission_refused_total", "counter", "Requests refused by admission, by reason.");
     w.sample("admission_refused_total", "reason=\"queue_full\"", a.refused_queue_full);
     w.sample("admission_refused_total", "reason=\"rate\"", a.refused_rate);
+    w.sample("admission_refused_total", "reason=\"deadline\"", a.refused_deadline);
     w.sample("admission_refused_total", "reason=\"timed_out\"", a.timed_out);
     w.sample("admission_refused_total", "reason=\"cancelled\"", a.cancelled);
 

@@ -237,3 +237,40 @@ TEST_CASE("stream ids: with every connection of every node saturated, a request 
         co_await s.close(100ms);
     });
 }
+
+TEST_CASE("admission: a request the queue would hold past its deadline is refused at once, unsent") {
+    sim::cluster c({.nodes = 1, .port = port});
+    sim::prime_then slow{sim::one_int_row()};
+    slow.delay = 20ms;
+    c.prime({.query = "slow"}, slow);
+    c.prime({.query = "next"}, sim::one_int_row());
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto s = co_await session::connect(ex, params_for(c, 1, 100));
+        // One at a time, 20 ms each: a queue of 30 drains at about one permit per 20 ms.
+        std::vector<call> queue(30);
+        for (auto& q : queue) q.start(s, statement("slow"));
+        auto finished = [&] {
+            std::size_t n = 0;
+            for (const auto& q : queue) n += q.done() ? 1 : 0;
+            return n;
+        };
+        co_await yield_until([&] { return finished() >= 10; }, [&] { return describe(s); }, slow_turns);
+        // About 20 wait: some 400 ms of queue for a request with 100 ms.
+        call hopeless;
+        hopeless.start(s, statement("next").timeout(100ms));
+        co_await yield_until([&] { return hopeless.done(); }, [&] { return describe(s); });
+        CHECK(*hopeless.ec == client_errc::admission_deadline);
+        CHECK(hopeless.r.diagnostics().outcome == request_outcome::not_sent);
+        CHECK_THAT(hopeless.r.diagnostics().attempts.at(0).message, ContainsSubstring("ms left: it was not sent"));
+        CHECK(finished() < 30);  // refused while the queue still held the others, not after
+        CHECK(s.admission_metrics().refused_deadline == 1);
+        CHECK(seen(c, "next") == 0);
+        // One with time enough waits its turn and runs.
+        call patient;
+        patient.start(s, statement("next").timeout(10s));
+        co_await yield_until([&] { return patient.done() && finished() == 30; }, [&] { return describe(s); }, slow_turns);
+        CHECK_FALSE(*patient.ec);
+        for (const auto& q : queue) CHECK_FALSE(*q.ec);
+        co_await s.close(100ms);
+    });
+}

@@ -191,3 +191,47 @@ TEST_CASE("admission: many threads entering, withdrawing and leaving never excee
     CHECK(a.metrics().running == 0);
     CHECK(a.metrics().waiting == 0);
 }
+
+TEST_CASE("admission: a request the queue would hold past its deadline is refused up front") {
+    auto o = limits(1, 100);
+    admission a(o);
+    const auto t0 = admission::clock::now();
+    const auto far = t0 + 1h;
+    waiter holder;
+    std::vector<waiter> w(20);
+    REQUIRE(a.enter(holder, request_class::interactive, t0, far) == verdict::admitted);
+    for (auto& x : w) REQUIRE(a.enter(x, request_class::interactive, t0, far) == verdict::queued);
+    // Fewer than 8 handoffs seen: no estimate yet, so even a hopeless deadline queues.
+    auto t = t0;
+    for (int i = 0; i < 5; ++i) a.leave(t += 10ms);
+    waiter early;
+    CHECK(a.enter(early, request_class::interactive, t, t + 1ms) == verdict::queued);
+    // A permit every 10 ms while requests wait: 11 ahead (10 + `early`), about 120 ms for a newcomer.
+    for (int i = 0; i < 5; ++i) a.leave(t += 10ms);
+    waiter hopeless, patient;
+    admission::clock::duration expected{};
+    CHECK(a.enter(hopeless, request_class::interactive, t, t + 100ms, &expected) == verdict::would_miss_deadline);
+    CHECK(expected >= 110ms);
+    CHECK(expected <= 130ms);
+    CHECK(a.metrics().refused_deadline == 1);
+    CHECK(a.enter(patient, request_class::interactive, t, t + 300ms, &expected) == verdict::queued);
+    // An idle gap is no rate: once the queue empties, the next busy spell starts its average afresh
+    // (the old one stays until new handoffs replace it).
+    a.withdraw(patient);
+    a.withdraw(early);
+    for (auto& x : w) a.withdraw(x);
+    CHECK(a.metrics().waiting == 0);
+    // Off: it waits.
+    o.refuse_unmeetable = false;
+    admission off(o);
+    waiter h2;
+    std::vector<waiter> w2(20);
+    REQUIRE(off.enter(h2, request_class::interactive, t0, far) == verdict::admitted);
+    for (auto& x : w2) REQUIRE(off.enter(x, request_class::interactive, t0, far) == verdict::queued);
+    t = t0;
+    for (int i = 0; i < 12; ++i) off.leave(t += 10ms);
+    waiter late;
+    CHECK(off.enter(late, request_class::interactive, t, t + 1ms) == verdict::queued);
+    off.withdraw(late);
+    for (auto& x : w2) off.withdraw(x);
+}

@@ -27,6 +27,7 @@ TEST_CASE("metrics: each error has a kind") {
     CHECK(kind_of(client_errc::no_host_available) == error_kind::no_host_available);
     CHECK(kind_of(boost::asio::error::operation_aborted) == error_kind::aborted);
     CHECK(kind_of(client_errc::admission_queue_full) == error_kind::refused);
+    CHECK(kind_of(client_errc::admission_deadline) == error_kind::refused);
     CHECK(kind_of(client_errc::session_closed) == error_kind::refused);
     CHECK(kind_of(client_errc::connection_closed_sent) == error_kind::connection);
     CHECK(kind_of(client_errc::too_many_requests) == error_kind::connection);
