@@ -16,12 +16,17 @@
 #include <cqlcoro/metadata.hpp>
 
 #include <boost/container/small_vector.hpp>
+#include <boost/system/error_code.hpp>
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <shared_mutex>
 #include <string>
+#include <unordered_map>
 #include <string_view>
 #include <vector>
 
@@ -64,6 +69,13 @@ struct query_plan {
     std::size_t rotation = 0;
     /// The policy's cursor, free for its own use.
     std::size_t stage = 0, pos = 0;
+    /// The default policy's own: a node passed over for the first place of a tier (health order), given
+    /// next (`held_last` false) or at the end of the tier; and whether the tier has named a node yet.
+    std::uint32_t held = end;
+    bool held_last = false, picked = false;
+    /// A wrapping policy's own (latency_aware_policy): nodes it passed over, to name after the rest.
+    std::array<std::uint32_t, 4> deferred{};
+    std::uint8_t deferred_count = 0, deferred_pos = 0;
 };
 
 class load_balancing_policy {
@@ -77,6 +89,13 @@ public:
     virtual void start(const plan_nodes& v, query_plan& plan) const = 0;
     /// The next node of the plan (an index into v.nodes), or query_plan::end when it has no more.
     virtual std::uint32_t next(const plan_nodes& v, query_plan& plan) const = 0;
+    /// What an attempt on `n` taught: its latency, from the write to the answer (`ec` empty: a result;
+    /// a server error category: the server's error) or to the client's time-out (`ec` request_timeout:
+    /// the latency is at least this). Called on every such attempt, from any thread; the default
+    /// learns nothing. Attempts that never reached a node, or whose connection broke, are not reported.
+    virtual void on_attempt(const node& n, std::chrono::nanoseconds latency, const boost::system::error_code& ec) const {
+        (void)n, (void)latency, (void)ec;
+    }
 };
 
 /// Nodes picked by address ("10.0.0.1" or "10.0.0.1:9042"), datacenter or rack; a node matches when any
@@ -109,6 +128,10 @@ struct default_policy_options {
     /// included, and nothing read for `busy_silence`; or a black hole: requests outstanding and nothing
     /// read for `black_hole`) go to the back, when fewer than half are unhealthy; then the less loaded
     /// of the first two goes first (power of two choices).
+    /// The other local nodes (each of the two local tiers with a local rack) are a rotation, and health
+    /// decides their first place the same way between the first two of the rotation: an unhealthy node
+    /// yields it to a healthy one and goes to the end of the tier; a warming one yields it in 3 plans of
+    /// 4 and comes second; otherwise the one with fewer requests in flight comes first.
     struct health_options {
         bool enabled = true;
         std::size_t busy_threshold = 10;
@@ -137,7 +160,66 @@ public:
 private:
     bool in_local_rack(const plan_nodes& v, std::uint32_t i) const { return v.nodes[i] && v.nodes[i]->rack == o_.local_rack; }
     void order_by_health(const plan_nodes& v, std::uint32_t* first, std::uint32_t* last) const;
+    bool is_unhealthy(const node_load& l) const noexcept;
+    /// Whether `b` should take the first place of a tier from `a`; `a_last`: `a` then goes to its end.
+    bool second_first(const plan_nodes& v, std::uint32_t a, std::uint32_t b, bool& a_last) const;
     default_policy_options o_;
+};
+
+struct latency_aware_options {
+    /// A node whose average latency is above `exclusion_threshold` times the fastest node's is passed
+    /// over: named after every other node of the plan.
+    double exclusion_threshold = 2.0;
+    /// The time scale of the average: a sample weighs more the longer it follows the previous one
+    /// (an average after a pause of `scale` gives the new sample about a third of the weight).
+    std::chrono::milliseconds scale{100};
+    /// A passed-over node is tried again once this long has gone by without a sample from it.
+    std::chrono::milliseconds retry_period{10000};
+    /// How often the fastest node's average is recomputed (on the request path, by one request); a
+    /// new fastest average counts at once.
+    std::chrono::milliseconds update_rate{100};
+    /// Samples a node needs before its average counts.
+    std::size_t min_measured = 50;
+};
+
+/// Latency-aware order (opt-in): wraps another policy and moves the nodes whose average latency is far
+/// above the fastest node's to the end of each plan, the DataStax C++ and Java 3 drivers' rule (their
+/// defaults too), except that it learns from every attempt that reached a node: results, server
+/// errors, and client time-outs (which those drivers never see, so a node that stops answering never
+/// looks slow to them). It can move a slow replica behind a fast non-replica: a coordinator that
+/// answers quickly beats a replica that does not. At most four nodes per plan are passed over (the rest
+/// keep their place). Costs a map lookup per node named, so leave it off unless latencies differ.
+class latency_aware_policy : public load_balancing_policy {
+public:
+    explicit latency_aware_policy(std::shared_ptr<const load_balancing_policy> child, latency_aware_options o = {});
+    ~latency_aware_policy() override;
+    node_distance distance(const node& n, std::string_view local_dc, std::size_t remote_before) const override;
+    void start(const plan_nodes& v, query_plan& plan) const override;
+    std::uint32_t next(const plan_nodes& v, query_plan& plan) const override;
+    void on_attempt(const node& n, std::chrono::nanoseconds latency, const boost::system::error_code& ec) const override;
+
+    /// A node's average as the policy sees it now (nanoseconds; negative: fewer than min_measured
+    /// samples), and whether plans pass it over.
+    struct node_average {
+        std::int64_t average_ns = -1;
+        std::uint64_t measured = 0;
+        bool excluded = false;
+    };
+    node_average average(const node& n) const;
+    const latency_aware_options& options() const noexcept { return o_; }
+    const std::shared_ptr<const load_balancing_policy>& child() const noexcept { return child_; }
+
+private:
+    struct entry;
+    entry* find(const node& n) const;
+    bool excluded(const entry& e, std::int64_t now_ns) const;
+    void refresh_min(std::int64_t now_ns) const;
+
+    std::shared_ptr<const load_balancing_policy> child_;
+    latency_aware_options o_;
+    mutable std::shared_mutex mutex_;
+    mutable std::unordered_map<std::string, std::unique_ptr<entry>> entries_;  // by node endpoint
+    mutable std::atomic<std::int64_t> min_ns_{-1}, next_refresh_ns_{0};
 };
 
 }  // namespace cqlcoro

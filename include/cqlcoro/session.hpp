@@ -119,6 +119,11 @@ struct session_params {
     /// Health-aware order among a partition's replicas (default_policy_options::health_options): warm-up
     /// of a node back from down, busy-and-silent and black-hole nodes to the back, power of two choices.
     default_policy_options::health_options health;
+    /// Latency-aware order (latency_aware_policy), opt-in: when on, the session's policy (the default or
+    /// `load_balancing`) is wrapped, and plans name last the nodes whose average latency is above
+    /// `latency_aware.exclusion_threshold` times the fastest node's.
+    bool latency_aware_enabled = false;
+    latency_aware_options latency_aware;
     /// Route statements with a routing key to a replica of their partition first (replicas shuffled).
     bool token_aware = true;
     bool shuffle_replicas = true;

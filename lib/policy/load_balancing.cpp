@@ -4,8 +4,9 @@
 
 #include <algorithm>
 #include <array>
-#include <tuple>
 #include <random>
+#include <tuple>
+#include <utility>
 
 namespace cqlcoro {
 
@@ -25,6 +26,8 @@ node_distance default_load_balancing_policy::distance(const node& n, std::string
 
 void default_load_balancing_policy::start(const plan_nodes& v, query_plan& plan) const {
     plan.stage = plan.pos = 0;
+    plan.held = query_plan::end;
+    plan.held_last = plan.picked = false;
     auto& r = plan.replicas;
     if (r.size() < 2 || plan.lwt) return;  // a lightweight transaction keeps the ring order
     if (o_.shuffle_replicas) {
@@ -43,6 +46,7 @@ void default_load_balancing_policy::order_by_health(const plan_nodes& v, std::ui
     const auto n = static_cast<std::size_t>(last - first);
     if (n < 2) return;
     const auto& h = o_.health;
+    auto unhealthy = [&](const node_load& l) { return is_unhealthy(l); };
     std::array<node_load, 16> loads;
     const auto counted = std::min<std::size_t>(n, loads.size());
     for (std::size_t i = 0; i < counted; ++i) loads[i] = v.load(v, first[i]);
@@ -61,9 +65,6 @@ void default_load_balancing_policy::order_by_health(const plan_nodes& v, std::ui
             break;
         }
     if (!warming) {
-        auto unhealthy = [&](const node_load& l) {
-            return (l.in_flight >= h.busy_threshold && l.silent_for >= h.busy_silence) || (l.in_flight > 0 && l.silent_for >= h.black_hole);
-        };
         std::size_t bad = 0;
         for (std::size_t i = 0; i < counted; ++i) bad += unhealthy(loads[i]) ? 1 : 0;
         if (bad > 0 && bad * 2 < counted) {
@@ -77,6 +78,25 @@ void default_load_balancing_policy::order_by_health(const plan_nodes& v, std::ui
         }
     }
     if (loads[0].in_flight > loads[1].in_flight) std::swap(first[0], first[1]);  // power of two choices
+}
+
+bool default_load_balancing_policy::is_unhealthy(const node_load& l) const noexcept {
+    const auto& h = o_.health;
+    return (l.in_flight >= h.busy_threshold && l.silent_for >= h.busy_silence) || (l.in_flight > 0 && l.silent_for >= h.black_hole);
+}
+
+bool default_load_balancing_policy::second_first(const plan_nodes& v, std::uint32_t a, std::uint32_t b, bool& a_last) const {
+    const auto la = v.load(v, a), lb = v.load(v, b);
+    const bool bad_a = is_unhealthy(la), bad_b = is_unhealthy(lb);
+    a_last = bad_a && !bad_b;
+    if (bad_a != bad_b) return bad_a;
+    const bool warm_a = la.up_for < o_.health.warm_up, warm_b = lb.up_for < o_.health.warm_up;
+    if (warm_a != warm_b) {
+        if (!warm_a) return false;
+        thread_local std::minstd_rand rng{std::random_device{}()};
+        return rng() % 4 != 0;  // 3 plans in 4
+    }
+    return lb.in_flight < la.in_flight;
 }
 
 // Stages: 0 the replicas; 1 the other local nodes in the local rack (with one), from the rotation's
@@ -95,11 +115,33 @@ std::uint32_t default_load_balancing_policy::next(const plan_nodes& v, query_pla
                 plan.stage = 2;
                 continue;
             }
-            while (plan.pos < v.local.size()) {
-                const auto i = v.local[(plan.rotation + plan.pos++) % v.local.size()];
-                if (rack && in_local_rack(v, i) != (stage == 1)) continue;
-                if (!is_replica(i)) return i;
+            if (plan.held != query_plan::end && !plan.held_last) return std::exchange(plan.held, query_plan::end);
+            const auto n = v.local.size();
+            auto candidate = [&](std::uint32_t i) { return !(rack && in_local_rack(v, i) != (stage == 1)) && !is_replica(i); };
+            while (plan.pos < n) {
+                const auto i = v.local[(plan.rotation + plan.pos++) % n];
+                if (!candidate(i)) continue;
+                if (!plan.picked && o_.health.enabled && v.load) {
+                    // The tier's first place: the better of its first two (a lazy plan looks no further).
+                    auto p = plan.pos;
+                    while (p < n) {
+                        const auto j = v.local[(plan.rotation + p++) % n];
+                        if (!candidate(j)) continue;
+                        bool last = false;
+                        if (second_first(v, i, j, last)) {
+                            plan.picked = true;
+                            plan.held = i;
+                            plan.held_last = last;
+                            plan.pos = p;
+                            return j;
+                        }
+                        break;
+                    }
+                }
+                plan.picked = true;
+                return i;
             }
+            if (plan.held != query_plan::end) return std::exchange(plan.held, query_plan::end);
         } else if (stage <= 3 + preferred) {
             if (plan.local_consistency && !o_.allow_remote_for_local_consistency) return query_plan::end;
             const std::string* dc = stage < 3 + preferred ? &o_.preferred_remote_dcs[stage - 3] : nullptr;
@@ -116,6 +158,7 @@ std::uint32_t default_load_balancing_policy::next(const plan_nodes& v, query_pla
         }
         ++plan.stage;
         plan.pos = 0;
+        plan.picked = false;
     }
 }
 

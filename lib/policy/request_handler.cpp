@@ -731,6 +731,7 @@ struct request_op final : hedge_timer::entry, admission::waiter {
                 if (!a.ec || &a.ec.category() == &server_category()) st->latency.record(a.end - a.start);
                 if (a.ec) st->errors.add(a.ec);
             }
+        if (x.host && a.outcome != request_outcome::not_sent) prof->lb->on_attempt(*x.host->info, a.end - a.start, a.ec);
         if (impl->params.tracker) [[unlikely]] impl->params.tracker->on_attempt(*req, a);
     }
 

@@ -257,6 +257,12 @@ std::vector<config_entry> make_keys() {
     k.push_back(field("health.busy_silence", CQLCORO_AT(s.p.health.busy_silence), duration{}));
     k.push_back(field("health.black_hole", CQLCORO_AT(s.p.health.black_hole), duration{}));
     k.push_back(field("health.warm_up", CQLCORO_AT(s.p.health.warm_up), duration{}));
+    k.push_back(field("latency_aware.enabled", CQLCORO_AT(s.p.latency_aware_enabled), boolean{}));
+    k.push_back(field("latency_aware.exclusion_threshold", CQLCORO_AT(s.p.latency_aware.exclusion_threshold), real{1.0}));
+    k.push_back(field("latency_aware.scale", CQLCORO_AT(s.p.latency_aware.scale), duration{}));
+    k.push_back(field("latency_aware.retry_period", CQLCORO_AT(s.p.latency_aware.retry_period), duration{}));
+    k.push_back(field("latency_aware.update_rate", CQLCORO_AT(s.p.latency_aware.update_rate), duration{}));
+    k.push_back(field("latency_aware.min_measured", CQLCORO_AT(s.p.latency_aware.min_measured), at_least_1));
     k.push_back(field("max_requests_per_connection", CQLCORO_AT(s.p.max_requests_per_connection), integer<std::size_t>{1, 32768}));
     k.push_back(field("orphan_budget", CQLCORO_AT(s.p.orphan_budget), any_count));
     k.push_back(field("connect_timeout", CQLCORO_AT(s.p.connect_timeout), duration{}));

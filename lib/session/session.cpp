@@ -190,6 +190,7 @@ asio::awaitable<session> session::connect_op(asio::any_io_executor ex, session_p
                                                  .allow = impl->params.allow_nodes,
                                                  .deny = impl->params.deny_nodes,
                                                  .health = impl->params.health});
+    if (impl->params.latency_aware_enabled) impl->lb = std::make_shared<latency_aware_policy>(impl->lb, impl->params.latency_aware);
     impl->profiles = detail::resolve_profiles(impl->params, impl->params.profiles, impl->lb);  // before any view is published
     impl->profiles_given = impl->params.profiles;
     auto started = co_await asio::co_spawn(impl->strand, impl->start(), asio::use_awaitable);

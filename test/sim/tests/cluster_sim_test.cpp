@@ -268,6 +268,9 @@ TEST_CASE("cluster: a node whose connections drop is down at once, skipped, and 
     sim::cluster c({.nodes = 3, .port = port});
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
         auto p = one_contact_point(c);
+        // Node 2 back up takes its turn in the rotation at once (with the health order it would yield
+        // most of them for a minute, which load_balancing_test covers).
+        p.health.enabled = false;
         std::vector<std::string> seen;
         p.on_node_event = [&](const node_event& e) { seen.push_back(fmt::format("{} {}", to_string(e.kind), e.about->endpoint)); };
         auto s = co_await session::connect(ex, p);
@@ -887,5 +890,63 @@ TEST_CASE("cluster: a black-hole replica (requests outstanding, nothing read) go
         for (const auto& n : s.metrics().nodes)
             if (n.host == node1) CHECK(n.orphaned_streams == 1);
         co_await s.close();
+    });
+}
+
+TEST_CASE("cluster: latency-aware order learns a slow node and a node that times out, and plans name them last") {
+    sim::cluster c({.nodes = 3, .port = port});
+    c.prime({.query = "SELECT v FROM sim.x"}, sim::prime_then{.answer = sim::one_int_row()});
+    c.prime({.query = "SELECT v FROM sim.x", .node = 1}, sim::prime_then{.answer = sim::one_int_row(), .delay = std::chrono::milliseconds(150)});
+    c.prime({.query = "SELECT v FROM sim.y"}, sim::prime_then{.answer = sim::one_int_row()});
+    c.prime({.query = "SELECT v FROM sim.y", .node = 2}, sim::prime_then{.answer = sim::hang{}});
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto p = one_contact_point(c);
+        p.health.enabled = false;  // the latency-aware rule alone
+        p.latency_aware_enabled = true;
+        p.latency_aware.min_measured = 5;
+        p.latency_aware.update_rate = std::chrono::milliseconds(1);
+        // Ten times the fastest node: a sanitized build under load answers in a millisecond or a few,
+        // a margin the slow node (150 ms) and the silent one (time-outs of 300 ms) clear.
+        p.latency_aware.exclusion_threshold = 10;
+        p.attempt_timeout = std::chrono::milliseconds(300);
+        auto s = co_await session::connect(ex, p);
+        const auto name = [&](std::size_t i) { return c.address(i) + ":" + std::to_string(c.port(i)); };
+        auto answered_by = [&](const std::string& host) -> std::uint64_t {
+            for (const auto& n : s.metrics().nodes)
+                if (n.host == host) return n.latency.count;
+            return 0;
+        };
+        // Learning: the rotation gives node 1 its share until it has five samples (150 ms each).
+        int tries = 0;
+        while (answered_by(name(1)) < 5 && ++tries < 200) {
+            auto r = co_await s.execute(statement("SELECT v FROM sim.x"));
+            CHECK(r.size() == 1);
+        }
+        REQUIRE(answered_by(name(1)) >= 5);
+        int led_by_1 = 0;
+        for (int i = 0; i < 30; ++i) {
+            auto r = co_await s.execute(statement("SELECT v FROM sim.x"));
+            led_by_1 += r.coordinator() == name(1) ? 1 : 0;
+        }
+        CHECK(led_by_1 == 0);
+        // Node 2 swallows sim.y: a plan it leads loses the attempt timeout (300 ms) and goes on to the
+        // next node. The policy learns from the time-outs (the DataStax drivers never do): after them,
+        // thirty requests in a row succeed at once on node 3. Without it, node 2 would lead about one
+        // plan in three, so such a streak would not happen.
+        int timed_out = 0, streak = 0;
+        for (int i = 0; i < 300 && streak < 30; ++i) {
+            auto r = co_await s.execute(statement("SELECT v FROM sim.y").idempotent(true));
+            int here = 0;
+            for (const auto& a : r.diagnostics().attempts) here += a.ec == client_errc::request_timeout ? 1 : 0;
+            timed_out += here;
+            if (here > 0) streak = 0;
+            else if (timed_out > 0) {
+                ++streak;
+                CHECK(r.coordinator() == name(3));  // node 1 is still the slow one, node 2 the silent one
+            }
+        }
+        CHECK(timed_out >= 1);
+        CHECK(streak == 30);
+        co_await s.close(std::chrono::milliseconds(100));
     });
 }

@@ -283,3 +283,74 @@ TEST_CASE("load balancing: a replica back from down warms up; health never cross
     test_loads[0] = {.in_flight = 3, .silent_for = 5s};
     CHECK(replicas_of(p, v, {2, 0, 3, 1}) == std::vector<std::uint32_t>{1, 0, 2, 3});
 }
+
+TEST_CASE("load balancing: health picks the first of the other local nodes from the rotation's first two") {
+    auto v = five();  // 0-2 local, 3-4 remote
+    v.load = &test_load;
+    using namespace std::chrono_literals;
+    default_policy_options o;
+    o.remote_hosts_per_dc = 2;
+    const default_load_balancing_policy p(o);
+    auto plan_from = [&](std::size_t rotation) {
+        query_plan plan;
+        plan.rotation = rotation;
+        p.start(v, plan);
+        return walk(p, v, plan);
+    };
+    test_loads = {};
+    // Idle: the rotation's order.
+    CHECK(plan_from(0) == std::vector<std::uint32_t>{0, 1, 2, 3, 4});
+    // The second of the rotation has fewer requests in flight: it leads, the first comes second.
+    test_loads[0].in_flight = 4;
+    test_loads[1].in_flight = 1;
+    CHECK(plan_from(0) == std::vector<std::uint32_t>{1, 0, 2, 3, 4});
+    // Equal load: no change (a tie keeps the rotation, so load spreads as before).
+    test_loads[1].in_flight = 4;
+    CHECK(plan_from(0) == std::vector<std::uint32_t>{0, 1, 2, 3, 4});
+    // A black hole first in the rotation: the next leads and the black hole goes to the end of the
+    // local tier (still before the remote nodes, which rotate too).
+    test_loads = {};
+    test_loads[1] = {.in_flight = 1, .silent_for = 3s};
+    CHECK(plan_from(1) == std::vector<std::uint32_t>{2, 0, 1, 4, 3});
+    // Only the first place is chosen: a black hole later in the rotation keeps its place.
+    CHECK(plan_from(0) == std::vector<std::uint32_t>{0, 1, 2, 3, 4});
+    // Both unhealthy: the rotation's order (the less loaded would lead, but they are equal here).
+    test_loads[2] = {.in_flight = 1, .silent_for = 3s};
+    CHECK(plan_from(1) == std::vector<std::uint32_t>{1, 2, 0, 4, 3});
+    // A node that just came up yields the first place in about 3 plans of 4.
+    test_loads = {};
+    test_loads[0].up_for = 5s;
+    int led = 0;
+    for (int i = 0; i < 400; ++i) {
+        const auto plan = plan_from(0);
+        CHECK(plan.size() == 5);
+        led += plan[0] == 0 ? 1 : 0;
+    }
+    CHECK(led > 50);
+    CHECK(led < 150);
+    // Replicas are not repeated among the other local nodes, and health never moves a node across the
+    // rack preference: with local rack r1 = {0, 1}, node 1 a black hole and node 2 (r2) idle, 0 leads.
+    test_loads = {};
+    test_loads[1] = {.in_flight = 1, .silent_for = 3s};
+    for (int i = 0; i < 5; ++i) std::const_pointer_cast<node>(v.nodes[i])->rack = i < 2 ? "r1" : "r2";
+    auto ro = o;
+    ro.local_rack = "r1";
+    const default_load_balancing_policy rp(ro);
+    query_plan plan;
+    plan.rotation = 1;
+    rp.start(v, plan);
+    CHECK(walk(rp, v, plan) == std::vector<std::uint32_t>{0, 1, 2, 4, 3});
+    query_plan with_replica;
+    with_replica.rotation = 1;
+    with_replica.replicas = {2};
+    rp.start(v, with_replica);
+    CHECK(walk(rp, v, with_replica) == std::vector<std::uint32_t>{2, 0, 1, 4, 3});
+    // Off: the rotation alone.
+    auto off = o;
+    off.health.enabled = false;
+    const default_load_balancing_policy q(off);
+    query_plan plain;
+    plain.rotation = 1;
+    q.start(v, plain);
+    CHECK(walk(q, v, plain) == std::vector<std::uint32_t>{1, 2, 0, 4, 3});
+}
