@@ -15,6 +15,7 @@
 #include <cqlcoro/consistency.hpp>
 #include <cqlcoro/cql_type.hpp>
 #include <cqlcoro/error.hpp>
+#include <cqlcoro/fan_out.hpp>
 #include <cqlcoro/latency_histogram.hpp>
 #include <cqlcoro/list_view.hpp>
 #include <cqlcoro/load_balancing.hpp>

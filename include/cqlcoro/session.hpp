@@ -25,6 +25,7 @@
 #include <cqlcoro/detail/erased_handler.hpp>
 #include <cqlcoro/consistency.hpp>
 #include <cqlcoro/error.hpp>
+#include <cqlcoro/fan_out.hpp>
 #include <cqlcoro/load_balancing.hpp>
 #include <cqlcoro/log.hpp>
 #include <cqlcoro/metadata.hpp>
@@ -277,6 +278,28 @@ public:
         return execute(statement(std::move(query)), std::forward<Token>(token));
     }
 
+    /// Executes many bound statements (typically one prepared statement bound for many partition keys),
+    /// grouped by replica with the token map: up to o.concurrency at once, interleaved across replica
+    /// groups so that no node takes them all first, each routed to a replica of its partition, within
+    /// one deadline (o.timeout); with o.batch_writes, writes that share a replica set go as unlogged
+    /// batches (cqlcoro/fan_out.hpp).
+    ///
+    /// - Completion: void(error_code, fan_out_result): every statement's result or error, in the caller's
+    ///   order; the operation itself fails only for bad options (invalid_configuration) or an empty
+    ///   handle. A statement's failure does not stop the others.
+    /// - Lifetimes: the statements are taken by value; the session may be destroyed meanwhile (the
+    ///   statements not yet ended complete with session_closed).
+    /// - Executor: the handler runs on its associated executor (the session's when it has none).
+    /// - Cancellation: terminal. Requests in flight are cancelled as execute()'s are; statements not yet
+    ///   sent end with operation_aborted, not sent.
+    /// - Thread safety: any thread, concurrently.
+    template <class Token = default_token>
+    auto execute_many(std::vector<bound_statement> statements, fan_out_options o = {}, Token&& token = {}) {
+        return detail::run_as_operation<fan_out_result>(
+            executor_or_system(), [s = *this, v = std::move(statements), o]() mutable { return fan_out_op(std::move(s), std::move(v), o); },
+            std::forward<Token>(token));
+    }
+
     /// Streams the statement's rows page by page, fetching ahead of the reader with bounded memory (see
     /// cqlcoro/pager.hpp). Nothing is sent until the first next()/next_page().
     pager stream(statement s, stream_options o = {});
@@ -406,6 +429,7 @@ private:
     static boost::asio::awaitable<bool> schema_agreement_op(std::shared_ptr<detail::session_impl> impl,
                                                             std::chrono::milliseconds timeout);
     static boost::asio::awaitable<query_trace> fetch_trace_op(session s, uuid tracing_id, trace_options o);
+    static boost::asio::awaitable<fan_out_result> fan_out_op(session s, std::vector<bound_statement> statements, fan_out_options o);
     /// The session's executor, or the system executor for an empty handle (whose operations fail at once).
     boost::asio::any_io_executor executor_or_system() const noexcept;
     const std::shared_ptr<detail::session_impl>& impl_or_null() const noexcept;

@@ -19,6 +19,7 @@
 #include "policy/recycler.hpp"
 
 #include "policy/idempotence.hpp"
+#include "policy/routing_key.hpp"
 #include "cluster/metadata_access.hpp"
 #include "session/request_log.hpp"
 #include "session/result_builder.hpp"
@@ -426,34 +427,14 @@ struct request_op final : hedge_timer::entry, admission::waiter {
             keyspace = o.routing->keyspace;
             key = bytes_view(o.routing->key.data(), o.routing->key.size());
         }
-        boost::container::small_vector<std::uint8_t, 64> composite;
+        policy::key_buffer composite;
         const bound_statement* bound = std::get_if<bound_statement>(&req->what);
         if (!bound)
             if (const auto* b = std::get_if<batch>(&req->what))  // a batch routes as its first bound statement
                 for (const auto& e : b->entries())
                     if ((bound = std::get_if<bound_statement>(&e)) && !bound->prepared().pk_indexes.empty()) break;
         plan.lwt = is_lwt(bound);
-        if (key.empty() && bound) {
-            const auto& p = bound->prepared();
-            const auto& pk = p.pk_indexes;
-            const auto& values = bound->values();
-            if (pk.empty()) return;
-            for (auto i : pk)
-                if (i >= values.size() || values.is_null(i) || values.is_unset(i)) return;
-            if (pk.size() == 1) {
-                key = values.value(pk[0]);
-            } else {
-                for (auto i : pk) {
-                    auto v = values.value(i);
-                    composite.push_back(static_cast<std::uint8_t>(v.size() >> 8));
-                    composite.push_back(static_cast<std::uint8_t>(v.size()));
-                    composite.insert(composite.end(), v.begin(), v.end());
-                    composite.push_back(0);
-                }
-                key = bytes_view(composite.data(), composite.size());
-            }
-            if (keyspace.empty() && pk[0] < p.markers.size()) keyspace = p.markers[pk[0]].keyspace;
-        }
+        if (key.empty() && bound && !policy::partition_key_of(*bound, composite, key, keyspace)) return;
         if (key.empty()) return;
         if (keyspace.empty()) keyspace = o.keyspace.empty() ? std::string_view(impl->params.keyspace) : std::string_view(o.keyspace);
         // The keyspace's table, remembered by this (pooled) operation: a request usually routes in the

@@ -195,10 +195,23 @@ void request_handler::handle(const frame_header& h, bytes_view body) {
         }
         return handle_statement(h, it->second.query, e->params, &it->second);
     }
-    if (std::holds_alternative<batch_request>(req)) {
+    if (auto b = std::get_if<batch_request>(&req)) {
+        // Applied at once; answered after the delay primed for its first statement's query, if any.
+        std::chrono::milliseconds delay{0};
+        if (!b->statements.empty()) {
+            std::string query;
+            const auto& first = b->statements.front().query_or_id;
+            if (const auto* text = std::get_if<std::string_view>(&first)) {
+                query = *text;
+            } else {
+                const auto& id = std::get<bytes_view>(first);
+                if (auto it = n.prepared.find(byte_buffer(id.begin(), id.end())); it != n.prepared.end()) query = it->second.query;
+            }
+            if (const auto* prime = n.sim.find_prime(n.index, query, b->cl)) delay = prime->then.delay;
+        }
         response r;
         r.body = result_response{void_result{}};
-        conn.respond(h.stream, r);
+        conn.respond(h.stream, r, delay);
         return;
     }
 }
