@@ -128,8 +128,9 @@ struct default_policy_options {
     /// included, and nothing read for `busy_silence`; or a black hole: requests outstanding and nothing
     /// read for `black_hole`) go to the back, when fewer than half are unhealthy; then the less loaded
     /// of the first two goes first (power of two choices).
-    /// The other local nodes (each of the two local tiers with a local rack) are a rotation, and health
-    /// decides their first place the same way between the first two of the rotation: an unhealthy node
+    /// The other local nodes (each of the two local tiers with a local rack) and each remote tier (a
+    /// preferred datacenter, or the others) are rotations, and health decides a tier's first place the
+    /// same way between the first two of its rotation: an unhealthy node
     /// yields it to a healthy one and goes to the end of the tier; a warming one yields it in 3 plans of
     /// 4 and comes second; otherwise the one with fewer requests in flight comes first.
     struct health_options {
@@ -161,6 +162,8 @@ private:
     bool in_local_rack(const plan_nodes& v, std::uint32_t i) const { return v.nodes[i] && v.nodes[i]->rack == o_.local_rack; }
     void order_by_health(const plan_nodes& v, std::uint32_t* first, std::uint32_t* last) const;
     bool is_unhealthy(const node_load& l) const noexcept;
+    template <class Candidate>
+    std::uint32_t next_in_tier(const plan_nodes& v, query_plan& plan, const std::vector<std::uint32_t>& list, Candidate candidate) const;
     /// Whether `b` should take the first place of a tier from `a`; `a_last`: `a` then goes to its end.
     bool second_first(const plan_nodes& v, std::uint32_t a, std::uint32_t b, bool& a_last) const;
     default_policy_options o_;

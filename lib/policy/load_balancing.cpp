@@ -102,6 +102,40 @@ bool default_load_balancing_policy::second_first(const plan_nodes& v, std::uint3
 // Stages: 0 the replicas; 1 the other local nodes in the local rack (with one), from the rotation's
 // start; 2 the other local nodes; 3 + k the remote nodes of preferred datacenter k; then the other remote
 // nodes; then the end.
+// The next node of a rotating tier (the other local nodes, or a datacenter's remote nodes): `list`
+// from the plan's rotation, the nodes `candidate` accepts. Its first place goes to the better of its
+// first two candidates (a lazy plan looks no further); the one passed over comes next, or at the end
+// of the tier when unhealthy. end: the tier has no more.
+template <class Candidate>
+std::uint32_t default_load_balancing_policy::next_in_tier(const plan_nodes& v, query_plan& plan, const std::vector<std::uint32_t>& list,
+                                                          Candidate candidate) const {
+    if (plan.held != query_plan::end && !plan.held_last) return std::exchange(plan.held, query_plan::end);
+    const auto n = list.size();
+    while (plan.pos < n) {
+        const auto i = list[(plan.rotation + plan.pos++) % n];
+        if (!candidate(i)) continue;
+        if (!plan.picked && o_.health.enabled && v.load) {
+            auto p = plan.pos;
+            while (p < n) {
+                const auto j = list[(plan.rotation + p++) % n];
+                if (!candidate(j)) continue;
+                bool last = false;
+                if (second_first(v, i, j, last)) {
+                    plan.picked = true;
+                    plan.held = i;
+                    plan.held_last = last;
+                    plan.pos = p;
+                    return j;
+                }
+                break;
+            }
+        }
+        plan.picked = true;
+        return i;
+    }
+    return std::exchange(plan.held, query_plan::end);
+}
+
 std::uint32_t default_load_balancing_policy::next(const plan_nodes& v, query_plan& plan) const {
     const bool rack = !o_.local_rack.empty();
     const std::size_t preferred = o_.preferred_remote_dcs.size();
@@ -115,44 +149,20 @@ std::uint32_t default_load_balancing_policy::next(const plan_nodes& v, query_pla
                 plan.stage = 2;
                 continue;
             }
-            if (plan.held != query_plan::end && !plan.held_last) return std::exchange(plan.held, query_plan::end);
-            const auto n = v.local.size();
-            auto candidate = [&](std::uint32_t i) { return !(rack && in_local_rack(v, i) != (stage == 1)) && !is_replica(i); };
-            while (plan.pos < n) {
-                const auto i = v.local[(plan.rotation + plan.pos++) % n];
-                if (!candidate(i)) continue;
-                if (!plan.picked && o_.health.enabled && v.load) {
-                    // The tier's first place: the better of its first two (a lazy plan looks no further).
-                    auto p = plan.pos;
-                    while (p < n) {
-                        const auto j = v.local[(plan.rotation + p++) % n];
-                        if (!candidate(j)) continue;
-                        bool last = false;
-                        if (second_first(v, i, j, last)) {
-                            plan.picked = true;
-                            plan.held = i;
-                            plan.held_last = last;
-                            plan.pos = p;
-                            return j;
-                        }
-                        break;
-                    }
-                }
-                plan.picked = true;
-                return i;
-            }
-            if (plan.held != query_plan::end) return std::exchange(plan.held, query_plan::end);
+            const auto i = next_in_tier(v, plan, v.local, [&](std::uint32_t i) {
+                return !(rack && in_local_rack(v, i) != (stage == 1)) && !is_replica(i);
+            });
+            if (i != query_plan::end) return i;
         } else if (stage <= 3 + preferred) {
             if (plan.local_consistency && !o_.allow_remote_for_local_consistency) return query_plan::end;
             const std::string* dc = stage < 3 + preferred ? &o_.preferred_remote_dcs[stage - 3] : nullptr;
-            while (plan.pos < v.remote.size()) {
-                const auto i = v.remote[(plan.rotation + plan.pos++) % v.remote.size()];
+            const auto i = next_in_tier(v, plan, v.remote, [&](std::uint32_t i) {
                 const auto& n = v.nodes[i];
-                if (!n) continue;
-                if (dc ? n->datacenter == *dc
-                       : std::find(o_.preferred_remote_dcs.begin(), o_.preferred_remote_dcs.end(), n->datacenter) == o_.preferred_remote_dcs.end())
-                    return i;
-            }
+                if (!n) return false;
+                return dc ? n->datacenter == *dc
+                          : std::find(o_.preferred_remote_dcs.begin(), o_.preferred_remote_dcs.end(), n->datacenter) == o_.preferred_remote_dcs.end();
+            });
+            if (i != query_plan::end) return i;
         } else {
             return query_plan::end;
         }

@@ -421,21 +421,16 @@ struct request_op final : hedge_timer::entry, admission::waiter {
     // The replicas of the request's partition that are local and usable, in ring order.
     void route() {
         const auto& o = req->options();
-        std::string_view keyspace;
-        bytes_view key;
-        if (o.routing) {
-            keyspace = o.routing->keyspace;
-            key = bytes_view(o.routing->key.data(), o.routing->key.size());
-        }
-        policy::key_buffer composite;
         const bound_statement* bound = std::get_if<bound_statement>(&req->what);
         if (!bound)
             if (const auto* b = std::get_if<batch>(&req->what))  // a batch routes as its first bound statement
                 for (const auto& e : b->entries())
                     if ((bound = std::get_if<bound_statement>(&e)) && !bound->prepared().pk_indexes.empty()) break;
         plan.lwt = is_lwt(bound);
-        if (key.empty() && bound && !policy::partition_key_of(*bound, composite, key, keyspace)) return;
-        if (key.empty()) return;
+        std::string_view keyspace;
+        bytes_view key;
+        policy::key_buffer composite;
+        if (!policy::routing_key_of(o, bound, composite, key, keyspace)) return;
         if (keyspace.empty()) keyspace = o.keyspace.empty() ? std::string_view(impl->params.keyspace) : std::string_view(o.keyspace);
         // The keyspace's table, remembered by this (pooled) operation: a request usually routes in the
         // keyspace its predecessor did.

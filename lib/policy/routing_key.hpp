@@ -39,4 +39,16 @@ inline bool partition_key_of(const bound_statement& b, key_buffer& composite, by
     return true;
 }
 
+/// The routing key of a request: the statement's explicit routing hint (routing_key(),
+/// routing_keyspace()) if it has one, else `bound`'s partition key (when not null); false when neither.
+inline bool routing_key_of(const statement_options& o, const bound_statement* bound, key_buffer& composite, bytes_view& key,
+                           std::string_view& keyspace) {
+    if (o.routing) {
+        keyspace = o.routing->keyspace;
+        key = bytes_view(o.routing->key.data(), o.routing->key.size());
+    }
+    if (key.empty() && bound && !partition_key_of(*bound, composite, key, keyspace)) return false;
+    return !key.empty();
+}
+
 }  // namespace cqlcoro::policy

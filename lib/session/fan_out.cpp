@@ -42,12 +42,8 @@ std::vector<std::vector<std::uint32_t>> replica_sets(detail::session_impl& impl,
         const auto& o = s.options();
         std::string_view keyspace;
         bytes_view key;
-        if (o.routing) {
-            keyspace = o.routing->keyspace;
-            key = bytes_view(o.routing->key.data(), o.routing->key.size());
-        }
         policy::key_buffer composite;
-        if (key.empty() && !policy::partition_key_of(s, composite, key, keyspace)) continue;
+        if (!policy::routing_key_of(o, &s, composite, key, keyspace)) continue;
         if (keyspace.empty()) keyspace = o.keyspace.empty() ? std::string_view(impl.params.keyspace) : std::string_view(o.keyspace);
         const auto* table = view->tokens->table(keyspace);
         if (!table) continue;

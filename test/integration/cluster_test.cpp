@@ -170,6 +170,66 @@ TEST_CASE("real cluster: token-aware routing sends every key to its dc1 replica,
     });
 }
 
+TEST_CASE("real cluster: a denied node gets no connection; with dc1 filtered out, ONE fails over to dc2 and LOCAL_ONE only when allowed", "[cluster]") {
+    const auto hosts = multi_hosts();
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        std::string endpoint[3];
+        {
+            // Deny node 2 (dc1) by address: no pool, no request; node 1 coordinates every read.
+            auto p = params();
+            p.deny_nodes.hosts = {hosts[1]};
+            auto s = co_await session::connect(ex, p);
+            co_await schema(s);
+            for (std::size_t i = 0; i < 3; ++i) endpoint[i] = by_address(*s.metadata(), hosts[i])->endpoint;
+            auto read = co_await s.prepare("SELECT v FROM cqlcoro_cluster.kv WHERE k = ?");
+            std::map<std::string, int> coordinators;
+            for (std::int32_t k = 0; k < 40; ++k) {
+                auto r = co_await s.execute(read.bind(k));
+                ++coordinators[r.coordinator()];
+            }
+            CHECK(coordinators.size() == 1);
+            CHECK(coordinators[endpoint[0]] == 40);  // half of these keys are node 2's: they went to node 1
+            CHECK(by_address(*s.metadata(), hosts[1])->distance() == node_distance::ignored);
+            for (const auto& n : s.metrics().nodes)
+                if (n.host == endpoint[1]) {
+                    CHECK(n.open_connections == 0);
+                    CHECK(n.requests_sent == 0);
+                }
+            co_await s.close();
+        }
+        // Deny all of dc1 (the local datacenter), one node per remote datacenter allowed. The plan's
+        // local tiers are empty, as when every local node is down.
+        auto p = params();
+        p.contact_points = {hosts[0], hosts[2]};
+        p.deny_nodes.datacenters = {"dc1"};
+        p.remote_hosts_per_dc = 1;
+        auto s = co_await session::connect(ex, p);
+        auto read = co_await s.prepare("SELECT v FROM cqlcoro_cluster.kv WHERE k = ?");
+        for (std::int32_t k = 0; k < 10; ++k) {
+            // ONE: served in dc2, which holds a replica of every key.
+            auto at_one = read.bind(k).consistency(consistency::one);
+            auto r = co_await s.execute(std::move(at_one));
+            CHECK(r.coordinator() == endpoint[2]);
+            // LOCAL_ONE names the local datacenter: by default it does not leave it, and says why.
+            auto at_local_one = read.bind(k).consistency(consistency::local_one);
+            auto [ec, failed] = co_await s.execute(std::move(at_local_one), asio::as_tuple(asio::use_awaitable));
+            CHECK(ec == client_errc::no_host_available);
+            CHECK(failed.diagnostics().outcome == request_outcome::not_sent);
+        }
+        co_await s.close();
+        // Allowed to leave: LOCAL_ONE runs in dc2, at dc2's LOCAL_ONE.
+        p.allow_remote_for_local_consistency = true;
+        auto s2 = co_await session::connect(ex, p);
+        auto read2 = co_await s2.prepare("SELECT v FROM cqlcoro_cluster.kv WHERE k = ?");
+        for (std::int32_t k = 0; k < 10; ++k) {
+            auto at_local_one = read2.bind(k).consistency(consistency::local_one);
+            auto r = co_await s2.execute(std::move(at_local_one));
+            CHECK(r.coordinator() == endpoint[2]);
+        }
+        co_await s2.close();
+    });
+}
+
 TEST_CASE("real cluster: DDL waits for schema agreement and the new table is in the metadata at once", "[cluster]") {
     cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
         auto s = co_await session::connect(ex, params());

@@ -354,3 +354,24 @@ TEST_CASE("load balancing: health picks the first of the other local nodes from 
     q.start(v, plain);
     CHECK(walk(q, v, plain) == std::vector<std::uint32_t>{1, 2, 0, 4, 3});
 }
+
+TEST_CASE("load balancing: health picks the first of each remote tier the same way, after the local nodes") {
+    auto v = five();  // 0-2 local (dc1), 3-4 remote (dc2)
+    v.load = &test_load;
+    using namespace std::chrono_literals;
+    default_policy_options o;
+    o.remote_hosts_per_dc = 2;
+    const default_load_balancing_policy p(o);
+    test_loads = {};
+    // The remote rotation's first (3) is a black hole: 4 leads the remote tier, 3 follows at its end.
+    test_loads[3] = {.in_flight = 2, .silent_for = 3s};
+    query_plan plan;
+    p.start(v, plan);
+    CHECK(walk(p, v, plan) == std::vector<std::uint32_t>{0, 1, 2, 4, 3});
+    // A local black hole never moves behind a remote node.
+    test_loads[2] = {.in_flight = 2, .silent_for = 3s};
+    query_plan from2;
+    from2.rotation = 2;
+    p.start(v, from2);
+    CHECK(walk(p, v, from2) == std::vector<std::uint32_t>{0, 1, 2, 4, 3});
+}
