@@ -46,7 +46,6 @@ void default_load_balancing_policy::order_by_health(const plan_nodes& v, std::ui
     const auto n = static_cast<std::size_t>(last - first);
     if (n < 2) return;
     const auto& h = o_.health;
-    auto unhealthy = [&](const node_load& l) { return is_unhealthy(l); };
     std::array<node_load, 16> loads;
     const auto counted = std::min<std::size_t>(n, loads.size());
     for (std::size_t i = 0; i < counted; ++i) loads[i] = v.load(v, first[i]);
@@ -66,14 +65,14 @@ void default_load_balancing_policy::order_by_health(const plan_nodes& v, std::ui
         }
     if (!warming) {
         std::size_t bad = 0;
-        for (std::size_t i = 0; i < counted; ++i) bad += unhealthy(loads[i]) ? 1 : 0;
+        for (std::size_t i = 0; i < counted; ++i) bad += is_unhealthy(loads[i]) ? 1 : 0;
         if (bad > 0 && bad * 2 < counted) {
             // A stable partition: the healthy first, each side in its order.
             std::array<std::pair<std::uint32_t, node_load>, 16> tmp;
             std::size_t k = 0;
             for (int pass = 0; pass < 2; ++pass)
                 for (std::size_t i = 0; i < counted; ++i)
-                    if (unhealthy(loads[i]) == (pass == 1)) tmp[k++] = {first[i], loads[i]};
+                    if (is_unhealthy(loads[i]) == (pass == 1)) tmp[k++] = {first[i], loads[i]};
             for (std::size_t i = 0; i < counted; ++i) std::tie(first[i], loads[i]) = tmp[i];
         }
     }

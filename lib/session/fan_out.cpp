@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include "../namespaces.hpp"
 
@@ -60,27 +61,29 @@ bool batchable(const bound_statement& s) { return !s.prepared().is_read && !s.pr
 // the first requests in flight spread over the nodes.
 std::vector<job> plan_jobs(const std::vector<bound_statement>& statements, const std::vector<std::vector<std::uint32_t>>& sets,
                            const fan_out_options& o, std::size_t& groups) {
-    std::map<std::vector<std::uint32_t>, std::vector<job>> by_set;  // ordered: the same order every run
+    struct group {
+        std::vector<job> jobs;
+        std::size_t open = SIZE_MAX;  // the index of its batch still taking statements
+    };
+    std::map<std::vector<std::uint32_t>, group> by_set;  // ordered: the same order every run
     std::vector<job> unrouted;
     for (std::size_t i = 0; i < statements.size(); ++i) {
         if (sets[i].empty()) {
             unrouted.push_back({{i}});
             continue;
         }
-        auto& jobs = by_set[sets[i]];
-        if (o.batch_writes && batchable(statements[i])) {
-            // The group's open batch: the last job, when it is a batch with room.
-            auto open = std::find_if(jobs.rbegin(), jobs.rend(), [&](const job& j) { return batchable(statements[j.items.front()]); });
-            if (open != jobs.rend() && open->items.size() < o.max_batch) {
-                open->items.push_back(i);
-                continue;
-            }
+        auto& g = by_set[sets[i]];
+        const bool batched = o.batch_writes && batchable(statements[i]);
+        if (batched && g.open != SIZE_MAX && g.jobs[g.open].items.size() < o.max_batch) {
+            g.jobs[g.open].items.push_back(i);
+            continue;
         }
-        jobs.push_back({{i}});
+        if (batched) g.open = g.jobs.size();
+        g.jobs.push_back({{i}});
     }
     groups = by_set.size();
     std::vector<std::vector<job>*> lanes;
-    for (auto& [set, jobs] : by_set) lanes.push_back(&jobs);
+    for (auto& [set, g] : by_set) lanes.push_back(&g.jobs);
     if (!unrouted.empty()) lanes.push_back(&unrouted);
     std::vector<job> out;
     for (std::size_t round = 0;; ++round) {
