@@ -18,7 +18,9 @@ using namespace cqlcoro;
 int main() { return asio::mine; }
 EOF
 files=("$tu" "$(dirname "$0")/public_api_use.cpp")
-for f in quickstart multithreaded no_throw logging_middleware stream_rows custom_retry; do files+=("$samples/$f.cpp"); done
+for f in quickstart multithreaded no_throw logging_middleware stream_rows custom_retry http_service/service http_service/main; do
+  files+=("$samples/$f.cpp")
+done
 status=0
 for cxx in "$@"; do
   if ! command -v "$cxx" > /dev/null; then echo "check_headers: $cxx not found"; status=1; continue; fi
