@@ -203,6 +203,7 @@ cancel_after_t<std::decay_t<Token>> cancel_after(std::chrono::steady_clock::dura
 
 }  // namespace cqlcoro
 
+/// @cond INTERNAL (the completion-token adapters' async_result specializations)
 template <class Token, class... Signatures>
 struct boost::asio::async_result<cqlcoro::cancel_after_t<Token>, Signatures...> {
     template <class Initiation, class RawToken, class... Args>
@@ -250,3 +251,4 @@ struct boost::asio::async_result<cqlcoro::with_diagnostics_t<Token>, void(cqlcor
         }
     }
 };
+/// @endcond

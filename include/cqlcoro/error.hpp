@@ -202,6 +202,7 @@ std::string describe_server_error(const server_error_info& info, std::string_vie
 
 }  // namespace cqlcoro
 
+/// @cond INTERNAL (specializations of other libraries' templates; not part of the reference)
 template <>
 struct boost::system::is_error_code_enum<cqlcoro::type_errc> : std::true_type {};
 template <>
@@ -214,3 +215,4 @@ template <>
 struct boost::system::is_error_code_enum<cqlcoro::client_errc> : std::true_type {};
 template <>
 struct std::is_error_code_enum<cqlcoro::client_errc> : std::true_type {};
+/// @endcond

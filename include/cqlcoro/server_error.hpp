@@ -125,7 +125,9 @@ struct server_error_info {
 
 }  // namespace cqlcoro
 
+/// @cond INTERNAL (specializations of other libraries' templates; not part of the reference)
 template <>
 struct boost::system::is_error_code_enum<cqlcoro::server_errc> : std::true_type {};
 template <>
 struct std::is_error_code_enum<cqlcoro::server_errc> : std::true_type {};
+/// @endcond

@@ -183,7 +183,7 @@ struct session_params {
     // ---- Admission (cqlcoro/admission.hpp): how many requests run at once, how many wait, in which order.
     admission_options admission;
 
-    // ---- Retries (cqlcoro/retry_policy.hpp; the README's "Retries" has the decision table).
+    // ---- Retries (cqlcoro/retry_policy.hpp; docs/retries.md has the decision table).
     /// Decides, after each failed attempt that reached a node, whether and where to try again.
     /// fallthrough_retry_policy never retries; downgrading_consistency_retry_policy is opt-in.
     std::shared_ptr<const retry_policy> retry = std::make_shared<default_retry_policy>();

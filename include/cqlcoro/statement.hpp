@@ -66,7 +66,7 @@ struct statement_options {
     std::optional<std::int64_t> timestamp;        ///< client timestamp, microseconds since the epoch
     /// Safe to retry after it may have been executed, and to execute speculatively; unset: read from
     /// the CQL text (SELECT and plain writes yes; conditions, counters, list appends, volatile functions,
-    /// DDL no: see the README's "Retries").
+    /// DDL no: see docs/retries.md).
     std::optional<bool> idempotent;
     std::optional<std::chrono::milliseconds> timeout;
     bool tracing = false;

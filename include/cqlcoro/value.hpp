@@ -66,6 +66,7 @@ struct codec<value> {
 
 }  // namespace cqlcoro
 
+/// @cond INTERNAL
 template <>
 struct fmt::formatter<cqlcoro::value> : fmt::formatter<std::string_view> {
     template <class Ctx>
@@ -73,3 +74,4 @@ struct fmt::formatter<cqlcoro::value> : fmt::formatter<std::string_view> {
         return fmt::formatter<std::string_view>::format(cqlcoro::to_cql_literal(v), ctx);
     }
 };
+/// @endcond
