@@ -320,7 +320,6 @@ struct run_state : std::enable_shared_from_this<run_state> {
         asio::steady_timer timer(sched);
         const double per_ns = opt.rate / 1e9;
         std::uint64_t next = 0;
-        std::size_t w = 0;
         for (;;) {
             const auto now = clock_type::now();
             const auto due = static_cast<std::uint64_t>(static_cast<double>((now - t0).count()) * per_ns);
@@ -332,8 +331,7 @@ struct run_state : std::enable_shared_from_this<run_state> {
                     break;
                 }
                 if (in_flight.load(std::memory_order_relaxed) < opt.concurrency) {
-                    start_open(w, intended);
-                    w = (w + 1) % workers.size();
+                    start_open(intended);
                 } else {
                     backlog.push_back(intended);
                     backlog_size.store(backlog.size(), std::memory_order_relaxed);
@@ -350,15 +348,15 @@ struct run_state : std::enable_shared_from_this<run_state> {
         if (backlog.empty() && in_flight.load() == 0) finish();
     }
 
-    void start_open(std::size_t w, clock_type::time_point intended) {
-        // Workers' random engines are used on the scheduler strand only, in the open loop.
-        send(workers[w], intended, [self = shared_from_this(), w] {
-            asio::post(self->sched, [self, w] {
+    // The open loop has one worker, whose random engine is used on the scheduler strand only.
+    void start_open(clock_type::time_point intended) {
+        send(workers.front(), intended, [self = shared_from_this()] {
+            asio::post(self->sched, [self] {
                 if (!self->backlog.empty()) {
                     const auto intended = self->backlog.front();
                     self->backlog.pop_front();
                     self->backlog_size.store(self->backlog.size(), std::memory_order_relaxed);
-                    self->start_open(w, intended);
+                    self->start_open(intended);
                 } else if (self->stopping && self->in_flight.load() == 0) {
                     self->finish();
                 }

@@ -208,6 +208,13 @@ std::variant<user_fields, std::string> parse_user(std::string_view body) {
     return u;
 }
 
+// A user as the answers show it, from what a request body gave.
+json::object fields_json(const cqlcoro::uuid& id, const user_fields& u) {
+    json::object o{{"id", boost::uuids::to_string(id)}, {"name", u.name}, {"email", u.email}};
+    o["age"] = u.age ? json::value(*u.age) : json::value(nullptr);
+    return o;
+}
+
 // Whether an LWT result was applied: its first column, [applied].
 bool applied(const cqlcoro::result& r) { return !r.empty() && r.one().get<bool>(0); }
 
@@ -352,8 +359,7 @@ asio::awaitable<response_t> connection::create_user(request_t& req) {
     // A fresh id makes the insert idempotent: retrying it cannot create a second user.
     auto stmt = server_->prepared().insert_user.bind(id, u.name, u.email, u.age).idempotent(true);
     co_await server_->session().execute(std::move(stmt));
-    json::object body{{"id", boost::uuids::to_string(id)}, {"name", u.name}, {"email", u.email}};
-    body["age"] = u.age ? json::value(*u.age) : json::value(nullptr);
+    const json::object body = fields_json(id, u);
     auto res = make_json(req, http::status::created, body);
     res.set(http::field::location, "/users/" + boost::uuids::to_string(id));
     co_return res;
@@ -378,8 +384,7 @@ asio::awaitable<response_t> connection::update_user(request_t& req, const cqlcor
     auto rs = co_await server_->session().execute(std::move(stmt));
     if (!applied(rs))
         co_return make_error(req, {http::status::conflict, "conflict", "the user was changed or deleted meanwhile; read it again"});
-    json::object body{{"id", boost::uuids::to_string(id)}, {"name", u.name}, {"email", u.email}};
-    body["age"] = u.age ? json::value(*u.age) : json::value(nullptr);
+    const json::object body = fields_json(id, u);
     co_return make_json(req, http::status::ok, body);
 }
 
