@@ -33,8 +33,9 @@ struct admission_options {
     unsigned background_weight = 1;
     /// Refuse at once (admission_deadline) a request that would have to wait longer than its deadline
     /// allows, as expected from the requests ahead of it and the rate at which permits came free
-    /// lately (an average over the last handoffs while requests waited), instead of letting it wait and
-    /// time out. Needs 8 handoffs seen; false: every request waits for its turn or its deadline.
+    /// lately (a rate over about the last second that requests waited, which a pause of the nodes lowers
+    /// by its length), instead of letting it wait and time out. Needs 8 handoffs seen; false: every
+    /// request waits for its turn or its deadline.
     bool refuse_unmeetable = true;
     /// Requests that may start per second, session-wide; 0: no rate limit. A request the limit cannot
     /// let start before its deadline is refused at once with admission_rate_limited.

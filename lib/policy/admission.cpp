@@ -29,10 +29,11 @@ admission::verdict admission::enter(waiter& w, request_class c, clock::time_poin
             return verdict::queue_full;
         }
         constexpr std::size_t min_handoffs = 8;
-        if (refuse_unmeetable_ && handoffs_seen_ >= min_handoffs && handoff_interval_ns_ > 0) {
+        const double interval_s = refuse_unmeetable_ && handoffs_seen_ >= min_handoffs ? handoff_interval_s_locked() : 0;
+        if (interval_s > 0) {
             // Those ahead of it, and itself: each takes a freed permit at the recent rate.
-            const auto ahead = static_cast<std::int64_t>(waiting_.load(std::memory_order_relaxed)) + 1;
-            const auto wait = std::chrono::duration_cast<clock::duration>(std::chrono::nanoseconds(ahead * handoff_interval_ns_));
+            const auto ahead = static_cast<double>(waiting_.load(std::memory_order_relaxed)) + 1;
+            const auto wait = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(std::min(ahead * interval_s, 1e9)));
             if (expected_wait) *expected_wait = wait;
             if (now + wait > deadline) {
                 refused_deadline_.fetch_add(1, std::memory_order_relaxed);
@@ -53,15 +54,28 @@ void admission::leave(clock::time_point now) {
     if (waiting_.load(std::memory_order_seq_cst) != 0) dispatch(now);
 }
 
+namespace {
+constexpr double rate_tau_s = 1.0;  // the rate's memory: a stall of this long leaves e^-1 of it
+}
+
 void admission::note_handoff_locked(clock::time_point now) {
     if (last_handoff_ != clock::time_point{} && now >= last_handoff_) {
-        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_handoff_).count();
-        // An average over about the last 8 handoffs.
-        handoff_interval_ns_ = handoffs_seen_ == 0 ? ns : handoff_interval_ns_ + (ns - handoff_interval_ns_) / 8;
+        const double dt = std::chrono::duration<double>(now - last_handoff_).count();
+        handoff_rate_ = handoff_rate_ * std::exp(-dt / rate_tau_s) + 1 / rate_tau_s;
+        busy_s_ += dt;
         ++handoffs_seen_;
     }
     // The next interval counts only if requests still wait after this one (an idle gap is no rate).
     last_handoff_ = waiting_.load(std::memory_order_relaxed) != 0 ? now : clock::time_point{};
+}
+
+double admission::handoff_interval_s_locked() const noexcept {
+    if (handoff_rate_ <= 0 || busy_s_ <= 0) return 0;
+    // Early on the decayed sum has seen only busy_s of time: scale it up to a full time constant.
+    const double rate = handoff_rate_ / -std::expm1(-busy_s_ / rate_tau_s);
+    // For handoffs every h seconds the scaled sum is 1 / (tau (1 - e^-h/tau)): solved for h, exactly.
+    const double x = 1 / (rate_tau_s * rate);
+    return x < 1 ? -rate_tau_s * std::log1p(-x) : 10 * rate_tau_s;
 }
 
 // Hands free permits to waiters, one at a time, each admitted() called outside the lock.

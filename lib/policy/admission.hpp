@@ -107,11 +107,17 @@ private:
     std::array<fifo, 2> queues_;
     std::array<int, 2> credit_{};
     bool closed_ = false;
-    // The rate of handoffs (a freed permit to a waiter) while requests wait: an average of the intervals
-    // between them, restarted when the queue empties.
+    // The rate of handoffs (a freed permit to a waiter) while requests wait, as an exponentially decayed
+    // count over busy time (time constant rate_tau_s): each handoff adds 1/tau, and the sum decays with
+    // the time between handoffs. A pause of the nodes thus lowers the rate by how long it lasted, not by
+    // how many handoffs it spanned: a one-second stall leaves e^-1 of the rate, where an average of the
+    // last intervals would take the stall for the rate itself. Time while nobody waits does not count.
     clock::time_point last_handoff_{};
-    std::int64_t handoff_interval_ns_ = 0;
+    double handoff_rate_ = 0;  // decayed count / tau, per second
+    double busy_s_ = 0;        // busy time observed, for the start-up correction
     std::size_t handoffs_seen_ = 0;
+    // The expected interval between handoffs from the decayed rate (seconds); 0: no estimate yet.
+    double handoff_interval_s_locked() const noexcept;
 
     std::atomic<std::uint64_t> waited_{0}, refused_queue_full_{0}, refused_rate_{0}, refused_deadline_{0}, timed_out_{0}, cancelled_{0};
 };

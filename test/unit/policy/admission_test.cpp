@@ -192,6 +192,50 @@ TEST_CASE("admission: many threads entering, withdrawing and leaving never excee
     CHECK(a.metrics().waiting == 0);
 }
 
+TEST_CASE("admission: a pause of the nodes does not make a deep queue refuse what it will serve in time") {
+    // 2048 running, 2048 waiting, permits freed every 50 us (20,000 a second) for 2 s, then a 1 s
+    // pause, then the answers resume. A newcomer behind 2048 waiters needs about 0.1 s at the old rate, or 0.3 s at
+    // what a 1 s pause leaves of it: well inside its 12 s. (An average of the last 8 intervals took the
+    // pause for the rate, about 125 ms per permit, and refused it: 2049 x 125 ms is 256 s.)
+    auto o = limits(2048, 16384);
+    admission a(o);
+    const auto t0 = admission::clock::now();
+    const auto far = t0 + 1h;
+    std::vector<waiter> running(2048), queued(4096);
+    for (auto& x : running) REQUIRE(a.enter(x, request_class::interactive, t0, far) == verdict::admitted);
+    for (std::size_t i = 0; i < 2048; ++i) REQUIRE(a.enter(queued[i], request_class::interactive, t0, far) == verdict::queued);
+    auto t = t0;
+    std::size_t next = 2048;
+    // Each freed permit goes to the head of the queue, and a newcomer takes the place at the back. The
+    // queue holds the last 2048 to enter, so the waiter entered 4096 places ago is free again.
+    bool all_queued = true;
+    auto serve = [&](std::chrono::nanoseconds gap) {
+        a.leave(t += gap);
+        all_queued = a.enter(queued[next++ % queued.size()], request_class::interactive, t, far) == verdict::queued && all_queued;
+    };
+    for (int i = 0; i < 40000; ++i) serve(50us);
+    t += 1s;  // the pause: nothing freed
+    for (int i = 0; i < 8; ++i) serve(50us);  // the answers resume
+    CHECK(all_queued);
+    CHECK(a.metrics().waiting == 2048);
+    waiter newcomer;
+    admission::clock::duration expected{};
+    CHECK(a.enter(newcomer, request_class::interactive, t, t + 12s, &expected) == verdict::queued);
+    CHECK(expected > 50ms);
+    CHECK(expected < 1s);
+    CHECK(a.metrics().refused_deadline == 0);
+    a.withdraw(newcomer);
+
+    // A collapse is another matter: after 6 s of a permit every 100 ms the rate has forgotten the fast
+    // spell (e^-6 of it is left), and 2049 ahead cannot be served in 12 s.
+    for (int i = 0; i < 60; ++i) serve(100ms);
+    waiter late;
+    CHECK(a.enter(late, request_class::interactive, t, t + 12s, &expected) == verdict::would_miss_deadline);
+    CHECK(expected > 12s);
+    CHECK(a.metrics().refused_deadline == 1);
+    for (auto& x : queued) a.withdraw(x);
+}
+
 TEST_CASE("admission: a request the queue would hold past its deadline is refused up front") {
     auto o = limits(1, 100);
     admission a(o);
