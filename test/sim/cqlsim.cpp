@@ -2,7 +2,7 @@
 //
 //   cqlsim --nodes 3 --port 19142 [--datacenters 2,1] [--distinct-ports] [--max-version 5]
 //          [--cassandra21-refusals] [--credentials user:password] [--tls cert.pem key.pem [client-ca.pem]]
-//          [--release 3.11.16] [--rows "QUERY" N]... [--no-record]
+//          [--release 3.11.16] [--rows "QUERY" N]... [--no-record] [--peers]
 //
 // --rows primes QUERY with N rows of (id int, name text) ("name-<id>"). It also primes
 // "SELECT v FROM sim.t WHERE k = ?" (marker k int, pk index 0) with one row ('v'). When the cluster
@@ -10,6 +10,9 @@
 //   status N UP|DOWN | topology N NEW_NODE|REMOVED_NODE|MOVED_NODE | stop N | start N | pause N | resume N
 //   drop N | forget N | requests | quit
 // End of input quits too. --no-record stops keeping requests (for long load runs).
+// --peers primes the statements of the driver comparison (bench/peers/README.md): keyspace cqlcoro_peers,
+// table kv (k int PRIMARY KEY, v text), its prepared read (a 100-character v) and write, and
+// "SELECT release_version FROM system.local" with that one column, as a real node answers them.
 #include "sim.hpp"
 
 #include <fmt/format.h>
@@ -36,6 +39,7 @@ int main(int argc, char** argv) {
     // The keyspace of the primed table, so clients route its statements by token.
     cfg.keyspaces = {{"sim", {{"class", "org.apache.cassandra.locator.SimpleStrategy"}, {"replication_factor", "1"}}}};
     std::vector<std::pair<std::string, int>> primed_rows;
+    bool peers = false;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto next = [&]() -> std::string {
@@ -49,6 +53,7 @@ int main(int argc, char** argv) {
             else if (a == "--max-version") cfg.max_version = static_cast<std::uint8_t>(std::stoul(next()));
             else if (a == "--cassandra21-refusals") cfg.cassandra21_refusals = true;
             else if (a == "--no-record") cfg.record_requests = false;
+            else if (a == "--peers") peers = true;
             else if (a == "--release") cfg.release_version = next();
             else if (a == "--datacenters") {
                 std::stringstream ss(next());
@@ -72,6 +77,8 @@ int main(int argc, char** argv) {
             usage("bad value for " + a);
         }
     }
+    if (peers)
+        cfg.keyspaces.push_back({"cqlcoro_peers", {{"class", "org.apache.cassandra.locator.SimpleStrategy"}, {"replication_factor", "1"}}});
     try {
         sim::cluster c(cfg);
         for (const auto& [q, n] : primed_rows) {
@@ -83,6 +90,19 @@ int main(int argc, char** argv) {
                 {.answer = sim::rows({sim::column("v", cql_type::of(type_kind::varchar))}).row("v"),
                  .markers = {sim::column("k", cql_type::of(type_kind::int_))},
                  .pk_indexes = {0}});
+        if (peers) {
+            const auto int_t = cql_type::of(type_kind::int_);
+            const auto text_t = cql_type::of(type_kind::varchar);
+            auto col = [](std::string table, std::string name, cql_type t) { return column_spec{"cqlcoro_peers", std::move(table), std::move(name), std::move(t)}; };
+            c.prime({.query = "SELECT v FROM cqlcoro_peers.kv WHERE k = ?"},
+                    {.answer = sim::rows({col("kv", "v", text_t)}).row(std::string(100, 'v')),
+                     .markers = {col("kv", "k", int_t)},
+                     .pk_indexes = {0}});
+            c.prime({.query = "INSERT INTO cqlcoro_peers.kv (k, v) VALUES (?, ?)"},
+                    {.markers = {col("kv", "k", int_t), col("kv", "v", text_t)}, .pk_indexes = {0}});
+            c.prime({.query = "SELECT release_version FROM system.local"},
+                    {.answer = sim::rows({column_spec{"system", "local", "release_version", text_t}}).row(cfg.release_version)});
+        }
         fmt::print("ready {} nodes on port {}\n", c.size(), c.port(1));
         std::fflush(stdout);
         for (std::string line; std::getline(std::cin, line);) {
