@@ -23,8 +23,8 @@ public:
             return "truncated message: the frame body ended before a field it announced (a corrupt frame or a "
                    "server bug; the connection should be closed)";
         case protocol_errc::frame_too_large:
-            return "frame larger than the configured maximum frame size (raise max_frame_size if results this "
-                   "large are expected, or reduce the page size)";
+            return "frame larger than the maximum frame size (session_params::max_frame_size, 256 MiB by default: "
+                   "raise it if pages this large are expected, or lower the page size)";
         case protocol_errc::unsupported_version:
             return "the peer uses a native protocol version cqlcoro does not speak (v3, v4 and v5 are supported; "
                    "Cassandra 2.1 or later is needed)";
@@ -59,8 +59,8 @@ public:
             return "compressed frame body does not decompress (corrupt data, or client and server disagree on "
                    "the compression algorithm)";
         case protocol_errc::decompressed_too_large:
-            return "compressed frame body declares a size beyond the maximum frame size (raise max_frame_size if "
-                   "expected)";
+            return "compressed frame body declares a size beyond the maximum frame size (a compression bomb, or a "
+                   "page larger than session_params::max_frame_size: raise it if pages this large are expected)";
         case protocol_errc::compression_not_negotiated:
             return "received a compressed frame on a connection that did not negotiate compression";
         case protocol_errc::segment_header_crc:

@@ -91,6 +91,11 @@ struct session_params {
     /// first to come free, within its deadline, rather than fail. A lower limit also lowers the orphan
     /// budget to three quarters of it.
     std::size_t max_requests_per_connection = 32768;
+    /// The largest frame body (after decompression) a connection accepts from a node, in bytes: 4 KiB
+    /// to 2 GiB - 1. A longer one, or a compressed body that declares more, is refused before anything
+    /// is allocated for it, and the connection closes (its requests fail; the pool reconnects). The
+    /// default, 256 MiB, is Cassandra's own largest; raise it only for single pages that large.
+    std::uint32_t max_frame_size = 256u * 1024 * 1024;
     consistency default_consistency = consistency::local_one;
     std::int32_t default_page_size = 5000;
     /// Bytes that the pages of all the session's streams (session.stream()) may hold together; a

@@ -13,6 +13,8 @@
 #include <boost/asio/write.hpp>
 
 #include <fmt/format.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <cstring>
 #include "../namespaces.hpp"
@@ -134,9 +136,17 @@ asio::awaitable<detail::fallible<std::shared_ptr<connection>>> connection::try_c
             continue;
         }
         auto [fec, text] = c->failure();
-        if (ec.category() == asio::error::get_ssl_category() || ec == asio::ssl::error::stream_truncated)
+        if (ec.category() == asio::error::get_ssl_category() || ec == asio::ssl::error::stream_truncated) {
+            // OpenSSL's "certificate verify failed" does not say why; the verification result does
+            // ("certificate has expired", "unable to get local issuer certificate", ...).
+            std::string why = ec.message();
+            if (c->tls_) {
+                const long verify = SSL_get_verify_result(c->tls_->native_handle());
+                if (verify != X509_V_OK) why += fmt::format(": {}", X509_verify_cert_error_string(verify));
+            }
             co_return failure{client_errc::tls_failed, fmt::format("{}: TLS handshake failed: {} (check the CA certificate, the server name "
-                                                             "and, if the server requires one, the client certificate)", where, ec.message())};
+                                                             "and, if the server requires one, the client certificate)", where, why)};
+        }
         if (ec == asio::error::eof || ec == asio::error::connection_reset)
             co_return failure{ec, fmt::format("{}: the server closed the connection during the {}{}{}", where, c->stage_,
                                         params.tls ? " (with TLS: the server may have refused the client certificate, or not speak TLS)"

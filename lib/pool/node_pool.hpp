@@ -37,6 +37,8 @@ public:
     virtual void pool_node_down(node_pool& p) = 0;
     /// A connection is being replaced: it holds more orphaned stream ids than its budget.
     virtual void pool_replacing(node_pool& p, const connection::connection& c) = 0;
+    /// A connection of the pool closed (not by the session): `why` is its failure, for the log.
+    virtual void pool_connection_lost(node_pool& /*p*/, const std::string& /*why*/) {}
 };
 
 class node_pool : public std::enable_shared_from_this<node_pool> {

@@ -51,6 +51,7 @@ connection::connection_params session_impl::connection_params_for(const std::str
     c.heartbeat_interval = params.heartbeat_interval;
     // Three quarters of a smaller set of stream ids, unless the budget asked for is smaller still.
     c.max_requests = params.max_requests_per_connection;
+    c.max_frame_size = params.max_frame_size;
     c.orphan_budget = std::min(params.orphan_budget, std::max<std::size_t>(1, params.max_requests_per_connection * 3 / 4));
     c.replace_on_orphans = !is_control;
     if (is_control) c.events = {"TOPOLOGY_CHANGE", "STATUS_CHANGE", "SCHEMA_CHANGE"};
@@ -175,6 +176,11 @@ void session_impl::pool_node_up(node_pool& p, bool first) {
 
 void session_impl::pool_node_down(node_pool& p) { notify(node_event_kind::down, p.info()); }
 
+void session_impl::pool_connection_lost(node_pool& p, const std::string& why) {
+    if (!closing.load(std::memory_order_relaxed))
+        log(log_level::info, fmt::format("{}: a connection closed ({}); its pool reconnects", p.info()->endpoint, why.empty() ? "no reason given" : why));
+}
+
 void session_impl::pool_replacing(node_pool& p, const conn_t& c) {
     log(log_level::warn, fmt::format("{}: replacing a connection: {} abandoned requests (cancelled or timed out after they were "
                                      "written) hold stream ids awaiting late answers, more than the orphan budget of {}",
@@ -182,6 +188,16 @@ void session_impl::pool_replacing(node_pool& p, const conn_t& c) {
 }
 
 void session_impl::notify(node_event_kind k, const std::shared_ptr<node>& n) {
+    if (logs(log_level::info)) {
+        switch (k) {
+        case node_event_kind::up: log(log_level::info, fmt::format("{}: node up", n->endpoint)); break;
+        case node_event_kind::down: log(log_level::warn, fmt::format("{}: node down: no connection to it could be kept or opened; "
+                                                                     "requests go to other nodes while it reconnects", n->endpoint)); break;
+        case node_event_kind::added: log(log_level::info, fmt::format("{}: node added to the cluster", n->endpoint)); break;
+        case node_event_kind::removed: log(log_level::info, fmt::format("{}: node removed from the cluster", n->endpoint)); break;
+        default: break;
+        }
+    }
     if (!params.on_node_event) return;
     try {
         params.on_node_event(node_event{k, n});

@@ -98,6 +98,15 @@ struct text {
     json::value to(const std::string& s) const { return json::string(s); }
 };
 
+// A password: as text, but its errors never show the value.
+struct secret {
+    std::string from(const json::value& v, const origin& o) const {
+        if (!v.is_string()) bad(o, fmt::format("expected a string, got a {} (the value is not shown: it is a secret)", std::string_view(json::to_string(v.kind()))));
+        return std::string(v.get_string());
+    }
+    json::value to(const std::string& s) const { return json::string(s); }
+};
+
 struct texts {
     std::vector<std::string> from(const json::value& v, const origin& o) const {
         if (!v.is_array()) bad(o, fmt::format("expected an array of strings, got {}", shown(v)));
@@ -231,7 +240,7 @@ std::vector<config_entry> make_keys() {
     k.push_back(field("compression", CQLCORO_AT(s.p.compression),
                       one_of<compression>{{{"none", compression::none}, {"lz4", compression::lz4}, {"snappy", compression::snappy}}}));
     k.push_back(field("auth.username", CQLCORO_AT(s.username), text{}));
-    k.push_back(field("auth.password", CQLCORO_AT(s.password), text{}));
+    k.push_back(field("auth.password", CQLCORO_AT(s.password), secret{}));
     k.push_back(field("tls.enabled", CQLCORO_AT(s.tls_enabled), boolean{}));
     k.push_back(field("tls.ca_file", CQLCORO_AT(s.tls.ca_file), text{}));
     k.push_back(field("tls.verify_peer", CQLCORO_AT(s.tls.verify_peer), boolean{}));
@@ -264,6 +273,7 @@ std::vector<config_entry> make_keys() {
     k.push_back(field("latency_aware.update_rate", CQLCORO_AT(s.p.latency_aware.update_rate), duration{}));
     k.push_back(field("latency_aware.min_measured", CQLCORO_AT(s.p.latency_aware.min_measured), at_least_1));
     k.push_back(field("max_requests_per_connection", CQLCORO_AT(s.p.max_requests_per_connection), integer<std::size_t>{1, 32768}));
+    k.push_back(field("max_frame_size", CQLCORO_AT(s.p.max_frame_size), integer<std::uint32_t>{4096, 0x7fffffffu}));
     k.push_back(field("orphan_budget", CQLCORO_AT(s.p.orphan_budget), any_count));
     k.push_back(field("connect_timeout", CQLCORO_AT(s.p.connect_timeout), duration{}));
     k.push_back(field("heartbeat_interval", CQLCORO_AT(s.p.heartbeat_interval), duration{}));

@@ -149,6 +149,9 @@ asio::awaitable<session> session::connect_op(asio::any_io_executor ex, session_p
     if (params.max_requests_per_connection == 0 || params.max_requests_per_connection > 32768)
         throw error(client_errc::invalid_configuration,
                     fmt::format("max_requests_per_connection {}: use 1 to 32768 (the protocol's stream ids)", params.max_requests_per_connection));
+    if (params.max_frame_size < 4096 || params.max_frame_size > 0x7fffffffu)
+        throw error(client_errc::invalid_configuration,
+                    fmt::format("max_frame_size {}: use 4096 to 2147483647 bytes (the default is 268435456, 256 MiB)", params.max_frame_size));
     if (params.event_max_batch == 0) throw error(client_errc::invalid_configuration, "event_max_batch must be at least 1");
     if (!params.retry)
         throw error(client_errc::invalid_configuration, "session_params.retry is null: use fallthrough_retry_policy to never retry");

@@ -239,6 +239,7 @@ struct session_impl : std::enable_shared_from_this<session_impl>, control_listen
     void pool_node_up(node_pool& p, bool first) override;
     void pool_node_down(node_pool& p) override;
     void pool_replacing(node_pool& p, const conn_t& c) override;
+    void pool_connection_lost(node_pool& p, const std::string& why) override;
     bool pools_ready(session_params::readiness r) const;
 };
 

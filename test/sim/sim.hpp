@@ -112,11 +112,17 @@ struct close_connection {};     ///< close the connection instead of answering
 struct hang {};                 ///< never answer (the stream id stays in use)
 struct half_close {};           ///< shut down the sending side: the client reads EOF, its writes still arrive
 struct undecodable {};          ///< a RESULT of an unknown kind in an intact frame (uncompressed connections)
+/// Envelopes made by the test instead of an answer, from the request's stream id and version; each is
+/// queued as it is (inside v5 segments once framing began). Hostile input: lengths past the limit,
+/// compression bombs, answers on streams nothing was sent on.
+struct raw_envelopes {
+    std::function<std::vector<byte_buffer>(std::int16_t stream, std::uint8_t version)> make;
+};
 
 /// What a primed request gets.
 struct prime_then {
     std::variant<rows_answer, void_answer, protocol::error_response, close_connection, hang, half_close, undecodable,
-                 protocol::schema_change>
+                 protocol::schema_change, raw_envelopes>
         answer = void_answer{};  ///< a schema_change answers as DDL does (RESULT of kind SCHEMA_CHANGE)
     std::chrono::milliseconds delay{0};
     /// For PREPARE of this query: the bind markers and partition-key indexes to return.

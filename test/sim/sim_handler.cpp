@@ -293,6 +293,10 @@ void request_handler::handle_statement(const frame_header& h, std::string_view q
             conn.shutdown_send();
             return;
         }
+        if (auto raw = std::get_if<raw_envelopes>(&then.answer)) {
+            for (auto& e : raw->make(h.stream, h.version)) conn.send(std::move(e));
+            return;
+        }
         if (std::holds_alternative<undecodable>(then.answer)) {
             frame_header out{.version = h.version, .response = true, .flags = 0, .stream = h.stream, .op = opcode::result, .length = 4};
             byte_buffer envelope(protocol::header_size + 4, 0);
