@@ -69,6 +69,9 @@ struct host_metrics {
     /// Frames written to its connections (heartbeats and the handshake included), over every connection
     /// it has had: a replaced connection's count stays.
     std::uint64_t requests_sent = 0;
+    /// Answers that came on stream ids carrying no request, over every connection it has had: dropped.
+    /// Not 0 means a broken server or proxy between (a late answer to an abandoned request is not one).
+    std::uint64_t unexpected_answers = 0;
     /// Connections replaced because too many of their stream ids were orphaned (session_params::orphan_budget).
     std::uint64_t connections_replaced = 0;
     /// Attempts at this node that failed, by kind (error_kind); attempts never sent to it for want of

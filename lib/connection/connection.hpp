@@ -202,6 +202,7 @@ public:
     }
     /// Requests handed to the socket so far (heartbeats included).
     std::uint64_t sent() const noexcept { return mux_.sent(); }
+    std::uint64_t unexpected_answers() const noexcept { return mux_.unexpected(); }
     connection_state state() const noexcept override { return state_.load(std::memory_order_acquire); }
     /// Why the connection drained or closed (empty while ready), with a description.
     std::pair<error_code, std::string> failure() const override;

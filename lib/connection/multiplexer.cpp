@@ -252,7 +252,7 @@ error_code multiplexer::deliver(const protocol::frame_header& h, protocol::bytes
         orphans_.store(ids_.orphans(), std::memory_order_relaxed);
         if (!parked_.empty()) unpark();
         break;
-    case stream_ids::arrival::unexpected: break;
+    case stream_ids::arrival::unexpected: unexpected_.fetch_add(1, std::memory_order_relaxed); break;
     }
     return {};
 }

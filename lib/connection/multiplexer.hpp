@@ -166,6 +166,8 @@ public:
     std::size_t orphans() const noexcept { return orphans_.load(std::memory_order_relaxed); }
     /// Requests written so far.
     std::uint64_t sent() const noexcept { return sent_.load(std::memory_order_relaxed); }
+    /// Answers that came on stream ids carrying no request (never used, or already answered): dropped.
+    std::uint64_t unexpected() const noexcept { return unexpected_.load(std::memory_order_relaxed); }
 
 private:
     static constexpr std::uint32_t no_deadline = ~std::uint32_t{0};
@@ -245,6 +247,7 @@ private:
     std::atomic<std::size_t> load_{0};
     std::atomic<std::size_t> orphans_{0};
     std::atomic<std::uint64_t> sent_{0};
+    std::atomic<std::uint64_t> unexpected_{0};
 };
 
 }  // namespace cqlcoro::connection

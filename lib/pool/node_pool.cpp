@@ -146,7 +146,10 @@ void node_pool::on_state(std::uint64_t id, connection::connection_state st, erro
     auto why = c->failure().second;
     if (ec != client_errc::connection_draining && ec != asio::error::operation_aborted)
         if (auto l = listener_.lock()) l->pool_connection_lost(*this, why);
-    if (auto* st = metadata_access::stats_of(*info_)) st->retired_sent.fetch_add(c->sent(), std::memory_order_relaxed);  // its count stays the node's
+    if (auto* st = metadata_access::stats_of(*info_)) {  // its counts stay the node's
+        st->retired_sent.fetch_add(c->sent(), std::memory_order_relaxed);
+        st->retired_unexpected.fetch_add(c->unexpected_answers(), std::memory_order_relaxed);
+    }
     std::erase_if(conns_, [id](const auto& x) { return x.first == id; });
     resume(pool_event::closed(id, ec, std::move(why)));
 }

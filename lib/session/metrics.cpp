@@ -82,10 +82,12 @@ session_metrics session::metrics() const {
             n.in_flight += c->in_flight();
             n.orphaned_streams += c->orphans();
             n.requests_sent += c->sent();
+            n.unexpected_answers += c->unexpected_answers();
         }
         n.connections_replaced = detail::metadata_access::replaced(*h->info);
         if (const auto* st = detail::metadata_access::stats_of(*h->info)) {
             n.requests_sent += st->retired_sent.load(std::memory_order_relaxed);
+            n.unexpected_answers += st->retired_unexpected.load(std::memory_order_relaxed);
             n.errors = st->errors.read();
             n.retries = st->retries.load(std::memory_order_relaxed);
             n.speculative_executions = st->speculative.load(std::memory_order_relaxed);
@@ -228,6 +230,8 @@ std::string to_prometheus(const session_metrics& m, std::string_view prefix, std
     per_node("node_in_flight", "gauge", "Requests in flight on the node's connections.", [](const host_metrics& n) { return n.in_flight; });
     per_node("node_orphaned_streams", "gauge", "Stream ids held by abandoned requests.", [](const host_metrics& n) { return n.orphaned_streams; });
     per_node("node_frames_sent_total", "counter", "Frames written to the node, over all its connections.", [](const host_metrics& n) { return n.requests_sent; });
+    per_node("node_unexpected_answers_total", "counter", "Answers on stream ids that carried no request (dropped): a broken server or proxy.",
+             [](const host_metrics& n) { return n.unexpected_answers; });
     per_node("node_connections_replaced_total", "counter", "Connections replaced for their orphaned stream ids.",
              [](const host_metrics& n) { return n.connections_replaced; });
     per_node("node_retries_total", "counter", "Retries after a failure at the node.", [](const host_metrics& n) { return n.retries; });

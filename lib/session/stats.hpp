@@ -28,6 +28,7 @@ struct node_stats {
     std::atomic<std::uint64_t> retries{0};
     std::atomic<std::uint64_t> speculative{0};
     std::atomic<std::uint64_t> retired_sent{0};  // frames written by its connections that are gone
+    std::atomic<std::uint64_t> retired_unexpected{0};  // answers to nothing its gone connections dropped
     std::atomic<std::int64_t> up_since{0};       // steady_clock ticks when it last came back up; 0: never down
 };
 

@@ -6,6 +6,7 @@
 #include "sim_session.hpp"
 
 #include <cqlcoro/config.hpp>
+#include <cqlcoro/metrics.hpp>
 #include <cqlcoro/session.hpp>
 #include <cqlcoro/tls.hpp>
 
@@ -152,8 +153,12 @@ TEST_CASE("hostile: 32,767 answers to nothing are dropped; the one request in fl
         c.prime({.query = "SELECT after"}, sim::rows({sim::column("v", cql_type::of(type_kind::int_))}).row(7));
         cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
             auto s = co_await session::connect(ex, cqlcoro::test::sim_session_params(c));
+            CHECK(s.metrics().nodes.at(0).unexpected_answers == 0);
             auto [ec, r] = co_await s.execute(statement("SELECT flood"), asio::as_tuple(asio::use_awaitable));
             CHECK_FALSE(ec);
+            // Dropped, and counted: a broken server shows in the metrics.
+            CHECK(s.metrics().nodes.at(0).unexpected_answers == 32767);
+            CHECK_THAT(to_prometheus(s.metrics()), ContainsSubstring("_node_unexpected_answers_total{"));
             // The connection still pairs answers with requests: the next query gets its rows.
             auto after = co_await s.execute(statement("SELECT after"));
             REQUIRE(after.size() == 1);
