@@ -188,15 +188,15 @@ void session_impl::pool_replacing(node_pool& p, const conn_t& c) {
 }
 
 void session_impl::notify(node_event_kind k, const std::shared_ptr<node>& n) {
-    if (logs(log_level::info)) {
-        switch (k) {
-        case node_event_kind::up: log(log_level::info, fmt::format("{}: node up", n->endpoint)); break;
-        case node_event_kind::down: log(log_level::warn, fmt::format("{}: node down: no connection to it could be kept or opened; "
-                                                                     "requests go to other nodes while it reconnects", n->endpoint)); break;
-        case node_event_kind::added: log(log_level::info, fmt::format("{}: node added to the cluster", n->endpoint)); break;
-        case node_event_kind::removed: log(log_level::info, fmt::format("{}: node removed from the cluster", n->endpoint)); break;
-        default: break;
-        }
+    // Each at its own level (a logger at warn still hears of a node down); formatted only when logged.
+    const auto level = k == node_event_kind::down ? log_level::warn : log_level::info;
+    if (logs(level)) {
+        const char* what = k == node_event_kind::up      ? "node up"
+                           : k == node_event_kind::added ? "node added to the cluster"
+                           : k == node_event_kind::removed
+                               ? "node removed from the cluster"
+                               : "node down: no connection to it could be kept or opened; requests go to other nodes while it reconnects";
+        log(level, fmt::format("{}: {}", n->endpoint, what));
     }
     if (!params.on_node_event) return;
     try {
