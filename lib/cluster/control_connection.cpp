@@ -3,6 +3,7 @@
 #include "session/result_builder.hpp"
 
 #include "cluster/column_reader.hpp"
+#include "cluster/node_rows.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -23,10 +24,6 @@ using conn_t = connection::connection;
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-
-std::string endpoint_text(const asio::ip::address& a, std::uint16_t port) {
-    return a.is_v6() ? fmt::format("[{}]:{}", a.to_string(), port) : fmt::format("{}:{}", a.to_string(), port);
-}
 
 }  // namespace
 
@@ -116,69 +113,26 @@ asio::awaitable<fallible<void>> control_connection::refresh_nodes() {
         peers = std::move(*read);
     }
 
-    cluster_topology t;
-    auto& found = t.nodes;
     // The local row: the node of the control connection, at the address we reached it by.
-    {
-        auto row = local->one();
-        auto n = std::make_shared<node>();
-        auto [host, port_text] = [&] {
-            auto colon = endpoint_.rfind(':');
-            return std::pair(endpoint_.substr(0, colon), endpoint_.substr(colon + 1));
-        }();
-        boost::system::error_code aec;
-        n->address = asio::ip::make_address(host, aec);
-        if (aec) {
-            asio::ip::tcp::resolver resolver(strand_);
-            auto [rec, results] = co_await resolver.async_resolve(host, port_text, use_tuple);
-            if (!rec && !results.empty()) n->address = results.begin()->endpoint().address();
-        }
-        n->port = static_cast<std::uint16_t>(std::stoi(port_text));
-        const cluster::column_reader cols(*local);
-        n->broadcast_rpc_address = cols.get<asio::ip::address>(row, "rpc_address").value_or(n->address);
-        n->host_id = cols.get<uuid>(row, "host_id").value_or(uuid{});
-        n->datacenter = cols.get<std::string>(row, "data_center").value_or("");
-        n->rack = cols.get<std::string>(row, "rack").value_or("");
-        n->release_version = cols.get<std::string>(row, "release_version").value_or("");
-        n->schema_version = cols.get<uuid>(row, "schema_version");
-        auto tokens = cols.get<std::set<std::string>>(row, "tokens").value_or(std::set<std::string>{});
-        n->tokens.assign(tokens.begin(), tokens.end());
-        n->endpoint = endpoint_text(n->address, n->port);
-        if (auto p = cols.get<std::string>(row, "partitioner")) t.partitioner = cluster::partitioner_from_class(*p);
-        t.cluster_name = cols.get<std::string>(row, "cluster_name").value_or("");
-        layout_ = n->release_version.starts_with("1.") || n->release_version.starts_with("2.") ? cluster::schema_layout::v2
-                                                                                                : cluster::schema_layout::v3;
-        found.push_back(std::move(n));
+    auto [host, port_text] = [&] {
+        auto colon = endpoint_.rfind(':');
+        return std::pair(endpoint_.substr(0, colon), endpoint_.substr(colon + 1));
+    }();
+    boost::system::error_code aec;
+    auto address = asio::ip::make_address(host, aec);
+    if (aec) {
+        asio::ip::tcp::resolver resolver(strand_);
+        auto [rec, results] = co_await resolver.async_resolve(host, port_text, use_tuple);
+        if (!rec && !results.empty()) address = results.begin()->endpoint().address();
     }
-    if (peers) {
-        const cluster::column_reader cols(*peers);
-        for (auto row : peers->rows()) {
-            auto n = std::make_shared<node>();
-            auto peer = cols.get<asio::ip::address>(row, "peer");
-            auto rpc = cols.get<asio::ip::address>(row, v2 ? "native_address" : "rpc_address");
-            auto host_id = cols.get<uuid>(row, "host_id");
-            auto dc = cols.get<std::string>(row, "data_center");
-            auto tokens = cols.get<std::set<std::string>>(row, "tokens");
-            if (!peer || !host_id || !dc || !tokens) continue;  // a node still joining, or a stale row: not usable yet
-            if (!rpc || rpc->is_unspecified()) rpc = peer;       // bound to 0.0.0.0: the gossip address is the best guess
-            n->broadcast_rpc_address = *rpc;
-            std::uint16_t port = params_.port;
-            if (v2)
-                if (auto p = cols.get<std::int32_t>(row, "native_port")) port = static_cast<std::uint16_t>(*p);
-            asio::ip::tcp::endpoint ep(*rpc, port);
-            if (params_.address_translator) ep = params_.address_translator(ep);
-            n->address = ep.address();
-            n->port = ep.port();
-            n->endpoint = endpoint_text(n->address, n->port);
-            n->host_id = *host_id;
-            n->datacenter = *dc;
-            n->rack = cols.get<std::string>(row, "rack").value_or("");
-            n->release_version = cols.get<std::string>(row, "release_version").value_or("");
-            n->schema_version = cols.get<uuid>(row, "schema_version");
-            n->tokens.assign(tokens->begin(), tokens->end());
-            found.push_back(std::move(n));
-        }
-    }
+    auto self = cluster::read_local_row(*local, address, static_cast<std::uint16_t>(std::stoi(port_text)));
+    layout_ = self.layout;
+    cluster_topology t;
+    t.partitioner = self.partitioner_kind;
+    t.cluster_name = std::move(self.cluster_name);
+    t.nodes.push_back(std::move(self.self));
+    if (peers)
+        for (auto& n : cluster::read_peer_rows(*peers, v2, params_.port, params_.address_translator)) t.nodes.push_back(std::move(n));
     listener_.nodes_read(std::move(t));
     co_return fallible<void>();
 }

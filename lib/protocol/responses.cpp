@@ -119,6 +119,9 @@ error_code read_rows(reader& r, std::uint8_t version, rows_result& rows) {
     if (rows.row_count < 0) return protocol_errc::bad_rows;
     const auto* begin = r.position();
     const std::uint64_t cols = static_cast<std::uint64_t>(rows.metadata.column_count);
+    // Rows without columns take no bytes: 2^31 of them would be a loop of 2^31 steps for whoever reads
+    // them. No CQL query selects nothing, so no server sends them.
+    if (cols == 0 && rows.row_count > 0) return protocol_errc::bad_rows;
     if (cols != 0) {
         // Every cell is at least its 4-byte length: bound the walk by the bytes that are there.
         const std::uint64_t cells = static_cast<std::uint64_t>(rows.row_count) * cols;

@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <cstring>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
@@ -68,8 +69,8 @@ struct integer {
         else if (v.is_uint64()) {
             if (v.get_uint64() > max) fail();
             return static_cast<T>(v.get_uint64());
-        } else if (v.is_double() && v.get_double() == static_cast<double>(static_cast<long long>(v.get_double())))
-            x = static_cast<long long>(v.get_double());
+        } else if (const double d = v.is_double() ? v.get_double() : 0.5; d >= -0x1p63 && d < 0x1p63 && d == std::trunc(d))
+            x = static_cast<long long>(d);  // 1e3 is an integer; 1e77 (past long long) and 2.5 are not
         else
             fail();
         if (x < min || (x > 0 && static_cast<unsigned long long>(x) > max)) fail();
@@ -146,7 +147,7 @@ struct duration {
         else if (unit == "m") ms = n * 60e3;
         else if (unit == "h") ms = n * 3600e3;
         else fail();
-        if (ms != static_cast<double>(static_cast<long long>(ms)) || ms > 1e12)
+        if (!(ms <= 1e12) || ms != std::trunc(ms))  // the bound first: past long long, the conversion is undefined
             bad(o, fmt::format("{} is not a whole number of milliseconds (or is absurdly long)", shown(v)));
         return std::chrono::milliseconds(static_cast<long long>(ms));
     }

@@ -105,6 +105,19 @@ for name, (v, op, flags, body) in MESSAGES.items():
         write("fuzz_segment", name, b"\x00" + segment(frame(v, op, flags, body)))
         write("fuzz_segment", name + "_lz4stored", b"\x01" + stored_lz4_segment(frame(v, op, flags, body)))
 
+# Event bodies (byte 0: the version), the ones above and each kind of change.
+EVENTS = {name: (v, body) for name, (v, op, _, body) in MESSAGES.items() if op == 0x0C}
+EVENTS.update({
+    "event_topology_removed_v6": (4, s("TOPOLOGY_CHANGE") + s("REMOVED_NODE") + b"\x10" + bytes(15) + b"\x01" + i(9042)),
+    "event_schema_keyspace": (4, s("SCHEMA_CHANGE") + s("CREATED") + s("KEYSPACE") + s("ks")),
+    "event_schema_type": (5, s("SCHEMA_CHANGE") + s("CREATED") + s("TYPE") + s("ks") + s("addr")),
+    "event_schema_function": (5, s("SCHEMA_CHANGE") + s("DROPPED") + s("FUNCTION") + s("ks") + s("f") + h(2) + s("int")
+                              + s("frozen<list<text>>")),
+    "event_schema_aggregate": (4, s("SCHEMA_CHANGE") + s("UPDATED") + s("AGGREGATE") + s("ks") + s("total") + h(1) + s("int")),
+})
+for name, (v, body) in EVENTS.items():
+    write("fuzz_event", name, bytes([v - 3]) + body)
+
 # Requests, for the request decoder (the server side of the codec).
 REQUESTS = {
     "req_options": (4, 0x05, b""),

@@ -172,7 +172,14 @@ TEST_CASE("config: every mistake is refused with its path and what is expected")
     CHECK_THAT(refusal(R"({"request_timeout": 2000})"), ContainsSubstring("request_timeout: expected a duration such as \"150ms\""));
     CHECK_THAT(refusal(R"({"request_timeout": "2 sec"})"), ContainsSubstring("got \"2 sec\""));
     CHECK_THAT(refusal(R"({"request_timeout": "0.5ms"})"), ContainsSubstring("not a whole number of milliseconds"));
+    CHECK_THAT(refusal(R"({"request_timeout": "99999999999999999999999999h"})"), ContainsSubstring("not a whole number of milliseconds (or is absurdly long)"));
     CHECK_THAT(refusal(R"({"port": 70000})"), ContainsSubstring("port: expected an integer from 1 to 65535, got 70000"));
+    // A number past what an integer holds is refused, not converted (found by fuzz_config: the
+    // conversion of 1e77 was undefined); a whole number written as 2e3 is an integer.
+    CHECK_THAT(refusal(R"({"admission": {"max_concurrent": 1e77}})"), ContainsSubstring("admission.max_concurrent: expected an integer from 1"));
+    CHECK_THAT(refusal(R"({"admission": {"max_concurrent": -1e300}})"), ContainsSubstring("admission.max_concurrent: expected an integer from 1"));
+    CHECK_THAT(refusal(R"({"admission": {"max_concurrent": 2.5}})"), ContainsSubstring("admission.max_concurrent: expected an integer from 1"));
+    CHECK(cqlcoro::parse_config(R"({"admission": {"max_concurrent": 2e3}})").admission.max_concurrent == 2000);
     CHECK_THAT(refusal(R"({"admission": {"max_concurrent": -3}})"), ContainsSubstring("admission.max_concurrent: expected an integer from 1"));
     CHECK_THAT(refusal(R"({"default_consistency": "LOCAL_QUARUM"})"), ContainsSubstring("expected a consistency level"));
     CHECK_THAT(refusal(R"({"compression": "zstd"})"), ContainsSubstring("expected one of \"none\", \"lz4\", \"snappy\", got \"zstd\""));
