@@ -26,7 +26,10 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
@@ -158,25 +161,46 @@ using default_token = with_diagnostics_t<boost::asio::use_awaitable_t<>>;
 
 namespace detail {
 
+// Everything that touches the signal runs on one strand: the operation's completion (so the slot is
+// cleared there, just before the handler runs), the timer's emit, and the forward of the caller's own
+// cancellation. On an io_context run by several threads they would otherwise race, and an emit that
+// came before the operation had connected its slot would be lost.
 struct cancel_after_state {
-    explicit cancel_after_state(boost::asio::any_io_executor ex) : timer(ex) {}
+    explicit cancel_after_state(const boost::asio::any_io_executor& handler_ex)
+        : strand(boost::asio::make_strand(handler_ex)), timer(strand) {}
+    boost::asio::strand<boost::asio::any_io_executor> strand;
     boost::asio::steady_timer timer;
     boost::asio::cancellation_signal signal;
+    bool done = false;  // on the strand: the operation completed, so nothing is to be emitted
+
+    // On the strand, after the operation was initiated (and had connected its slot).
+    static void arm(std::shared_ptr<cancel_after_state> self, std::chrono::steady_clock::duration timeout, boost::asio::cancellation_type type) {
+        auto& st = *self;
+        boost::asio::dispatch(st.strand, [self = std::move(self), timeout, type]() mutable {
+            if (self->done) return;
+            self->timer.expires_after(timeout);
+            self->timer.async_wait([s = std::weak_ptr(self), type](error_code ec) {
+                if (auto st = s.lock(); st && !ec && !st->done) st->signal.emit(type);
+            });
+        });
+    }
 };
 
-// The inner handler, seen by the operation with our signal's slot; its outer slot forwards into it.
+// The inner handler, seen by the operation with our signal's slot and our strand as its executor; its
+// outer slot forwards into ours.
 template <class Handler>
 struct cancel_after_handler {
     Handler inner;
     std::shared_ptr<cancel_after_state> state;
 
-    using executor_type = boost::asio::associated_executor_t<Handler>;
-    executor_type get_executor() const noexcept { return boost::asio::get_associated_executor(inner); }
+    using executor_type = boost::asio::strand<boost::asio::any_io_executor>;
+    executor_type get_executor() const noexcept { return state->strand; }
     using cancellation_slot_type = boost::asio::cancellation_slot;
     cancellation_slot_type get_cancellation_slot() const noexcept { return state->signal.slot(); }
 
     template <class... Args>
     void operator()(Args&&... args) {
+        state->done = true;
         state->timer.cancel();
         auto outer = boost::asio::get_associated_cancellation_slot(inner);
         if (outer.is_connected()) outer.clear();
@@ -211,19 +235,22 @@ struct boost::asio::async_result<cqlcoro::cancel_after_t<Token>, Signatures...> 
         auto ex = init.get_executor();
         return boost::asio::async_initiate<Token, Signatures...>(
             [init = std::forward<Initiation>(init), ex, timeout = token.timeout, type = token.type](auto handler, auto&&... a) mutable {
-                auto state = std::make_shared<cqlcoro::detail::cancel_after_state>(ex);
-                // The caller's own cancellation still works: its slot forwards into ours.
+                auto state = std::make_shared<cqlcoro::detail::cancel_after_state>(
+                    boost::asio::any_io_executor(boost::asio::get_associated_executor(handler, ex)));
+                // The caller's own cancellation still works: its slot forwards into ours, on our strand.
                 auto outer = boost::asio::get_associated_cancellation_slot(handler);
                 if (outer.is_connected())
                     outer.assign([s = std::weak_ptr(state)](boost::asio::cancellation_type t) {
-                        if (auto st = s.lock()) st->signal.emit(t);
+                        if (auto st = s.lock())
+                            boost::asio::post(st->strand, [s, t] {
+                                if (auto st = s.lock(); st && !st->done) st->signal.emit(t);
+                            });
                     });
-                state->timer.expires_after(timeout);
-                state->timer.async_wait([s = std::weak_ptr(state), type](cqlcoro::error_code ec) {
-                    if (auto st = s.lock(); st && !ec) st->signal.emit(type);
-                });
+                auto keep = state;
                 std::move(init)(cqlcoro::detail::cancel_after_handler<decltype(handler)>{std::move(handler), std::move(state)},
                                 std::forward<decltype(a)>(a)...);
+                // Armed once the operation has connected its slot (it did so in init), so no emit comes before.
+                cqlcoro::detail::cancel_after_state::arm(std::move(keep), timeout, type);
             },
             token.token, std::forward<Args>(args)...);
     }

@@ -104,7 +104,7 @@ TEST_CASE("completion tokens: with as_tuple a failure is a code; the default tok
     });
 }
 
-TEST_CASE("completion tokens: use_future works from a thread that does not run the io_context") {
+TEST_CASE("completion tokens: use_future works from a thread that does not run the io_context", "[threads]") {
     sim::cluster c({.nodes = 1, .port = port});
     asio::io_context io;
     auto work = asio::make_work_guard(io);

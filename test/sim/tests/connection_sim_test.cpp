@@ -509,7 +509,7 @@ TEST_CASE("connection: connect timeout names the step that did not answer") {
     c.resume(1);
 }
 
-TEST_CASE("connection: requests from many threads of a multi-threaded io_context") {
+TEST_CASE("connection: requests from many threads of a multi-threaded io_context", "[threads]") {
     sim::cluster c({.nodes = 1, .port = port, .record_requests = false});
     for (int i = 0; i < 100; ++i) c.prime({.query = fmt::format("SELECT n FROM t WHERE k = {}", i)}, one_int(i));
     asio::io_context io;

@@ -84,7 +84,7 @@ TEST_CASE("session: execute with the default token returns rows; errors throw wi
     });
 }
 
-TEST_CASE("session: callbacks and futures complete on the io_context threads") {
+TEST_CASE("session: callbacks and futures complete on the io_context threads", "[threads]") {
     sim::cluster c({.nodes = 1, .port = port});
     c.prime({.query = "SELECT id, name FROM ks.users"}, users());
     asio::io_context io;

@@ -202,7 +202,7 @@ TEST_CASE("deadline: a middleware that calls next twice shares one deadline; the
     });
 }
 
-TEST_CASE("speculative: every request completes exactly once when answers, hedges and cancellations race on two threads") {
+TEST_CASE("speculative: every request completes exactly once when answers, hedges and cancellations race on two threads", "[threads]") {
     sim::cluster c({.nodes = 3, .port = port});
     const std::string q = "SELECT v FROM ks.t WHERE k = 5";
     sim::prime_then soon{one_row()};

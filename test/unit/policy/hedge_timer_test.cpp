@@ -81,7 +81,7 @@ TEST_CASE("hedge timer: destroyed with entries waiting, it calls none of them") 
     CHECK(a.calls == 0);
 }
 
-TEST_CASE("hedge timer: under threads, every arm ends exactly once, cancelled or due") {
+TEST_CASE("hedge timer: under threads, every arm ends exactly once, cancelled or due", "[threads]") {
     asio::io_context io;
     hedge_timer t(io.get_executor());
     auto work = asio::make_work_guard(io);

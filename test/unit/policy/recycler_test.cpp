@@ -4,6 +4,7 @@
 
 #include <catch2/catch_test_macros.hpp>
 
+#include <atomic>
 #include <thread>
 
 using cqlcoro::detail::recycler;
@@ -11,7 +12,7 @@ using cqlcoro::detail::recycler;
 namespace {
 
 struct tracked {
-    static inline int alive = 0;
+    static inline std::atomic<int> alive{0};  // counted from the threads of the test below
     tracked() { ++alive; }
     ~tracked() { --alive; }
     tracked(const tracked&) = delete;
@@ -48,12 +49,12 @@ TEST_CASE("recycler: bounded per shard, and what it holds goes with it") {
         for (std::size_t i = 0; i < recycler<tracked>::per_shard + 10; ++i) many.push_back(r.take());
         for (auto& p : many) r.give(std::move(p));
         CHECK(r.size() == recycler<tracked>::per_shard);
-        CHECK(tracked::alive == static_cast<int>(recycler<tracked>::per_shard));
+        CHECK(tracked::alive.load() == static_cast<int>(recycler<tracked>::per_shard));
     }
-    CHECK(tracked::alive == 0);
+    CHECK(tracked::alive.load() == 0);
 }
 
-TEST_CASE("recycler: threads take and give at once without losing or sharing an object") {
+TEST_CASE("recycler: threads take and give at once without losing or sharing an object", "[threads]") {
     recycler<tracked> r;
     std::vector<std::thread> threads;
     std::atomic<int> shared_seen{0};

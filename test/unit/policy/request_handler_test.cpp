@@ -447,7 +447,7 @@ TEST_CASE("request handler: a hedge that would start past the deadline is not ar
     CHECK(box.got->second.diagnostics().speculative_executions == 0);
 }
 
-TEST_CASE("request handler: every request completes exactly once when answers, hedges and cancellations race on several threads") {
+TEST_CASE("request handler: every request completes exactly once when answers, hedges and cancellations race on several threads", "[threads]") {
     session_params p;
     p.speculative_execution = std::make_shared<constant_speculative_execution>(0ms, 2);
     p.retry_budget = {.ratio = 10, .min_per_second = 1'000'000};

@@ -35,7 +35,7 @@ TEST_CASE("latency histogram: percentiles of a known distribution") {
     CHECK(h.count() == 0);
 }
 
-TEST_CASE("latency histogram: recording from several threads loses nothing") {
+TEST_CASE("latency histogram: recording from several threads loses nothing", "[threads]") {
     latency_histogram h;
     std::vector<std::thread> threads;
     for (int t = 0; t < 4; ++t)
