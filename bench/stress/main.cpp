@@ -27,6 +27,7 @@
 #include <chrono>
 #include <deque>
 #include <mutex>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -374,6 +375,24 @@ std::string progress_bar(double fraction) {
            std::string(static_cast<std::size_t>(width - std::clamp(full, 0, width)), '-') + "]";
 }
 
+// The process's resident memory and open descriptors, and the session's connections and orphaned
+// stream ids, now.
+void sample_resources(const run_state& s, stress::interval& iv) {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.starts_with("VmRSS:")) iv.rss_kib = std::strtoull(line.c_str() + 6, nullptr, 10);
+    std::error_code ec;
+    for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec); !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+        ++iv.fds;
+    if (iv.fds > 0) --iv.fds;  // the directory's own descriptor, open while it is read
+    const auto m = s.session.metrics();
+    for (const auto& n : m.nodes) {
+        iv.connections += n.open_connections;
+        iv.orphaned += n.orphaned_streams;
+        iv.nodes_up += n.state == cqlcoro::node_state::up;
+    }
+}
+
 // Runs on the main strand until the run ends.
 asio::awaitable<void> reporter(std::shared_ptr<run_state> s, stress::run_result& out, rusage& cpu_at_start) {
     auto& timer = s->report_timer;
@@ -405,6 +424,7 @@ asio::awaitable<void> reporter(std::shared_ptr<run_state> s, stress::run_result&
         iv.p99_us = stress::percentile_us(diff, 0.99);
         iv.max_us = stress::percentile_us(diff, 1.0);
         iv.in_flight = s->in_flight.load() + s->backlog_size.load();
+        sample_resources(*s, iv);
         prev_done = done;
         prev_err = err;
         if (measuring) out.series.push_back(iv);

@@ -115,7 +115,9 @@ std::string to_json(const run_result& r) {
     json::array series;
     for (const auto& s : r.series)
         series.push_back(json::object{{"t", s.t}, {"requests", s.requests}, {"errors", s.errors}, {"p50_us", s.p50_us},
-                                      {"p99_us", s.p99_us}, {"max_us", s.max_us}, {"in_flight", s.in_flight}});
+                                      {"p99_us", s.p99_us}, {"max_us", s.max_us}, {"in_flight", s.in_flight},
+                                      {"rss_kib", s.rss_kib}, {"fds", s.fds}, {"connections", s.connections},
+                                      {"orphaned", s.orphaned}, {"nodes_up", s.nodes_up}});
     o["series"] = std::move(series);
     json::array dist;
     for (const auto& [us, n] : r.distribution) dist.push_back(json::array{us, n});

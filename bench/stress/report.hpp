@@ -27,6 +27,12 @@ struct interval {
     std::uint64_t errors = 0;
     double p50_us = 0, p99_us = 0, max_us = 0;
     std::uint64_t in_flight = 0;  ///< at the interval's end
+    // The process and the driver at the interval's end (the soak reads them: they must end where they began).
+    std::uint64_t rss_kib = 0;         ///< resident memory (VmRSS)
+    std::uint64_t fds = 0;             ///< open file descriptors
+    std::uint64_t connections = 0;     ///< the session's open connections, all nodes
+    std::uint64_t orphaned = 0;        ///< stream ids held by abandoned requests, all nodes
+    std::uint64_t nodes_up = 0;        ///< nodes the session holds up
 };
 
 struct op_summary {
