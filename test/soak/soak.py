@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 parser = argparse.ArgumentParser()
@@ -68,17 +69,36 @@ cmd = [args.stress, "run", "--hosts", hosts[0], "--config", config, "--workload"
        "--create-schema", "--rf", "3", "--keyspace", "cqlcoro_soak", "--keys", "10000", "--consistency", "local_one",
        "--concurrency", "64", "--warmup", "5s", "--duration", f"{args.duration}s", "--json", result_json]
 print("soak:", " ".join(cmd), flush=True)
-started = time.monotonic()
 log = open(os.path.join(out, "stress.log"), "w")
-proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+# The schedule counts from the measured part's start, which the tool's first line without "(w)" marks
+# (creating the schema and the warm-up come before it, and take what they take).
+measuring = threading.Event()
 
-# Restarts: nodes 2, 3, 2, ..., the first 2 s into the measured part, each next one --restart-every
+
+def copy_output():
+    for line in proc.stdout:
+        log.write(line)
+        log.flush()
+        if "req/s" in line and "(w)" not in line:
+            measuring.set()
+
+
+reader = threading.Thread(target=copy_output, daemon=True)
+reader.start()
+if not measuring.wait(180):
+    proc.kill()
+    sys.exit("soak.py: cqlcoro-stress did not begin its measured part within 180 s; its output: "
+             + open(os.path.join(out, "stress.log")).read()[-1500:])
+started = time.monotonic()
+
+# Restarts: nodes 2, 3, 2, ..., the first 1 s into the measured part, each next one --restart-every
 # seconds after the last came back and only if it can be over 25 s before the end (a restart takes
 # 15-30 s here, more on a busy machine: 45 s are allowed for it).
 restarts = []
 node = 2
-next_at = 5 + 2
-end_at = 5 + args.duration
+next_at = 1
+end_at = args.duration
 failures = []
 while proc.poll() is None:
     now = time.monotonic() - started
@@ -87,17 +107,18 @@ while proc.poll() is None:
         killed = subprocess.run([args.ccluster, "kill", str(node)], env=env, capture_output=True, text=True)
         back = subprocess.run([args.ccluster, "restart", str(node)], env=env, capture_output=True, text=True)
         t1 = time.monotonic() - started
-        restarts.append((node, t0 - 5, t1 - 5, killed.returncode == 0 and back.returncode == 0))
+        restarts.append((node, t0, t1, killed.returncode == 0 and back.returncode == 0))
         if back.returncode != 0:
             failures.append(f"node {node} did not come back: {back.stderr.strip()[-300:]}")
         node = 3 if node == 2 else 2
         next_at = t1 + args.restart_every
     time.sleep(0.2)
-    if time.monotonic() - started > args.duration + 5 + 120:
+    if time.monotonic() - started > args.duration + 120:
         proc.kill()
         failures.append("cqlcoro-stress did not end 120 s after its duration: a request is stuck")
         break
 proc.wait()
+reader.join(10)
 log.close()
 if proc.returncode not in (0, None):
     failures.append(f"cqlcoro-stress exited {proc.returncode}: " + open(os.path.join(out, "stress.log")).read()[-1500:])
@@ -136,8 +157,8 @@ if last["rss_kib"] > rss_limit:
 idle = [s["t"] for s in series if s["requests"] == 0 and s["t"] > 0.5]  # the first sample may close a sliver
 if idle:
     failures.append(f"no request completed in the second ending at {idle[0]:.0f} s")
-if last["nodes_up"] != len(hosts):
-    failures.append(f"{last['nodes_up']} of {len(hosts)} nodes up at the end")
+if first["nodes_up"] < 2:
+    failures.append(f"only {first['nodes_up']} node up at the start: the node the soak restarts (2) was not in use")
 
 for f in failures:
     print("FAIL:", f)
