@@ -175,6 +175,9 @@ public:
     std::vector<recorded_request> wait_for_requests(std::size_t count,
                                                     std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
     void clear_requests();
+    /// The requests received since the last take (or clear), and forgets them: at once, so none is
+    /// lost between reading and clearing.
+    std::vector<recorded_request> take_requests();
 
     /// Node control (1-based). stop closes the listener and every connection; start reopens it.
     void stop(std::size_t node);

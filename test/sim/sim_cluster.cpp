@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <stdexcept>
+#include <utility>
 
 #include <time.h>
 
@@ -116,6 +117,11 @@ std::vector<recorded_request> cluster::wait_for_requests(std::size_t count, std:
     if (!impl_->log_changed.wait_for(lock, timeout, [&] { return impl_->log.size() >= count; }))
         throw std::runtime_error(fmt::format("sim: {} requests expected, {} arrived within {} ms", count, impl_->log.size(), timeout.count()));
     return impl_->log;
+}
+
+std::vector<recorded_request> cluster::take_requests() {
+    std::lock_guard lock(impl_->log_mutex);
+    return std::exchange(impl_->log, {});
 }
 
 void cluster::clear_requests() {
