@@ -223,7 +223,8 @@ asio::awaitable<fallible<void>> control_connection::refresh_schema_element(const
     co_return fallible<void>();
 }
 
-asio::awaitable<bool> control_connection::wait_schema_agreement(std::chrono::milliseconds timeout, std::optional<uuid> expected) {
+asio::awaitable<bool> control_connection::wait_schema_agreement(std::chrono::milliseconds timeout, std::optional<uuid> expected,
+                                                                 version_source again) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     asio::steady_timer timer(strand_);
     while (!stopped_) {
@@ -246,6 +247,15 @@ asio::awaitable<bool> control_connection::wait_schema_agreement(std::chrono::mil
                 }
             }
             if (versions.size() == 1 && (!expected || *versions.begin() == *expected)) co_return true;
+            // Agreement on another version: a later change (another client's, in a storm) may have
+            // moved the coordinator on, and the old expected version will never be seen again.
+            if (versions.size() == 1 && expected && again) {
+                auto now = again();  // named: GCC 12 and temporaries in co_await
+                if (auto current = co_await std::move(now)) {
+                    if (*current == *versions.begin()) co_return true;
+                    expected = current;
+                }
+            }
         }
         if (std::chrono::steady_clock::now() + params_.schema_agreement_interval > deadline) co_return false;
         timer.expires_after(params_.schema_agreement_interval);

@@ -19,6 +19,7 @@
 #include <boost/asio/strand.hpp>
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -83,9 +84,14 @@ public:
     asio::awaitable<fallible<void>> refresh_schema(std::string keyspace = {});
     /// Reads the element a SCHEMA_CHANGE names and tells the listener.
     asio::awaitable<fallible<void>> refresh_schema_element(const protocol::schema_change& c);
-    /// True once every node that is not down reports one schema version (`expected`, when given),
-    /// false when `timeout` passes first.
-    asio::awaitable<bool> wait_schema_agreement(std::chrono::milliseconds timeout, std::optional<uuid> expected = {});
+    /// Reads again the version a change must reach (the coordinator's own, which moves on when later
+    /// changes land there); none when it cannot be read.
+    using version_source = std::function<asio::awaitable<std::optional<uuid>>()>;
+    /// True once every node that is not down reports one schema version, false when `timeout` passes
+    /// first. With `expected`, that version must be it: when the nodes agree on another one, `again`
+    /// (if given) reads the version to reach once more, as concurrent changes move it on; the nodes
+    /// agreeing on the coordinator's current version have every change it had applied.
+    asio::awaitable<bool> wait_schema_agreement(std::chrono::milliseconds timeout, std::optional<uuid> expected = {}, version_source again = {});
     /// Follows the cluster until stop(): applies events in batches (session_params::event_window,
     /// event_max_batch), and when the connection is lost opens another one (reconnection policy
     /// delays between rounds) and reads everything again.

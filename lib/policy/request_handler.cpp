@@ -20,6 +20,7 @@
 
 #include "policy/idempotence.hpp"
 #include "policy/routing_key.hpp"
+#include "cluster/column_reader.hpp"
 #include "cluster/metadata_access.hpp"
 #include "session/request_log.hpp"
 #include "session/result_builder.hpp"
@@ -1158,6 +1159,15 @@ auto read_schema_version(std::shared_ptr<session_impl> s, std::string host) {
         request{std::move(q), {}, {}});
 }
 
+// The coordinator's schema version now, or none when it cannot be read.
+asio::awaitable<std::optional<cqlcoro::uuid>> coordinator_version(std::shared_ptr<session_impl> s, std::string host) {
+    auto read = read_schema_version(std::move(s), std::move(host));
+    auto [ec, version] = co_await std::move(read);
+    // By name: a server may answer more columns than were selected.
+    if (ec || version.size() != 1) co_return std::nullopt;
+    co_return cluster::column_reader(version).get<cqlcoro::uuid>(version.one(), "schema_version");
+}
+
 void request_op::after_schema_change(std::shared_ptr<session_impl> s, erased_handler h, result r, clock::time_point deadline) {
     auto handler = std::make_shared<erased_handler>(std::move(h));
     auto change = *r.schema_change();
@@ -1169,12 +1179,13 @@ void request_op::after_schema_change(std::shared_ptr<session_impl> s, erased_han
             // The coordinator applied the change before it answered: its version is the one to agree
             // on. Without it the control node could see every node, itself included, still on the
             // old version (the change not yet pushed, its gossip not yet heard) and call that agreement.
-            std::optional<cqlcoro::uuid> expected;
-            auto read = read_schema_version(s, r.coordinator());
-            auto [ec, version] = co_await std::move(read);
             // Not readable there: agreement among the nodes alone.
-            if (!ec && version.size() == 1 && version.one().get(0, expected)) expected.reset();
-            agreed = co_await s->control->wait_schema_agreement(wait, expected);
+            auto first = coordinator_version(s, r.coordinator());
+            const auto expected = co_await std::move(first);
+            // Concurrent changes move the coordinator's version on: it is read again when the nodes
+            // agree on another one.
+            control_connection::version_source again = [s, host = r.coordinator()] { return coordinator_version(s, host); };
+            agreed = co_await s->control->wait_schema_agreement(wait, expected, std::move(again));
         }
         // A failed refresh: the control connection is being replaced, and the new one reads everything.
         protocol::schema_change changed{c.change_type, c.target, c.keyspace, c.name, c.arg_types};  // named: GCC 12

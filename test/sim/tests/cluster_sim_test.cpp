@@ -8,6 +8,7 @@
 #include <cqlcoro/session.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -20,6 +21,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 using namespace cqlcoro;
 namespace asio = boost::asio;
@@ -622,6 +624,41 @@ TEST_CASE("cluster: DDL through the session waits for schema agreement, bounded"
             [&] { return node_at(*s.metadata(), fmt::format("{}:{}", c.address(2), port))->state() == node_state::down; }, 100'000'000);
         const bool agreed_without_it = co_await s.check_schema_agreement(std::chrono::milliseconds(100));
         CHECK(agreed_without_it);
+        co_await s.close(std::chrono::milliseconds(100));
+    });
+}
+
+TEST_CASE("cluster: DDL in a storm of changes agrees once the nodes reach the coordinator's version, however far it moved on") {
+    // Several clients change the schema at once: the coordinator answers one change at version A and
+    // has moved on to B (another client's change) by the time the nodes agree, on B. Waiting for A
+    // would wait out the whole timeout; the coordinator's version is read again instead.
+    sim::cluster c({.nodes = 2, .port = port});
+    c.prime({.query = "CREATE TABLE ks.y (k int PRIMARY KEY)"}, sim::prime_then{protocol::schema_change{"CREATED", "TABLE", "ks", "y", {}}});
+    const uuid a{{0xA}}, b{{0xB}};
+    c.set_schema_version(1, b);  // the control node already has the other client's change
+    c.set_schema_version(2, a);  // the coordinator has only this one
+    cqlcoro::test::run_coroutine([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto p = one_contact_point(c);
+        p.schema_agreement_timeout = std::chrono::seconds(5);
+        p.schema_agreement_interval = std::chrono::milliseconds(20);
+        auto s = co_await session::connect(ex, p);
+        statement ddl("CREATE TABLE ks.y (k int PRIMARY KEY)");
+        ddl.node_endpoint(fmt::format("{}:{}", c.address(2), port));
+        const auto polls_before = queries_of(c, "system.peers");
+        const auto t0 = std::chrono::steady_clock::now();
+        std::optional<result> answer;
+        asio::co_spawn(ex, s.execute(std::move(ddl), asio::use_awaitable), [&](std::exception_ptr e, result r) {
+            if (!e) answer = std::move(r);
+        });
+        // The nodes disagree (B, A) while the session polls; then the coordinator moves on to B.
+        co_await cqlcoro::test::yield_until([&] { return queries_of(c, "system.peers") >= polls_before + 3; }, 100'000'000);
+        CHECK_FALSE(answer);
+        c.set_schema_version(2, b);
+        co_await cqlcoro::test::yield_until([&] { return answer.has_value(); }, 100'000'000);
+        const auto waited = std::chrono::steady_clock::now() - t0;
+        REQUIRE(answer->schema_in_agreement());
+        CHECK(*answer->schema_in_agreement());
+        CHECK(waited < std::chrono::seconds(2));  // not the 5 s timeout
         co_await s.close(std::chrono::milliseconds(100));
     });
 }
