@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <sstream>
 
 namespace cqlcoro {
@@ -58,6 +59,13 @@ struct boolean {
     json::value to(bool b) const { return b; }
 };
 
+// A JSON double that is a whole number within long long's range: 1e3 is; 2.5 is not, nor 1e77 (its
+// conversion would be undefined).
+std::optional<long long> whole_number(double d) {
+    if (!(d >= -0x1p63 && d < 0x1p63) || d != std::trunc(d)) return std::nullopt;
+    return static_cast<long long>(d);
+}
+
 template <class T>
 struct integer {
     long long min = 0;
@@ -69,8 +77,8 @@ struct integer {
         else if (v.is_uint64()) {
             if (v.get_uint64() > max) fail();
             return static_cast<T>(v.get_uint64());
-        } else if (const double d = v.is_double() ? v.get_double() : 0.5; d >= -0x1p63 && d < 0x1p63 && d == std::trunc(d))
-            x = static_cast<long long>(d);  // 1e3 is an integer; 1e77 (past long long) and 2.5 are not
+        } else if (const auto whole = v.is_double() ? whole_number(v.get_double()) : std::nullopt)
+            x = *whole;
         else
             fail();
         if (x < min || (x > 0 && static_cast<unsigned long long>(x) > max)) fail();
